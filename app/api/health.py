@@ -1,0 +1,50 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+
+from app import __version__
+from app.deps import ContainerDep
+
+router = APIRouter(tags=["health"])
+
+
+def _readiness(container: Any) -> dict[str, Any]:
+    panel = container.panels.get()
+    as_of = panel.as_of
+    provider = container.extras.get("provider")
+    cache_status = container.cache.status()
+    degraded = cache_status.get("state") not in ("ok", None)
+    return {
+        "status": "degraded" if degraded else "ok",
+        "version": __version__,
+        "data": {
+            "as_of": as_of.isoformat(),
+            "age_days": (dt.date.today() - as_of).days,
+            "snapshot_date": container.snapshot.snapshot_date.isoformat(),
+            "tickers": len(panel.tickers),
+        },
+        "cache": cache_status,
+        "provider": {
+            "name": provider.name if provider else "offline",
+            "reachable": bool(provider.reachable()) if provider else False,
+        },
+        "started_at": container.started_at.isoformat(),
+    }
+
+
+@router.get("/health")
+async def health(container: ContainerDep) -> dict[str, Any]:
+    """Service status, version, data as-of date, cache backend and provider reachability."""
+    return await run_in_threadpool(_readiness, container)
+
+
+@router.get("/health/live")
+async def liveness() -> dict[str, str]:
+    """Liveness: the process is up and serving (no dependencies checked)."""
+    return {"status": "alive", "version": __version__}

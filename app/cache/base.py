@@ -1,0 +1,63 @@
+"""The TTL cache contract for computed factor betas.
+
+Two real backends implement :class:`BetaCache`: :class:`app.cache.sqlite.SQLiteBetaCache`
+(embedded, the default) and the Supabase backend (``factor_betas_cache`` table). TTL is
+enforced on read: an expired row is a miss whatever is stored. Values are JSON objects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class BetaKey:
+    """What a cached beta result is keyed by."""
+
+    ticker: str
+    window: int
+    mode: str
+    as_of: dt.date
+
+    def as_string(self) -> str:
+        """A stable flat key, e.g. ``RELIANCE|252|excess|2024-06-21``."""
+        return f"{self.ticker}|{self.window}|{self.mode}|{self.as_of.isoformat()}"
+
+
+@dataclass(frozen=True)
+class CachedValue:
+    """A cached JSON value with the time it was computed and when it stops being served."""
+
+    value: dict[str, Any]
+    computed_at: dt.datetime
+    expires_at: dt.datetime
+
+
+@runtime_checkable
+class BetaCache(Protocol):
+    """A TTL cache of factor-beta results."""
+
+    backend: str
+
+    def get(self, key: BetaKey) -> CachedValue | None:
+        """The live entry for ``key``, or None when absent or expired."""
+        ...
+
+    def put(self, key: BetaKey, value: dict[str, Any], *, ttl_s: float) -> CachedValue:
+        """Store ``value`` for ``ttl_s`` seconds, replacing any previous entry."""
+        ...
+
+    def purge_expired(self) -> int:
+        """Delete expired entries; return how many were deleted."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """Backend name and health, for /health."""
+        ...
+
+
+def utcnow() -> dt.datetime:
+    """Timezone-aware current UTC time (one place, so tests can reason about it)."""
+    return dt.datetime.now(dt.UTC)

@@ -1,0 +1,97 @@
+"""Application factory and lifespan: ``uvicorn app.main:app``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.responses import ORJSONResponse
+
+from app import __version__
+from app.api.router import api_router
+from app.container import build_container
+from app.errors import install_error_handlers
+from app.logging_setup import configure_logging
+from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from app.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Quantitative analytics for Indian equities (NSE), computed from real data.
+
+* **Factor betas**: rolling multivariate OLS of a stock's daily returns on five factor
+  proxies (market, value, momentum, size, volatility) with full statistics.
+* **Heatmap**: the betas of the whole Nifty 500 with sector aggregates, precomputed.
+* **Index engineering**: free-float index values, capping, divisor continuity, concentration,
+  impact cost, tracking error and futures fair value.
+* **Margin monitoring** (OAuth2): clients, positions, loans and margin calls.
+
+Every response states the as-of date of the data it was computed from. Errors are JSON:
+`{"error": {"code", "message", "details", "request_id"}}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the FastAPI application for ``settings`` (default: from the environment)."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        container = await run_in_threadpool(build_container, settings)
+        app.state.container = container
+        logger.info(
+            "service ready: snapshot %s, cache %s",
+            container.snapshot.snapshot_date,
+            container.cache.backend,
+        )
+        try:
+            yield
+        finally:
+            container.close()
+
+    app = FastAPI(
+        title="NSE Quant Analytics",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(api_router)
+
+    # Middleware: the last added runs first.
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=[
+                "X-Request-ID",
+                "Retry-After",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+            ],
+        )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    """``app.main:app`` builds the app lazily, so importing this module builds nothing."""
+    if name == "app":
+        application = create_app()
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)
