@@ -1,0 +1,81 @@
+"""Shared fixtures: hypothesis profile, a seeded store template and the app with its lifespan."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
+
+from app.data.snapshot import Snapshot
+from app.data.store import PriceStore
+from app.db.sqlite import Database
+from app.main import create_app
+from app.settings import SNAPSHOT_DIR, Settings
+
+settings.register_profile(
+    "ci",
+    deadline=None,
+    derandomize=True,
+    max_examples=60,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", deadline=None, max_examples=40)
+settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+SHARED_DATA = Path(os.environ.get("SHARED_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def snapshot() -> Snapshot:
+    """The bundled real-data snapshot."""
+    return Snapshot.load(SNAPSHOT_DIR)
+
+
+@pytest.fixture(scope="session")
+def seeded_store_file(tmp_path_factory: pytest.TempPathFactory, snapshot: Snapshot) -> Path:
+    """A store seeded once from the snapshot; tests copy it instead of re-seeding."""
+    path = tmp_path_factory.mktemp("store-template") / "store.sqlite3"
+    db = Database(path)
+    snapshot.seed(PriceStore(db))
+    db.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    return path
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    """Settings for a test app: offline provider, own data dir, no .env file."""
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "market_data_provider": "offline",
+        "rate_limit_enabled": False,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, seeded_store_file: Path) -> Path:
+    """A fresh data dir holding a copy of the seeded store."""
+    target = tmp_path / "data"
+    target.mkdir()
+    shutil.copy(seeded_store_file, target / "store.sqlite3")
+    return target
+
+
+@pytest.fixture
+def app_settings(data_dir: Path) -> Settings:
+    """Settings of the test app."""
+    return make_settings(data_dir)
+
+
+@pytest.fixture
+def client(app_settings: Settings) -> Iterator[TestClient]:
+    """The app with its lifespan, called in-process."""
+    with TestClient(create_app(app_settings)) as test_client:
+        yield test_client
