@@ -18,6 +18,7 @@ from app.container import build_container
 from app.errors import install_error_handlers
 from app.logging_setup import configure_logging
 from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from app.ratelimit import exempt_routes, install_rate_limiting
 from app.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router)
 
     # Middleware: the last added runs first.
+    limiter = install_rate_limiting(app, settings)
+    exempt_routes(limiter, app.routes)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     if settings.cors_origins:
         app.add_middleware(

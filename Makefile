@@ -1,0 +1,48 @@
+# The two commands a new user needs: `make run` and `make test`. Everything else is optional.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+
+.PHONY: run test setup setup-dev services lint typecheck bench snapshot clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip >/dev/null
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime
+
+setup: $(VENV)/.runtime          ## install runtime dependencies into .venv
+
+setup-dev: $(VENV)/.dev          ## install runtime + test dependencies into .venv
+
+run: setup                       ## set up and run the service (serves the bundled snapshot offline)
+	$(BIN)/uvicorn app.main:app --host 0.0.0.0 --port $(PORT)
+
+services:                        ## install PostgreSQL, PostgREST and Redis for the tests
+	bash scripts/setup_test_services.sh
+
+test: setup-dev services         ## set up and run the whole test suite
+	$(BIN)/python -m pytest
+
+lint: setup-dev                  ## ruff and mypy
+	$(BIN)/ruff check app scripts tests
+	$(BIN)/ruff format --check app scripts tests
+	$(BIN)/mypy app scripts
+
+bench: setup-dev                 ## the benchmark scripts quoted in the README
+	$(BIN)/python scripts/bench_rolling_ols.py
+	$(BIN)/python scripts/bench_heatmap.py
+	$(BIN)/python scripts/bench_api.py
+
+snapshot: setup-dev              ## rebuild app/data/snapshot from ../shared/data
+	$(BIN)/python scripts/build_snapshot.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var
