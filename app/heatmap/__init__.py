@@ -1,0 +1,1 @@
+"""Nifty 500 factor-beta heatmap: store port and adapters, batch job, read service."""

@@ -1,0 +1,542 @@
+"""Where the precomputed heatmap lives: the :class:`HeatmapStore` port and its SQLite adapter.
+
+A heatmap store keeps, per (window, mode):
+
+* the **served heatmap**: the rows of the last complete run, replaced atomically by
+  :meth:`HeatmapStore.replace_window` (readers see the old rows or the new ones, never a mix);
+* the **run records**: state (running, complete, failed), progress and per-ticker failures of
+  each run, for ``GET /heatmap/status``;
+* the **resume checkpoint**: rows an unfinished run has computed so far, kept apart from the
+  served rows, so a run killed half-way never touches what is served and ``--resume`` can
+  continue from it.
+
+It also hands out **leases** (a name held by one owner until a deadline), which make the
+precompute a single runner across processes, workers and replicas.
+
+Two adapters implement the port: :class:`SQLiteHeatmapStore` (the embedded default, tables
+registered below) and the Supabase adapter, built by
+``app.heatmap.supabase.build_supabase_heatmap_store(settings)`` when Supabase is configured
+(see :func:`app.heatmap.service.build_heatmap_store`).
+
+Row format (one JSON object per ticker, as served by ``GET /heatmap``)::
+
+    {"symbol", "company", "sector", "alpha", "alpha_annualised",
+     "betas": {"market", "value", "momentum", "size", "volatility"},
+     "t_stats": {"alpha", "market", ...}, "r_squared", "adj_r_squared", "residual_vol",
+     "n_obs", "n_excluded", "n_missing"}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import orjson
+
+from app.db.sqlite import Database, register_migration
+
+RunState = Literal["running", "complete", "failed"]
+HeatmapRow = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TickerFailure:
+    """A ticker the run could not compute, with a machine code and a human reason.
+
+    ``code`` is ``no_data`` (no stored prices), ``insufficient_data`` (fewer usable returns
+    than the window needs) or ``unknown_symbol`` (not in the universe).
+    """
+
+    symbol: str
+    code: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON form."""
+        return {"symbol": self.symbol, "code": self.code, "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> TickerFailure:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            symbol=str(value["symbol"]), code=str(value["code"]), reason=str(value["reason"])
+        )
+
+
+@dataclass(frozen=True)
+class StoredHeatmap:
+    """The served heatmap of one window and mode."""
+
+    window: int
+    mode: str
+    run_id: str
+    as_of: dt.date
+    computed_at: dt.datetime
+    rows: list[HeatmapRow]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Rows and failures an unfinished run has produced so far (for ``--resume``)."""
+
+    window: int
+    mode: str
+    run_id: str
+    as_of: dt.date
+    rows: list[HeatmapRow]
+    failures: list[TickerFailure]
+    updated_at: dt.datetime
+
+    def done(self) -> set[str]:
+        """Symbols already processed (computed or failed)."""
+        return {str(r["symbol"]) for r in self.rows} | {f.symbol for f in self.failures}
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of one (window, mode): its state, progress and failures.
+
+    ``completed`` counts tickers with a row; ``failures`` the tickers that could not be
+    computed; ``heartbeat_at`` moves with every progress write, so a reader can tell a run
+    that is alive from one whose process died.
+    """
+
+    run_id: str
+    window: int
+    mode: str
+    state: RunState
+    as_of: dt.date | None
+    total: int
+    completed: int
+    failures: list[TickerFailure] = field(default_factory=list)
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    heartbeat_at: dt.datetime | None = None
+    error: str | None = None
+    owner: str | None = None
+
+
+@runtime_checkable
+class HeatmapStore(Protocol):
+    """Port of the heatmap persistence (embedded SQLite or Supabase)."""
+
+    backend: str
+
+    # --- served heatmap ------------------------------------------------------------------
+    def replace_window(
+        self, window: int, mode: str, run_id: str, as_of: dt.date, rows: Sequence[HeatmapRow]
+    ) -> dt.datetime:
+        """Atomically replace the served rows of (window, mode); return computed_at (UTC)."""
+        ...
+
+    def read_window(self, window: int, mode: str) -> StoredHeatmap | None:
+        """The served heatmap of (window, mode), or None when none was ever completed."""
+        ...
+
+    def window_stamp(self, window: int, mode: str) -> str | None:
+        """run_id of the served heatmap without its rows (cheap change detection), or None."""
+        ...
+
+    # --- run status ----------------------------------------------------------------------
+    def start_run(
+        self,
+        run_id: str,
+        window: int,
+        mode: str,
+        *,
+        as_of: dt.date,
+        total: int,
+        owner: str,
+        completed: int = 0,
+        failures: Sequence[TickerFailure] = (),
+    ) -> None:
+        """Record a run as ``running`` (``completed``/``failures`` carried over on resume)."""
+        ...
+
+    def progress_run(
+        self,
+        run_id: str,
+        window: int,
+        mode: str,
+        *,
+        completed: int,
+        failures: Sequence[TickerFailure],
+    ) -> None:
+        """Update progress (cumulative counts and the full failure list) and the heartbeat."""
+        ...
+
+    def finish_run(
+        self,
+        run_id: str,
+        window: int,
+        mode: str,
+        *,
+        completed: int,
+        failures: Sequence[TickerFailure],
+    ) -> None:
+        """Mark the run ``complete`` with its final counts."""
+        ...
+
+    def fail_run(self, run_id: str, window: int, mode: str, *, error: str) -> None:
+        """Mark the run ``failed`` with the reason."""
+        ...
+
+    def latest_run(self, window: int, mode: str) -> RunRecord | None:
+        """The most recently started run of (window, mode), or None."""
+        ...
+
+    # --- resume checkpoint ---------------------------------------------------------------
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Replace the checkpoint of (window, mode) with this one (cumulative rows)."""
+        ...
+
+    def load_checkpoint(self, window: int, mode: str) -> Checkpoint | None:
+        """The checkpoint of (window, mode), or None."""
+        ...
+
+    def clear_checkpoint(self, window: int, mode: str) -> None:
+        """Delete the checkpoint of (window, mode) (no error when absent)."""
+        ...
+
+    # --- single runner -------------------------------------------------------------------
+    def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Take or renew lease ``name`` for ``ttl_s`` seconds.
+
+        True when it was free, expired or already held by ``owner``; False when another
+        owner holds it.
+        """
+        ...
+
+    def release_lease(self, name: str, owner: str) -> None:
+        """Release ``name`` if ``owner`` holds it."""
+        ...
+
+
+register_migration(
+    "heatmap_0001",
+    """
+    CREATE TABLE IF NOT EXISTS heatmap_windows (
+        window_days INTEGER NOT NULL,
+        mode TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        as_of TEXT NOT NULL,
+        computed_at REAL NOT NULL,
+        payload BLOB NOT NULL,
+        PRIMARY KEY (window_days, mode)
+    );
+    CREATE TABLE IF NOT EXISTS heatmap_runs (
+        run_id TEXT NOT NULL,
+        window_days INTEGER NOT NULL,
+        mode TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('running', 'complete', 'failed')),
+        as_of TEXT,
+        total INTEGER NOT NULL,
+        completed INTEGER NOT NULL,
+        failures BLOB NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        heartbeat_at REAL NOT NULL,
+        error TEXT,
+        owner TEXT,
+        PRIMARY KEY (run_id, window_days, mode)
+    );
+    CREATE INDEX IF NOT EXISTS heatmap_runs_latest ON heatmap_runs (window_days, mode, started_at);
+    CREATE TABLE IF NOT EXISTS heatmap_checkpoints (
+        window_days INTEGER NOT NULL,
+        mode TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        as_of TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        failures BLOB NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (window_days, mode)
+    );
+    """,
+)
+
+#: Run records kept per (window, mode); older ones are pruned when a run starts.
+RUNS_KEPT = 20
+
+
+def _ts(value: float | None) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromtimestamp(float(value), dt.UTC)
+
+
+def _failures_json(failures: Sequence[TickerFailure]) -> bytes:
+    return orjson.dumps([f.to_dict() for f in failures])
+
+
+def _failures_from(blob: bytes | str) -> list[TickerFailure]:
+    return [TickerFailure.from_dict(item) for item in orjson.loads(blob)]
+
+
+class SQLiteHeatmapStore:
+    """:class:`HeatmapStore` on the service's embedded SQLite database.
+
+    Each served window is one row holding the JSON array of its ticker rows, so a read is one
+    primary-key lookup and a replace is one transaction.
+    """
+
+    backend = "embedded"
+
+    def __init__(self, db: Database, *, clock: Any = time.time) -> None:
+        self.db = db
+        self._clock = clock
+
+    # --- served heatmap ------------------------------------------------------------------
+    def replace_window(
+        self, window: int, mode: str, run_id: str, as_of: dt.date, rows: Sequence[HeatmapRow]
+    ) -> dt.datetime:
+        """Atomically replace the served rows of (window, mode); return computed_at (UTC)."""
+        now = float(self._clock())
+        payload = orjson.dumps(list(rows))
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO heatmap_windows "
+                "(window_days, mode, run_id, as_of, computed_at, payload) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (window, mode, run_id, as_of.isoformat(), now, payload),
+            )
+        stamp = _ts(now)
+        assert stamp is not None
+        return stamp
+
+    def read_window(self, window: int, mode: str) -> StoredHeatmap | None:
+        """The served heatmap of (window, mode), or None."""
+        row = (
+            self.db.connection()
+            .execute(
+                "SELECT run_id, as_of, computed_at, payload FROM heatmap_windows "
+                "WHERE window_days = ? AND mode = ?",
+                (window, mode),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        computed_at = _ts(row["computed_at"])
+        assert computed_at is not None
+        return StoredHeatmap(
+            window=window,
+            mode=mode,
+            run_id=str(row["run_id"]),
+            as_of=dt.date.fromisoformat(row["as_of"]),
+            computed_at=computed_at,
+            rows=orjson.loads(row["payload"]),
+        )
+
+    def window_stamp(self, window: int, mode: str) -> str | None:
+        """run_id of the served heatmap, or None."""
+        row = (
+            self.db.connection()
+            .execute(
+                "SELECT run_id FROM heatmap_windows WHERE window_days = ? AND mode = ?",
+                (window, mode),
+            )
+            .fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    # --- run status ----------------------------------------------------------------------
+    def start_run(
+        self,
+        run_id: str,
+        window: int,
+        mode: str,
+        *,
+        as_of: dt.date,
+        total: int,
+        owner: str,
+        completed: int = 0,
+        failures: Sequence[TickerFailure] = (),
+    ) -> None:
+        """Record a run as ``running``."""
+        now = float(self._clock())
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO heatmap_runs (run_id, window_days, mode, state, as_of, "
+                "total, completed, failures, started_at, finished_at, heartbeat_at, error, owner) "
+                "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, NULL, ?, NULL, ?)",
+                (
+                    run_id,
+                    window,
+                    mode,
+                    as_of.isoformat(),
+                    total,
+                    completed,
+                    _failures_json(failures),
+                    now,
+                    now,
+                    owner,
+                ),
+            )
+            conn.execute(
+                "DELETE FROM heatmap_runs WHERE window_days = ? AND mode = ? AND run_id NOT IN "
+                "(SELECT run_id FROM heatmap_runs WHERE window_days = ? AND mode = ? "
+                "ORDER BY started_at DESC LIMIT ?)",
+                (window, mode, window, mode, RUNS_KEPT),
+            )
+
+    def progress_run(
+        self,
+        run_id: str,
+        window: int,
+        mode: str,
+        *,
+        completed: int,
+        failures: Sequence[TickerFailure],
+    ) -> None:
+        """Update the cumulative progress and the heartbeat."""
+        self._update(
+            run_id,
+            window,
+            mode,
+            "completed = ?, failures = ?, heartbeat_at = ?",
+            (completed, _failures_json(failures), float(self._clock())),
+        )
+
+    def finish_run(
+        self,
+        run_id: str,
+        window: int,
+        mode: str,
+        *,
+        completed: int,
+        failures: Sequence[TickerFailure],
+    ) -> None:
+        """Mark the run complete."""
+        now = float(self._clock())
+        self._update(
+            run_id,
+            window,
+            mode,
+            "state = 'complete', completed = ?, failures = ?, heartbeat_at = ?, finished_at = ?",
+            (completed, _failures_json(failures), now, now),
+        )
+
+    def fail_run(self, run_id: str, window: int, mode: str, *, error: str) -> None:
+        """Mark the run failed."""
+        now = float(self._clock())
+        self._update(
+            run_id,
+            window,
+            mode,
+            "state = 'failed', error = ?, heartbeat_at = ?, finished_at = ?",
+            (error, now, now),
+        )
+
+    def _update(
+        self, run_id: str, window: int, mode: str, assignments: str, values: tuple[Any, ...]
+    ) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                f"UPDATE heatmap_runs SET {assignments} "
+                "WHERE run_id = ? AND window_days = ? AND mode = ?",
+                (*values, run_id, window, mode),
+            )
+
+    def latest_run(self, window: int, mode: str) -> RunRecord | None:
+        """The most recently started run of (window, mode)."""
+        row = (
+            self.db.connection()
+            .execute(
+                "SELECT * FROM heatmap_runs WHERE window_days = ? AND mode = ? "
+                "ORDER BY started_at DESC, rowid DESC LIMIT 1",
+                (window, mode),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return RunRecord(
+            run_id=str(row["run_id"]),
+            window=int(row["window_days"]),
+            mode=str(row["mode"]),
+            state=row["state"],
+            as_of=dt.date.fromisoformat(row["as_of"]) if row["as_of"] else None,
+            total=int(row["total"]),
+            completed=int(row["completed"]),
+            failures=_failures_from(row["failures"]),
+            started_at=_ts(row["started_at"]),
+            finished_at=_ts(row["finished_at"]),
+            heartbeat_at=_ts(row["heartbeat_at"]),
+            error=row["error"],
+            owner=row["owner"],
+        )
+
+    # --- resume checkpoint ---------------------------------------------------------------
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Replace the checkpoint of its (window, mode)."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO heatmap_checkpoints "
+                "(window_days, mode, run_id, as_of, payload, failures, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    checkpoint.window,
+                    checkpoint.mode,
+                    checkpoint.run_id,
+                    checkpoint.as_of.isoformat(),
+                    orjson.dumps(checkpoint.rows),
+                    _failures_json(checkpoint.failures),
+                    checkpoint.updated_at.timestamp(),
+                ),
+            )
+
+    def load_checkpoint(self, window: int, mode: str) -> Checkpoint | None:
+        """The checkpoint of (window, mode), or None."""
+        row = (
+            self.db.connection()
+            .execute(
+                "SELECT * FROM heatmap_checkpoints WHERE window_days = ? AND mode = ?",
+                (window, mode),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        updated_at = _ts(row["updated_at"])
+        assert updated_at is not None
+        return Checkpoint(
+            window=window,
+            mode=mode,
+            run_id=str(row["run_id"]),
+            as_of=dt.date.fromisoformat(row["as_of"]),
+            rows=orjson.loads(row["payload"]),
+            failures=_failures_from(row["failures"]),
+            updated_at=updated_at,
+        )
+
+    def clear_checkpoint(self, window: int, mode: str) -> None:
+        """Delete the checkpoint of (window, mode)."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "DELETE FROM heatmap_checkpoints WHERE window_days = ? AND mode = ?",
+                (window, mode),
+            )
+
+    # --- single runner -------------------------------------------------------------------
+    def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Take or renew ``name`` (in one IMMEDIATE transaction, so racers serialise)."""
+        if ttl_s <= 0:
+            raise ValueError("ttl_s must be positive")
+        now = float(self._clock())
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT owner, expires_at FROM leases WHERE name = ?", (name,)
+            ).fetchone()
+            if row is not None and row["owner"] != owner and float(row["expires_at"]) > now:
+                return False
+            conn.execute(
+                "INSERT OR REPLACE INTO leases (name, owner, expires_at) VALUES (?, ?, ?)",
+                (name, owner, now + ttl_s),
+            )
+        return True
+
+    def release_lease(self, name: str, owner: str) -> None:
+        """Release ``name`` if ``owner`` holds it."""
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
