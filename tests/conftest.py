@@ -17,6 +17,9 @@ from app.db.sqlite import Database
 from app.main import create_app
 from app.settings import SNAPSHOT_DIR, Settings
 
+# Real PostgreSQL/PostgREST/Redis fixtures: supabase_stack, clean_supabase, redis_url.
+pytest_plugins = ["tests.services.fixtures"]
+
 settings.register_profile(
     "ci",
     deadline=None,

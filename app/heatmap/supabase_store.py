@@ -1,0 +1,359 @@
+"""The Supabase adapter of :class:`app.heatmap.store.HeatmapStore` (supabase-py, service key).
+
+Tables and RPCs are in ``supabase/migrations/0001_cache.sql``:
+
+* served heatmap: one ``heatmap_cache`` row per ticker plus a ``heatmap_windows`` row naming
+  the run, both written by the ``replace_heatmap_window`` RPC in one transaction; reads page
+  past PostgREST's 1000-row cap and are retried if a replace lands between two pages;
+* run records: ``heatmap_runs`` (``start_heatmap_run`` RPC inserts and prunes old runs);
+* resume checkpoints: ``heatmap_checkpoints``, one row per (window, mode);
+* leases: the ``acquire_lease``/``release_lease`` RPCs (atomic upsert-if-expired on the
+  database clock).
+
+Every Supabase failure raises :class:`app.cache.resilience.BackendUnavailable` (a 503 if it
+reaches a route). Timestamps written by this adapter come from ``clock`` (UTC seconds).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from postgrest import CountMethod, ReturnMethod
+
+from app.cache.resilience import BackendUnavailable
+from app.cache.supabase import (
+    SupabaseConnection,
+    call,
+    connect_from_settings,
+    fetch_all,
+    parse_timestamp,
+)
+from app.heatmap.store import (
+    RUNS_KEPT,
+    Checkpoint,
+    HeatmapRow,
+    HeatmapStore,
+    RunRecord,
+    StoredHeatmap,
+    TickerFailure,
+)
+from app.settings import Settings
+
+WINDOWS = "heatmap_windows"
+ROWS = "heatmap_cache"
+RUNS = "heatmap_runs"
+CHECKPOINTS = "heatmap_checkpoints"
+#: How often a read retries when a replace of the window landed between two of its pages.
+READ_ATTEMPTS = 3
+
+
+def _failures(value: Any) -> list[TickerFailure]:
+    return [TickerFailure.from_dict(item) for item in (value or [])]
+
+
+def _failure_dicts(failures: Sequence[TickerFailure]) -> list[dict[str, str]]:
+    return [f.to_dict() for f in failures]
+
+
+def _opt_ts(value: str | None) -> dt.datetime | None:
+    return parse_timestamp(value) if value else None
+
+
+class SupabaseHeatmapStore:
+    """:class:`HeatmapStore` on Supabase (see the module docstring)."""
+
+    backend = "supabase"
+
+    def __init__(
+        self, connection: SupabaseConnection, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.connection = connection
+        self.client = connection.client
+        self._clock = clock
+
+    def _now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(float(self._clock()), dt.UTC)
+
+    def _key(self, window: int, mode: str) -> dict[str, str]:
+        return {"window": str(window), "mode": mode}
+
+    # --- served heatmap ------------------------------------------------------------------
+    def replace_window(
+        self, window: int, mode: str, run_id: str, as_of: dt.date, rows: Sequence[HeatmapRow]
+    ) -> dt.datetime:
+        """Atomically replace the served rows of (window, mode); return computed_at (UTC)."""
+        computed_at = self._now()
+        payload = [{"ticker": str(row["symbol"]), "row": row} for row in rows]
+        params: dict[str, Any] = {
+            "p_window": window,
+            "p_mode": mode,
+            "p_run_id": run_id,
+            "p_rows": payload,
+            "p_as_of": as_of.isoformat(),
+            "p_computed_at": computed_at.isoformat(),
+        }
+        call("heatmap replace", lambda: self.client.rpc("replace_heatmap_window", params).execute())
+        return computed_at
+
+    def _window_meta(self, window: int, mode: str) -> dict[str, Any] | None:
+        response = call(
+            "heatmap window read",
+            lambda: (
+                self.client.table(WINDOWS)
+                .select("run_id,as_of,computed_at,row_count")
+                .match(self._key(window, mode))
+                .limit(1)
+                .execute()
+            ),
+        )
+        return response.data[0] if response.data else None  # type: ignore[return-value]
+
+    def read_window(self, window: int, mode: str) -> StoredHeatmap | None:
+        """The served heatmap of (window, mode), or None when none was ever completed."""
+        for _ in range(READ_ATTEMPTS):
+            meta = self._window_meta(window, mode)
+            if meta is None:
+                return None
+            rows = fetch_all(
+                "heatmap rows read",
+                lambda: (
+                    self.client.table(ROWS)
+                    .select("row,run_id", count=CountMethod.exact)
+                    .match(self._key(window, mode))
+                    .order("position")
+                    .order("ticker")
+                ),
+            )
+            run_ids = {r["run_id"] for r in rows}
+            if run_ids <= {meta["run_id"]} and len(rows) == int(meta["row_count"]):
+                return StoredHeatmap(
+                    window=window,
+                    mode=mode,
+                    run_id=str(meta["run_id"]),
+                    as_of=dt.date.fromisoformat(meta["as_of"]),
+                    computed_at=parse_timestamp(meta["computed_at"]),
+                    rows=[r["row"] for r in rows],
+                )
+        raise BackendUnavailable(
+            f"The heatmap for window {window} ({mode}) kept changing while it was read; try again.",
+            details={"window": window, "mode": mode},
+        )
+
+    def window_stamp(self, window: int, mode: str) -> str | None:
+        """run_id of the served heatmap without its rows, or None."""
+        meta = self._window_meta(window, mode)
+        return None if meta is None else str(meta["run_id"])
+
+    # --- run status ----------------------------------------------------------------------
+    def start_run(
+        self,
+        run_id: str,
+        window: int,
+        mode: str,
+        *,
+        as_of: dt.date,
+        total: int,
+        owner: str,
+        completed: int = 0,
+        failures: Sequence[TickerFailure] = (),
+    ) -> None:
+        """Record a run as ``running`` (older runs beyond the newest 20 are pruned)."""
+        params: dict[str, Any] = {
+            "p_run_id": run_id,
+            "p_window": window,
+            "p_mode": mode,
+            "p_as_of": as_of.isoformat(),
+            "p_total": total,
+            "p_owner": owner,
+            "p_completed": completed,
+            "p_failures": _failure_dicts(failures),
+            "p_started_at": self._now().isoformat(),
+            "p_keep": RUNS_KEPT,
+        }
+        call("heatmap run start", lambda: self.client.rpc("start_heatmap_run", params).execute())
+
+    def _update_run(self, run_id: str, window: int, mode: str, values: dict[str, Any]) -> None:
+        call(
+            "heatmap run update",
+            lambda: (
+                self.client.table(RUNS)
+                .update(values, returning=ReturnMethod.minimal)
+                .match({"run_id": run_id, **self._key(window, mode)})
+                .execute()
+            ),
+        )
+
+    def progress_run(
+        self,
+        run_id: str,
+        window: int,
+        mode: str,
+        *,
+        completed: int,
+        failures: Sequence[TickerFailure],
+    ) -> None:
+        """Update progress (cumulative counts and the full failure list) and the heartbeat."""
+        self._update_run(
+            run_id,
+            window,
+            mode,
+            {
+                "completed": completed,
+                "failed": len(failures),
+                "failures": _failure_dicts(failures),
+                "heartbeat": self._now().isoformat(),
+            },
+        )
+
+    def finish_run(
+        self,
+        run_id: str,
+        window: int,
+        mode: str,
+        *,
+        completed: int,
+        failures: Sequence[TickerFailure],
+    ) -> None:
+        """Mark the run ``complete`` with its final counts."""
+        now = self._now().isoformat()
+        self._update_run(
+            run_id,
+            window,
+            mode,
+            {
+                "state": "complete",
+                "completed": completed,
+                "failed": len(failures),
+                "failures": _failure_dicts(failures),
+                "heartbeat": now,
+                "finished_at": now,
+            },
+        )
+
+    def fail_run(self, run_id: str, window: int, mode: str, *, error: str) -> None:
+        """Mark the run ``failed`` with the reason."""
+        now = self._now().isoformat()
+        self._update_run(
+            run_id,
+            window,
+            mode,
+            {"state": "failed", "error": error, "heartbeat": now, "finished_at": now},
+        )
+
+    def latest_run(self, window: int, mode: str) -> RunRecord | None:
+        """The most recently started run of (window, mode), or None."""
+        response = call(
+            "heatmap run read",
+            lambda: (
+                self.client.table(RUNS)
+                .select("*")
+                .match(self._key(window, mode))
+                .order("started_at", desc=True)
+                .order("heartbeat", desc=True)
+                .limit(1)
+                .execute()
+            ),
+        )
+        if not response.data:
+            return None
+        row: dict[str, Any] = response.data[0]  # type: ignore[assignment]
+        return RunRecord(
+            run_id=str(row["run_id"]),
+            window=int(row["window"]),
+            mode=str(row["mode"]),
+            state=row["state"],
+            as_of=dt.date.fromisoformat(row["as_of"]) if row["as_of"] else None,
+            total=int(row["total"]),
+            completed=int(row["completed"]),
+            failures=_failures(row["failures"]),
+            started_at=_opt_ts(row["started_at"]),
+            finished_at=_opt_ts(row["finished_at"]),
+            heartbeat_at=_opt_ts(row["heartbeat"]),
+            error=row["error"],
+            owner=row["owner"],
+        )
+
+    # --- resume checkpoint ---------------------------------------------------------------
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Replace the checkpoint of its (window, mode) (one upsert)."""
+        record = {
+            "window": checkpoint.window,
+            "mode": checkpoint.mode,
+            "run_id": checkpoint.run_id,
+            "as_of": checkpoint.as_of.isoformat(),
+            "rows": list(checkpoint.rows),
+            "failures": _failure_dicts(checkpoint.failures),
+            "updated_at": checkpoint.updated_at.isoformat(),
+        }
+        call(
+            "heatmap checkpoint write",
+            lambda: (
+                self.client.table(CHECKPOINTS)
+                .upsert(record, on_conflict="window,mode", returning=ReturnMethod.minimal)
+                .execute()
+            ),
+        )
+
+    def load_checkpoint(self, window: int, mode: str) -> Checkpoint | None:
+        """The checkpoint of (window, mode), or None."""
+        response = call(
+            "heatmap checkpoint read",
+            lambda: (
+                self.client.table(CHECKPOINTS)
+                .select("*")
+                .match(self._key(window, mode))
+                .limit(1)
+                .execute()
+            ),
+        )
+        if not response.data:
+            return None
+        row: dict[str, Any] = response.data[0]  # type: ignore[assignment]
+        return Checkpoint(
+            window=window,
+            mode=mode,
+            run_id=str(row["run_id"]),
+            as_of=dt.date.fromisoformat(row["as_of"]),
+            rows=list(row["rows"]),
+            failures=_failures(row["failures"]),
+            updated_at=parse_timestamp(row["updated_at"]),
+        )
+
+    def clear_checkpoint(self, window: int, mode: str) -> None:
+        """Delete the checkpoint of (window, mode) (no error when absent)."""
+        call(
+            "heatmap checkpoint delete",
+            lambda: (
+                self.client.table(CHECKPOINTS)
+                .delete(returning=ReturnMethod.minimal)
+                .match(self._key(window, mode))
+                .execute()
+            ),
+        )
+
+    # --- single runner -------------------------------------------------------------------
+    def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Take or renew lease ``name`` for ``ttl_s`` seconds (database clock)."""
+        if ttl_s <= 0:
+            raise ValueError("ttl_s must be positive")
+        params: dict[str, Any] = {"p_name": name, "p_owner": owner, "p_ttl_seconds": ttl_s}
+        response = call("lease acquire", lambda: self.client.rpc("acquire_lease", params).execute())
+        data: Any = response.data
+        return bool(data)
+
+    def release_lease(self, name: str, owner: str) -> None:
+        """Release ``name`` if ``owner`` holds it."""
+        params = {"p_name": name, "p_owner": owner}
+        call("lease release", lambda: self.client.rpc("release_lease", params).execute())
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self.connection.close()
+
+
+def build_supabase_heatmap_store(settings: Settings) -> HeatmapStore:
+    """The Supabase heatmap store for SUPABASE_URL/SUPABASE_KEY (no network I/O here)."""
+    return SupabaseHeatmapStore(connect_from_settings(settings))

@@ -1,0 +1,70 @@
+"""Session fixtures for the real backing services (a pytest plugin, see ``tests/conftest.py``).
+
+* ``supabase_stack``: PostgreSQL + PostgREST + the /rest/v1 gateway with the migrations applied
+  (:class:`tests.services.local.SupabaseStack`: ``url``, ``service_key``, ``anon_key``,
+  ``stop_postgrest()``/``start_postgrest()``, ``set_delay()``, ``psql()``, ``reset()``).
+* ``clean_supabase``: the same stack, healthy and with every table empty, for one test.
+* ``redis_url``: ``redis://127.0.0.1:PORT/0`` of a throwaway redis-server.
+
+When a binary is missing the tests that need it skip with the reason; when ``CI=true`` they
+fail instead, so a missing install step cannot hide behind a green run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import NoReturn
+
+import pytest
+
+from tests.services.local import (
+    ServiceStartError,
+    SupabaseStack,
+    missing_binaries,
+    redis_server,
+)
+from tests.services.local import (
+    supabase_stack as start_supabase_stack,
+)
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip with ``reason``, or fail when running on CI (``CI=true``)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"required test service unavailable on CI: {reason}", pytrace=False)
+    pytest.skip(f"test service unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def supabase_stack() -> Iterator[SupabaseStack]:
+    """A local Supabase (PostgreSQL + PostgREST + gateway) for the whole session."""
+    missing = missing_binaries(supabase=True)
+    if missing:
+        unavailable("; ".join(missing))
+    try:
+        with start_supabase_stack() as stack:
+            yield stack
+    except ServiceStartError as exc:
+        unavailable(str(exc))
+
+
+@pytest.fixture
+def clean_supabase(supabase_stack: SupabaseStack) -> Iterator[SupabaseStack]:
+    """The session stack, healthy (PostgREST up, no delay) with empty tables, before and after."""
+    supabase_stack.reset()
+    yield supabase_stack
+    supabase_stack.reset()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A throwaway redis-server for the whole session."""
+    missing = missing_binaries(supabase=False, redis=True)
+    if missing:
+        unavailable("; ".join(missing))
+    try:
+        with redis_server() as server:
+            yield server.url
+    except ServiceStartError as exc:
+        unavailable(str(exc))
