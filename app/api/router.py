@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api import factors, health, tickers
+from app.api import index as index_api
 
 api_router = APIRouter()
 api_router.include_router(health.router)
 api_router.include_router(factors.router)
 api_router.include_router(tickers.router)
+api_router.include_router(index_api.router)

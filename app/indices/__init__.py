@@ -1,0 +1,1 @@
+"""Index engineering: compute endpoints over posted data and custom indices over the store."""

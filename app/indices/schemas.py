@@ -1,0 +1,696 @@
+"""Request and response models of the index-engineering endpoints.
+
+Requests refuse NaN and infinities (``allow_inf_nan=False``) and unknown fields, require
+positive prices, quantities and values, keep weights and factors in their ranges and bound
+every list (``max_length``), so a bad body is a 422 JSON error, never a 500.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# --- limits --------------------------------------------------------------------------------
+MAX_CONSTITUENTS = 2_000
+MAX_BOOK_LEVELS = 500
+MAX_SERIES = 20_000
+MAX_RANK_CAPS = 50
+MAX_UNIVERSE = 500
+SEBI_TE_LIMIT = 0.02
+
+SYMBOL_PATTERN = r"^[A-Za-z0-9&_^.\-]+$"
+INDEX_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])$"
+
+Symbol = Annotated[
+    str,
+    Field(min_length=1, max_length=40, pattern=SYMBOL_PATTERN, examples=["RELIANCE"]),
+]
+Positive = Annotated[float, Field(gt=0, le=1e20)]
+NonNegative = Annotated[float, Field(ge=0, le=1e20)]
+Price = Annotated[float, Field(gt=0, le=1e9, description="INR per share, > 0.")]
+Quantity = Annotated[float, Field(gt=0, le=1e13, description="Shares, > 0.")]
+Fraction = Annotated[float, Field(gt=0, le=1, description="In (0, 1].")]
+Rate = Annotated[float, Field(gt=-1, lt=1, description="Decimal per year (0.065 = 6.5 %).")]
+IndexName = Annotated[
+    str,
+    Field(
+        min_length=2,
+        max_length=64,
+        pattern=INDEX_NAME_PATTERN,
+        description="Slug: lower-case letters, digits and inner hyphens, 2-64 characters.",
+        examples=["bank-top10-capped"],
+    ),
+]
+
+Weighting = Literal["free_float", "full_market_cap", "equal"]
+Rebalance = Literal["none", "monthly", "quarterly", "semiannual", "annual"]
+
+
+class StrictModel(BaseModel):
+    """Base of every request body: no NaN/inf, no unknown fields."""
+
+    model_config = ConfigDict(allow_inf_nan=False, extra="forbid")
+
+
+# =========================================================================== capping rules
+
+
+class SingleCapRule(StrictModel):
+    """Every weight <= cap (iterative proportional redistribution)."""
+
+    type: Literal["single"] = "single"
+    cap: Fraction = Field(description="Single-stock cap c; infeasible when n * c < 1.")
+
+
+class RankCapRule(StrictModel):
+    """The k-th largest weight <= rank_caps[k] (NSE 19/14/10 for Nifty Bank)."""
+
+    type: Literal["rank"] = "rank"
+    rank_caps: list[Fraction] = Field(
+        min_length=1,
+        max_length=MAX_RANK_CAPS,
+        description="Caps for ranks 1, 2, ... (non-increasing).",
+    )
+    rest_cap: Fraction | None = Field(
+        None, description="Cap for ranks beyond the list; default the last rank cap."
+    )
+
+
+class TopNCapRule(StrictModel):
+    """Single-stock cap plus a cap on the sum of the N largest weights (SEBI 20/45, 25/65)."""
+
+    type: Literal["top_n"] = "top_n"
+    single_cap: Fraction
+    top_n: int = Field(ge=1, le=100)
+    top_n_cap: Fraction
+    min_constituents: int | None = Field(None, ge=1, le=MAX_CONSTITUENTS)
+
+
+class TenFortyRule(StrictModel):
+    """MSCI 10/40: each weight <= 10 %, the names above 5 % together <= 40 %."""
+
+    type: Literal["10_40"] = "10_40"
+    single_cap: Fraction = 0.10
+    group_threshold: Fraction = 0.05
+    group_cap: Fraction = 0.40
+    buffered: bool = Field(False, description="Use the 9 / 4.5 / 36 % buffered targets.")
+    buffer_factor: Fraction = 0.9
+
+
+CappingRule = Annotated[
+    SingleCapRule | RankCapRule | TopNCapRule | TenFortyRule, Field(discriminator="type")
+]
+
+
+# =========================================================================== /index/value
+
+
+class IndexConstituentIn(StrictModel):
+    """One constituent: price, shares, IWF and capping factor."""
+
+    symbol: Symbol | None = None
+    price: Price = Field(description="Price P in INR, > 0.")
+    shares: Quantity = Field(description="Shares in issue Q, > 0.")
+    iwf: Fraction = Field(1.0, description="Investable weight factor (free float).")
+    capping_factor: Fraction = 1.0
+
+
+class IndexValueRequest(StrictModel):
+    """Constituents and either a divisor or the base market value."""
+
+    constituents: list[IndexConstituentIn] = Field(min_length=1, max_length=MAX_CONSTITUENTS)
+    divisor: Positive | None = Field(
+        None, description="Divisor D (I = M / D). Give this or base_market_value, not both."
+    )
+    base_market_value: Positive | None = Field(
+        None, description="Index market value at the base date; D = base_market_value / base_value."
+    )
+    base_value: Positive = Field(1000.0, description="Level at the base date (NIFTY 50: 1000).")
+
+    @model_validator(mode="after")
+    def _one_divisor_source(self) -> IndexValueRequest:
+        if self.divisor is not None and self.base_market_value is not None:
+            raise ValueError("give divisor or base_market_value, not both")
+        return self
+
+
+class IndexConstituentOut(BaseModel):
+    """A constituent's free-float market cap and weight."""
+
+    symbol: str | None
+    free_float_market_cap: float = Field(description="P * Q * IWF * CF.")
+    weight: float
+
+
+class IndexValueResponse(BaseModel):
+    """Index level ``I = sum(P Q IWF CF) / D``."""
+
+    market_value: float
+    divisor: float
+    divisor_source: Literal["given", "base_market_value", "base_date"]
+    level: float
+    constituents: list[IndexConstituentOut]
+    formula: str
+
+
+# =========================================================================== /index/capping
+
+
+class CappingRequest(StrictModel):
+    """Uncapped weights (or free-float market caps) and a capping rule."""
+
+    weights: list[Positive] = Field(
+        min_length=1,
+        max_length=MAX_CONSTITUENTS,
+        description="Uncapped weights or free-float market caps, > 0 (normalised to sum 1).",
+    )
+    symbols: list[Symbol] | None = Field(
+        None, max_length=MAX_CONSTITUENTS, description="Optional labels, same length as weights."
+    )
+    rule: CappingRule
+
+    @model_validator(mode="after")
+    def _labels_match(self) -> CappingRequest:
+        if self.symbols is not None and len(self.symbols) != len(self.weights):
+            raise ValueError(
+                f"symbols has {len(self.symbols)} entries but weights has {len(self.weights)}"
+            )
+        return self
+
+
+class CappedConstituent(BaseModel):
+    """Uncapped and capped weight with the capping factor."""
+
+    symbol: str | None
+    uncapped_weight: float
+    weight: float
+    capping_factor: float = Field(description="CF in (0, 1], max CF = 1.")
+    capped: bool = Field(description="Weight set by a constraint rather than by the common scale.")
+
+
+class CappingResponse(BaseModel):
+    """Capped weights and capping factors usable in the index formula."""
+
+    rule: str
+    binding: list[str]
+    iterations: int
+    max_weight: float
+    constituents: list[CappedConstituent]
+
+
+# =========================================================================== /index/divisor
+
+
+class _EventBase(StrictModel):
+    divisor: Positive = Field(description="Divisor before the event, D_old.")
+    market_value: Positive = Field(
+        description="Index market value M just before the event, at the reference prices."
+    )
+
+
+class ReplaceEvent(_EventBase):
+    """Constituent replaced by another on the same date."""
+
+    event: Literal["replace"] = "replace"
+    removed_value: Positive = Field(description="P Q IWF CF of the leaving stock.")
+    added_value: Positive = Field(description="P Q IWF CF of the joining stock.")
+
+
+class AddEvent(_EventBase):
+    """Constituent added."""
+
+    event: Literal["add"] = "add"
+    added_value: Positive
+
+
+class DeleteEvent(_EventBase):
+    """Constituent deleted."""
+
+    event: Literal["delete"] = "delete"
+    deleted_value: Positive
+
+
+class MarketValueChangeEvent(_EventBase):
+    """Any change with a known market value after it (several changes at once)."""
+
+    event: Literal["market_value_change"] = "market_value_change"
+    market_value_after: Positive
+
+
+class SharesChangeEvent(_EventBase):
+    """Share issuance or buyback."""
+
+    event: Literal["shares_change"] = "shares_change"
+    price: Price
+    shares_before: Quantity
+    shares_after: Quantity
+    iwf: Fraction = 1.0
+    capping_factor: Fraction = 1.0
+
+
+class IwfChangeEvent(_EventBase):
+    """Investable weight factor change."""
+
+    event: Literal["iwf_change"] = "iwf_change"
+    price: Price
+    shares: Quantity
+    iwf_before: Fraction
+    iwf_after: Fraction
+    capping_factor: Fraction = 1.0
+
+
+class SplitEvent(_EventBase):
+    """Split or bonus, N-for-1 (Q x N, P / N): the divisor does not change."""
+
+    event: Literal["split_or_bonus"] = "split_or_bonus"
+    price: Price = Field(description="Cum-event price.")
+    shares: Quantity
+    ratio: Positive = Field(le=1000, description="Shares after per share before (1:1 bonus = 2).")
+
+
+class RightsIssueEvent(_EventBase):
+    """Rights issue of new_shares per held_shares at subscription_price."""
+
+    event: Literal["rights_issue"] = "rights_issue"
+    price: Price = Field(description="Cum-rights price P.")
+    shares: Quantity
+    subscription_price: NonNegative
+    new_shares: Positive
+    held_shares: Positive
+    iwf: Fraction = 1.0
+    capping_factor: Fraction = 1.0
+
+
+class SpecialDividendEvent(_EventBase):
+    """Special cash dividend: the price drops by the dividend on the ex-date."""
+
+    event: Literal["special_dividend"] = "special_dividend"
+    price: Price = Field(description="Cum-dividend price P.")
+    dividend: Positive = Field(description="Dividend per share d < P.")
+    shares: Quantity
+    iwf: Fraction = 1.0
+    capping_factor: Fraction = 1.0
+
+
+class SpinOffEvent(_EventBase):
+    """Spin-off (S&P since 2015): the child joins at price 0, so the divisor does not change."""
+
+    event: Literal["spin_off"] = "spin_off"
+    child_shares: Quantity
+
+
+class OrdinaryDividendEvent(_EventBase):
+    """Ordinary cash dividend: no adjustment in a price index."""
+
+    event: Literal["ordinary_dividend"] = "ordinary_dividend"
+
+
+DivisorEvent = Annotated[
+    ReplaceEvent
+    | AddEvent
+    | DeleteEvent
+    | MarketValueChangeEvent
+    | SharesChangeEvent
+    | IwfChangeEvent
+    | SplitEvent
+    | RightsIssueEvent
+    | SpecialDividendEvent
+    | SpinOffEvent
+    | OrdinaryDividendEvent,
+    Field(discriminator="event"),
+]
+
+
+class DivisorResponse(BaseModel):
+    """Divisor before and after an event; the level does not jump."""
+
+    event: str
+    divisor_before: float
+    divisor_after: float
+    divisor_changed: bool
+    market_value_before: float
+    market_value_after: float
+    level_before: float
+    level_after: float
+    adjusted_price: float | None = Field(
+        description="Reference (ex-event) price of the stock, when the event changes it."
+    )
+    shares_after: float | None
+    treatment: str
+
+
+# =========================================================================== /analytics/*
+
+
+class ConcentrationRequest(StrictModel):
+    """Weights (or market caps) of a portfolio or index."""
+
+    weights: list[NonNegative] = Field(min_length=1, max_length=MAX_CONSTITUENTS * 5)
+    symbols: list[Symbol] | None = Field(None, max_length=MAX_CONSTITUENTS * 5)
+    normalise: bool = Field(
+        True, description="Rescale to sum 1; when false the weights must already sum to 1."
+    )
+
+    @model_validator(mode="after")
+    def _labels_match(self) -> ConcentrationRequest:
+        if self.symbols is not None and len(self.symbols) != len(self.weights):
+            raise ValueError(
+                f"symbols has {len(self.symbols)} entries but weights has {len(self.weights)}"
+            )
+        return self
+
+
+class WeightItem(BaseModel):
+    """A labelled weight."""
+
+    symbol: str | None
+    weight: float
+
+
+class ConcentrationResponse(BaseModel):
+    """HHI, effective N, normalised HHI and top weights."""
+
+    n: int
+    hhi: float = Field(description="sum w_i^2, in [1/N, 1].")
+    hhi_10000: float = Field(description="HHI in antitrust points (x 10,000).")
+    effective_n: float = Field(description="1 / HHI.")
+    normalised_hhi: float = Field(description="(HHI - 1/N) / (1 - 1/N).")
+    max_weight: float
+    top5_weight: float
+    top10_weight: float
+    largest: list[WeightItem] = Field(description="Up to ten largest weights.")
+
+
+class BookLevel(StrictModel):
+    """One price level of the order book."""
+
+    price: Price
+    quantity: Quantity = Field(description="Shares at this price.")
+
+
+class ImpactCostRequest(StrictModel):
+    """An order book (best level first) and an order given in shares or in INR."""
+
+    bids: list[BookLevel] = Field(
+        min_length=1, max_length=MAX_BOOK_LEVELS, description="Best (highest) bid first."
+    )
+    asks: list[BookLevel] = Field(
+        min_length=1, max_length=MAX_BOOK_LEVELS, description="Best (lowest) ask first."
+    )
+    side: Literal["buy", "sell"]
+    quantity: Quantity | None = Field(None, description="Order size in shares.")
+    value: Positive | None = Field(None, description="Order size in INR.")
+
+    @model_validator(mode="after")
+    def _one_size(self) -> ImpactCostRequest:
+        if (self.quantity is None) == (self.value is None):
+            raise ValueError("give exactly one of quantity (shares) or value (INR)")
+        return self
+
+
+class Fill(BaseModel):
+    """Shares taken at one level."""
+
+    price: float
+    quantity: float
+
+
+class ImpactCostResponse(BaseModel):
+    """NSE impact cost of the order."""
+
+    side: str
+    best_bid: float
+    best_ask: float
+    ideal_price: float = Field(description="(best bid + best ask) / 2.")
+    average_price: float
+    impact_cost_pct: float = Field(description="Percent; buy (avg - ideal) / ideal * 100.")
+    quantity: float
+    value: float
+    levels_used: int
+    fills: list[Fill]
+
+
+class TrackingErrorRequest(StrictModel):
+    """Aligned portfolio and benchmark series (returns or prices) and the conventions."""
+
+    portfolio: list[float | None] = Field(
+        min_length=2, max_length=MAX_SERIES, description="Null marks a missing value."
+    )
+    benchmark: list[float | None] = Field(min_length=2, max_length=MAX_SERIES)
+    input: Literal["returns", "prices"] = Field(
+        "returns", description="returns: simple periodic returns; prices: levels (> 0)."
+    )
+    ddof: int = Field(1, ge=0, le=10, description="Divisor N - ddof (SEBI: 1).")
+    periods_per_year: float = Field(252.0, gt=0, le=10_000)
+    centred: bool = Field(True, description="Standard deviation (true) or RMS (false).")
+    rolling_window: int | None = Field(
+        None, ge=2, le=5_000, description="Also return the rolling TE (SEBI: 252 days)."
+    )
+    limit: Fraction = Field(SEBI_TE_LIMIT, description="TE limit to test against (SEBI: 2 %).")
+
+    @model_validator(mode="after")
+    def _aligned(self) -> TrackingErrorRequest:
+        if len(self.portfolio) != len(self.benchmark):
+            raise ValueError(
+                f"portfolio ({len(self.portfolio)}) and benchmark ({len(self.benchmark)}) "
+                "must be aligned: same length"
+            )
+        for name, series in (("portfolio", self.portfolio), ("benchmark", self.benchmark)):
+            values = [v for v in series if v is not None]
+            if self.input == "prices" and any(not 0 < v <= 1e12 for v in values):
+                raise ValueError(f"{name} prices must be > 0 (and at most 1e12)")
+            if self.input == "returns" and any(not -1 <= v <= 1e3 for v in values):
+                raise ValueError(f"{name} returns must be in [-1, 1000] (-100 % and up)")
+        return self
+
+
+class TrackingDifferenceOut(BaseModel):
+    """Compounded portfolio return minus compounded benchmark return."""
+
+    value: float
+    portfolio_cumulative: float
+    benchmark_cumulative: float
+    annualised: float
+
+
+class TrackingErrorResponse(BaseModel):
+    """Tracking error, information ratio and tracking difference."""
+
+    tracking_error: float = Field(description="Annualised, as a fraction (0.02 = 2 %).")
+    tracking_error_per_period: float
+    information_ratio: float | None = Field(description="Null when the TE is zero.")
+    active_return: float = Field(description="Annualised mean active return (arithmetic).")
+    tracking_difference: TrackingDifferenceOut
+    n_obs: int
+    n_dropped: int
+    ddof: int
+    periods_per_year: float
+    centred: bool
+    limit: float
+    within_limit: bool
+    rolling: list[float | None] | None = None
+    rolling_max: float | None = None
+    notes: list[str]
+
+
+class FuturesRequest(StrictModel):
+    """Spot, rates and days to expiry (and optionally a market futures price)."""
+
+    spot: Price
+    rate: Rate
+    days: float = Field(ge=0, le=3_660, description="Calendar days to expiry.")
+    dividend_yield: Rate = 0.0
+    futures_price: Price | None = None
+    day_count: float = Field(365.0, ge=360, le=366, description="Days per year (India: 365).")
+
+
+class FuturesResponse(BaseModel):
+    """Cost-of-carry fair value and, with a market price, basis and implied repo."""
+
+    spot: float
+    rate: float
+    dividend_yield: float
+    days: float
+    year_fraction: float
+    fair_value: float = Field(description="S * exp((r - q) * T).")
+    fair_basis: float
+    futures_price: float | None
+    market_basis: float | None
+    mispricing: float | None
+    implied_repo: float | None
+
+
+# =========================================================================== custom indices
+
+
+class CustomIndexCreate(StrictModel):
+    """Definition of a custom index over the local store."""
+
+    name: IndexName
+    description: str | None = Field(None, max_length=300)
+    universe: list[Symbol] = Field(
+        min_length=1, max_length=MAX_UNIVERSE, description="NSE symbols of the Nifty 500 universe."
+    )
+    weighting: Weighting = Field(
+        "free_float",
+        description="free_float uses the IWFs given (1.0 otherwise: NSE IWF data is not "
+        "available here), full_market_cap ignores free float, equal gives 1/N at each rebalance.",
+    )
+    capping: CappingRule | None = Field(
+        None, description="Optional capping rule applied at each rebalance (cap-weighted only)."
+    )
+    base_date: dt.date = Field(description="First date of the index (next trading day if shut).")
+    base_value: Positive = Field(1000.0, le=1e7)
+    rebalance: Rebalance = Field(
+        "quarterly",
+        description="Rebalance at the close of the last trading day of each period, effective "
+        "the next day; none = buy and hold from the base date.",
+    )
+    iwf: dict[Symbol, Fraction] | None = Field(
+        None, max_length=MAX_UNIVERSE, description="IWF per symbol (free_float only)."
+    )
+
+
+class CustomIndexInfo(BaseModel):
+    """A stored custom index with its latest value."""
+
+    name: str
+    description: str | None
+    universe: list[str]
+    weighting: str
+    capping: CappingRule | None
+    base_date: dt.date
+    effective_base_date: dt.date
+    base_value: float
+    rebalance: str
+    iwf: dict[str, float] | None
+    created_at: dt.datetime
+    last_date: dt.date
+    last_level: float
+    n_members: int = Field(description="Members on the last date.")
+    notes: list[str]
+
+
+class CustomIndexSummary(BaseModel):
+    """One stored definition."""
+
+    name: str
+    description: str | None
+    weighting: str
+    rebalance: str
+    n_symbols: int
+    base_date: dt.date
+    created_at: dt.datetime
+
+
+class CustomIndexList(BaseModel):
+    """Every stored definition."""
+
+    total: int
+    items: list[CustomIndexSummary]
+
+
+class HistoryRow(BaseModel):
+    """One day of the index."""
+
+    date: dt.date
+    level: float
+    daily_return: float | None
+    cumulative_return: float = Field(description="Compounded since the base date.")
+    divisor: float
+    n_members: int
+
+
+class IndexEvent(BaseModel):
+    """A rebalance (divisor change) or a member's split / bonus (no divisor change)."""
+
+    date: dt.date = Field(description="Effective date (first day with the new state).")
+    reference_date: dt.date = Field(description="Closes at which the event was valued.")
+    kind: Literal["rebalance", "split_or_bonus"]
+    divisor_before: float
+    divisor_after: float
+    added: list[str] = Field(default_factory=list)
+    dropped: list[str] = Field(default_factory=list)
+    detail: str
+
+
+class IndexHistoryResponse(BaseModel):
+    """Levels, returns, divisor and events of a custom index."""
+
+    name: str
+    start: dt.date
+    end: dt.date
+    base_date: dt.date
+    base_value: float
+    period_return: float = Field(description="level(end) / level(start) - 1.")
+    rows: list[HistoryRow]
+    events: list[IndexEvent]
+    notes: list[str]
+
+
+class CompositionItem(BaseModel):
+    """A member on the requested date."""
+
+    symbol: str
+    company: str | None
+    sector: str | None
+    weight: float = Field(description="Weight at the close of the date.")
+    target_weight: float = Field(description="Weight set at the last rebalance.")
+    capping_factor: float
+    iwf: float
+    shares: float | None = Field(
+        description="Shares outstanding on the date: NSE MCAP-implied, split/bonus adjusted "
+        "(null for equal weight)."
+    )
+    effective_shares: float | None = Field(
+        description="Shares on the adjusted-close basis: MCAP / adjusted close on the MCAP date."
+    )
+    price: float = Field(description="Adjusted close used by the index.")
+    price_date: dt.date = Field(description="Date of that close (earlier when carried forward).")
+    market_cap_cr: float | None = Field(description="effective_shares x price, INR crore.")
+
+
+class CompositionResponse(BaseModel):
+    """Members, weights and capping factors on a date."""
+
+    name: str
+    date: dt.date
+    level: float
+    divisor: float
+    last_rebalance: dt.date | None = Field(description="Effective date of the last rebalance.")
+    n_members: int
+    constituents: list[CompositionItem]
+    notes: list[str]
+
+
+class WeightChange(BaseModel):
+    """A member's weight just before and just after a rebalance."""
+
+    symbol: str
+    weight_before: float
+    weight_after: float
+    change: float
+
+
+class RebalanceChange(BaseModel):
+    """Adds, drops and weight changes of one rebalance."""
+
+    date: dt.date = Field(description="Effective date.")
+    reference_date: dt.date
+    added: list[str]
+    dropped: list[str]
+    divisor_before: float
+    divisor_after: float
+    turnover: float = Field(description="One-way turnover, sum |change| / 2.")
+    weights: list[WeightChange]
+
+
+class ChangesResponse(BaseModel):
+    """Rebalances between two dates."""
+
+    name: str
+    start: dt.date
+    end: dt.date
+    rebalances: list[RebalanceChange]
