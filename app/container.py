@@ -11,6 +11,7 @@ from app.cache.base import BetaCache
 from app.cache.sqlite import SQLiteBetaCache
 from app.data.snapshot import Snapshot
 from app.data.store import PriceStore
+from app.data.yfinance_provider import build_market_data_provider
 from app.db.sqlite import Database
 from app.services.factors import FactorService
 from app.services.market import PanelCache, load_corporate_action_dates
@@ -76,4 +77,6 @@ def build_container(settings: Settings) -> Container:
         panels=panels,
         factors=factors,
         started_at=dt.datetime.now(dt.UTC),
+        # The live provider never touches the network here: it probes lazily.
+        extras={"provider": build_market_data_provider(settings)},
     )

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     provider_probe_interval_s: float = Field(
         300.0, description="How long a failed reachability probe is trusted."
     )
+    provider_batch_size: int = Field(
+        50, ge=1, description="Tickers per provider download call (yfinance batch)."
+    )
 
     # --- cache ----------------------------------------------------------------------------
     cache_ttl_hours: float = Field(24.0, gt=0, description="TTL of cached factor betas.")
