@@ -5,6 +5,10 @@ The adapter lives in :mod:`app.heatmap.supabase_store`; this module only re-expo
 
 from __future__ import annotations
 
-from app.heatmap.supabase_store import SupabaseHeatmapStore, build_supabase_heatmap_store
+from app.heatmap.supabase_store import (
+    ResilientHeatmapStore,
+    SupabaseHeatmapStore,
+    build_supabase_heatmap_store,
+)
 
-__all__ = ["SupabaseHeatmapStore", "build_supabase_heatmap_store"]
+__all__ = ["ResilientHeatmapStore", "SupabaseHeatmapStore", "build_supabase_heatmap_store"]

@@ -12,6 +12,9 @@ Tables and RPCs are in ``supabase/migrations/0001_cache.sql``:
 
 Every Supabase failure raises :class:`app.cache.resilience.BackendUnavailable` (a 503 if it
 reaches a route). Timestamps written by this adapter come from ``clock`` (UTC seconds).
+
+:class:`ResilientHeatmapStore` wraps it with an embedded mirror so ``GET /heatmap`` keeps
+serving during an outage; :func:`build_supabase_heatmap_store` builds either.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from postgrest import CountMethod, ReturnMethod
 
-from app.cache.resilience import BackendUnavailable
+from app.cache.resilience import BackendUnavailable, CircuitBreaker
 from app.cache.supabase import (
     SupabaseConnection,
     call,
@@ -41,6 +44,8 @@ from app.heatmap.store import (
     TickerFailure,
 )
 from app.settings import Settings
+
+T = TypeVar("T")
 
 WINDOWS = "heatmap_windows"
 ROWS = "heatmap_cache"
@@ -354,6 +359,221 @@ class SupabaseHeatmapStore:
         self.connection.close()
 
 
-def build_supabase_heatmap_store(settings: Settings) -> HeatmapStore:
-    """The Supabase heatmap store for SUPABASE_URL/SUPABASE_KEY (no network I/O here)."""
-    return SupabaseHeatmapStore(connect_from_settings(settings))
+class ResilientHeatmapStore:
+    """Supabase heatmap store whose *reads* survive an outage through an embedded mirror.
+
+    * ``read_window`` and ``window_stamp`` use the primary while the circuit is closed; every
+      served window read (or written) through it is mirrored into ``fallback``, and while the
+      circuit is open they are answered from that mirror, so ``GET /heatmap`` keeps serving
+      the last heatmap this process saw instead of failing.
+    * Run records, checkpoints and leases stay on the primary only: a local answer would be
+      wrong (another replica may hold the lease or run the job). While the circuit is open they
+      fail fast with :class:`BackendUnavailable`, without waiting for a timeout.
+    """
+
+    def __init__(
+        self, primary: HeatmapStore, fallback: HeatmapStore, *, breaker: CircuitBreaker
+    ) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.breaker = breaker
+        #: The backend serving reads now: the primary's name, or the fallback's while degraded.
+        self.backend: str = primary.backend
+
+    def _attempt(self, operation: Callable[[], T]) -> tuple[bool, T | None]:
+        answered = False
+        result: T | None = None
+        if self.breaker.allow():
+            try:
+                result = operation()
+            except BackendUnavailable as exc:
+                self.breaker.record_failure(exc)
+            else:
+                self.breaker.record_success()
+                answered = True
+        self.backend = self.primary.backend if self.breaker.is_closed else self.fallback.backend
+        return answered, result
+
+    def _required(self, what: str, operation: Callable[[], T]) -> T:
+        if not self.breaker.allow():
+            status = self.breaker.status()
+            raise BackendUnavailable(
+                f"Supabase is unavailable ({status['last_error']}); {what} needs it. "
+                f"Next attempt in {status['retry_in_s']:.0f}s.",
+                details={"operation": what},
+            )
+        try:
+            result = operation()
+        except BackendUnavailable as exc:
+            self.breaker.record_failure(exc)
+            raise
+        self.breaker.record_success()
+        return result
+
+    def _mirror(self, stored: StoredHeatmap) -> None:
+        if self.fallback.window_stamp(stored.window, stored.mode) != stored.run_id:
+            self.fallback.replace_window(
+                stored.window, stored.mode, stored.run_id, stored.as_of, stored.rows
+            )
+
+    # --- served heatmap (degrades to the mirror) -------------------------------------------
+    def replace_window(
+        self, window: int, mode: str, run_id: str, as_of: dt.date, rows: Sequence[HeatmapRow]
+    ) -> dt.datetime:
+        """Replace on the primary (required), then in the mirror."""
+        computed_at = self._required(
+            "replacing the heatmap",
+            lambda: self.primary.replace_window(window, mode, run_id, as_of, rows),
+        )
+        self.fallback.replace_window(window, mode, run_id, as_of, rows)
+        return computed_at
+
+    def read_window(self, window: int, mode: str) -> StoredHeatmap | None:
+        """The primary's served heatmap (mirrored locally), or the mirror's while degraded."""
+        answered, stored = self._attempt(lambda: self.primary.read_window(window, mode))
+        if not answered:
+            return self.fallback.read_window(window, mode)
+        if stored is not None:
+            self._mirror(stored)
+        return stored
+
+    def window_stamp(self, window: int, mode: str) -> str | None:
+        """The primary's stamp, or the mirror's while degraded."""
+        answered, stamp = self._attempt(lambda: self.primary.window_stamp(window, mode))
+        return stamp if answered else self.fallback.window_stamp(window, mode)
+
+    # --- run status, checkpoints, leases (primary only) ------------------------------------
+    def start_run(
+        self,
+        run_id: str,
+        window: int,
+        mode: str,
+        *,
+        as_of: dt.date,
+        total: int,
+        owner: str,
+        completed: int = 0,
+        failures: Sequence[TickerFailure] = (),
+    ) -> None:
+        """Record a run as ``running`` on the primary."""
+        self._required(
+            "recording a heatmap run",
+            lambda: self.primary.start_run(
+                run_id,
+                window,
+                mode,
+                as_of=as_of,
+                total=total,
+                owner=owner,
+                completed=completed,
+                failures=failures,
+            ),
+        )
+
+    def progress_run(
+        self,
+        run_id: str,
+        window: int,
+        mode: str,
+        *,
+        completed: int,
+        failures: Sequence[TickerFailure],
+    ) -> None:
+        """Update progress on the primary."""
+        self._required(
+            "recording heatmap progress",
+            lambda: self.primary.progress_run(
+                run_id, window, mode, completed=completed, failures=failures
+            ),
+        )
+
+    def finish_run(
+        self,
+        run_id: str,
+        window: int,
+        mode: str,
+        *,
+        completed: int,
+        failures: Sequence[TickerFailure],
+    ) -> None:
+        """Mark the run complete on the primary."""
+        self._required(
+            "finishing a heatmap run",
+            lambda: self.primary.finish_run(
+                run_id, window, mode, completed=completed, failures=failures
+            ),
+        )
+
+    def fail_run(self, run_id: str, window: int, mode: str, *, error: str) -> None:
+        """Mark the run failed on the primary."""
+        self._required(
+            "recording a failed heatmap run",
+            lambda: self.primary.fail_run(run_id, window, mode, error=error),
+        )
+
+    def latest_run(self, window: int, mode: str) -> RunRecord | None:
+        """The primary's latest run (no local guess while degraded)."""
+        return self._required(
+            "the heatmap run status", lambda: self.primary.latest_run(window, mode)
+        )
+
+    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Save the checkpoint on the primary."""
+        self._required("saving a checkpoint", lambda: self.primary.save_checkpoint(checkpoint))
+
+    def load_checkpoint(self, window: int, mode: str) -> Checkpoint | None:
+        """Load the checkpoint from the primary."""
+        return self._required(
+            "loading a checkpoint", lambda: self.primary.load_checkpoint(window, mode)
+        )
+
+    def clear_checkpoint(self, window: int, mode: str) -> None:
+        """Clear the checkpoint on the primary."""
+        self._required("clearing a checkpoint", lambda: self.primary.clear_checkpoint(window, mode))
+
+    def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Take or renew the lease on the primary."""
+        if ttl_s <= 0:
+            raise ValueError("ttl_s must be positive")
+        return self._required(
+            "taking the job lease", lambda: self.primary.acquire_lease(name, owner, ttl_s)
+        )
+
+    def release_lease(self, name: str, owner: str) -> None:
+        """Release the lease on the primary."""
+        self._required("releasing the job lease", lambda: self.primary.release_lease(name, owner))
+
+    def status(self) -> dict[str, Any]:
+        """Backend, circuit state and last error (no remote call)."""
+        circuit = self.breaker.status()
+        return {
+            "backend": self.primary.backend,
+            "serving": self.backend,
+            "state": "ok" if circuit["state"] == "closed" else "degraded",
+            "circuit": circuit,
+        }
+
+    def close(self) -> None:
+        """Close the primary's connections."""
+        closer = getattr(self.primary, "close", None)
+        if callable(closer):
+            closer()
+
+
+def build_supabase_heatmap_store(
+    settings: Settings,
+    *,
+    fallback: HeatmapStore | None = None,
+    breaker: CircuitBreaker | None = None,
+) -> HeatmapStore:
+    """The Supabase heatmap store for SUPABASE_URL/SUPABASE_KEY (no network I/O here).
+
+    With ``fallback`` (the embedded store), reads of the served heatmap degrade to it during
+    an outage (:class:`ResilientHeatmapStore`); without it, every Supabase failure raises
+    :class:`BackendUnavailable` (what the precompute CLI wants).
+    """
+    store = SupabaseHeatmapStore(connect_from_settings(settings))
+    if fallback is None:
+        return store
+    breaker = breaker or CircuitBreaker("supabase heatmap", cooldown_s=settings.supabase_cooldown_s)
+    return ResilientHeatmapStore(store, fallback, breaker=breaker)

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from app.cache.resilience import CircuitBreaker
 from app.cache.supabase import connect
 from app.db.sqlite import Database
 from app.heatmap.store import Checkpoint, HeatmapStore, SQLiteHeatmapStore, TickerFailure
-from app.heatmap.supabase_store import SupabaseHeatmapStore
+from app.heatmap.supabase_store import ResilientHeatmapStore, SupabaseHeatmapStore
 
 AS_OF = dt.date(2024, 6, 21)
 
@@ -29,19 +30,29 @@ def make_row(symbol: str, market: float = 1.0) -> dict[str, object]:
 
 
 @pytest.fixture(
-    params=["embedded", pytest.param("supabase", marks=pytest.mark.services)],
+    params=[
+        "embedded",
+        pytest.param("supabase", marks=pytest.mark.services),
+        pytest.param("resilient", marks=pytest.mark.services),
+    ],
 )
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HeatmapStore]:
     """Each heatmap store, empty."""
+    db = Database(tmp_path / "heatmap.sqlite3")
+    embedded = SQLiteHeatmapStore(db)
     if request.param == "embedded":
-        db = Database(tmp_path / "heatmap.sqlite3")
-        yield SQLiteHeatmapStore(db)
+        yield embedded
         db.close()
         return
     stack = request.getfixturevalue("clean_supabase")
-    supabase_store = SupabaseHeatmapStore(connect(stack.url, stack.service_key, timeout_s=10.0))
-    yield supabase_store
-    supabase_store.close()
+    remote = SupabaseHeatmapStore(connect(stack.url, stack.service_key, timeout_s=10.0))
+    if request.param == "supabase":
+        yield remote
+    else:
+        breaker = CircuitBreaker("supabase heatmap", cooldown_s=60)
+        yield ResilientHeatmapStore(remote, embedded, breaker=breaker)
+    remote.close()
+    db.close()
 
 
 def test_nothing_is_served_before_a_replace(store: HeatmapStore) -> None:
