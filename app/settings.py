@@ -59,9 +59,11 @@ class Settings(BaseSettings):
     cache_ttl_hours: float = Field(24.0, gt=0, description="TTL of cached factor betas.")
     supabase_url: str | None = None
     supabase_key: SecretStr | None = None
-    supabase_timeout_s: float = 3.0
+    supabase_timeout_s: float = Field(
+        3.0, gt=0, description="Timeout of one Supabase request (connect, read, write), seconds."
+    )
     supabase_cooldown_s: float = Field(
-        60.0, description="Circuit-breaker cool-down after a Supabase failure."
+        60.0, ge=0, description="Circuit-breaker cool-down after a Supabase failure."
     )
 
     # --- jobs -----------------------------------------------------------------------------
