@@ -17,6 +17,7 @@ from app.api.router import api_router
 from app.container import build_container
 from app.errors import install_error_handlers
 from app.logging_setup import configure_logging
+from app.margin.wiring import start_margin_runtime
 from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.ratelimit import exempt_routes, install_rate_limiting
 from app.settings import Settings, get_settings
@@ -52,9 +53,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             container.snapshot.snapshot_date,
             container.cache.backend,
         )
+        margin_runtime = await run_in_threadpool(start_margin_runtime, container)
         try:
             yield
         finally:
+            margin_runtime.stop()
             container.close()
 
     app = FastAPI(

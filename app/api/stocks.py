@@ -1,0 +1,78 @@
+"""Latest stored prices of Nifty 500 stocks (read-only: a GET never fetches or writes)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from app.api.schemas import error_responses
+from app.auth.dependencies import StockServiceDep
+
+router = APIRouter(tags=["stocks"])
+
+
+class StockItem(BaseModel):
+    """A stock with its latest stored price (null when none is stored)."""
+
+    symbol: str = Field(examples=["RELIANCE"])
+    company: str | None = Field(examples=["Reliance Industries Ltd."])
+    sector: str | None = Field(examples=["Oil Gas & Consumable Fuels"])
+    price: Decimal | None = Field(description="Latest adjusted close, INR.", examples=["1412.60"])
+    currency: str = Field("INR", examples=["INR"])
+    price_date: dt.date | None = Field(description="Trading day of the price.")
+    staleness_days: int | None = Field(description="Calendar days since price_date.", examples=[1])
+    stale: bool | None = Field(description="staleness_days > stale_after_days.")
+    source: str | None = Field(description="Where the price came from.", examples=["snapshot"])
+
+
+class StockQuote(StockItem):
+    """Latest stored price of one stock."""
+
+    as_of: dt.date = Field(description="Date the price is valid for (= price_date).")
+    timestamp: dt.datetime = Field(description="When this response was made (UTC).")
+    stale_after_days: int = Field(examples=[4])
+
+
+class StockPage(BaseModel):
+    """A page of the universe with latest prices."""
+
+    total: int
+    limit: int
+    offset: int
+    timestamp: dt.datetime
+    stale_after_days: int
+    items: list[StockItem]
+
+
+@router.get(
+    "/stocks/{symbol}",
+    response_model=StockQuote,
+    responses=error_responses(404, 422, 429, 503),
+)
+async def stock_quote(
+    symbol: Annotated[
+        str,
+        Path(max_length=40, description="NSE symbol; case and .NS are ignored.", examples=["TCS"]),
+    ],
+    service: StockServiceDep,
+) -> Any:
+    """Latest stored price of a stock with its date and staleness."""
+    return await run_in_threadpool(service.quote, symbol)
+
+
+@router.get("/stocks", response_model=StockPage, responses=error_responses(422, 429))
+async def list_stocks(
+    service: StockServiceDep,
+    q: Annotated[
+        str | None, Query(max_length=80, description="Text in the symbol or company name.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> Any:
+    """Nifty 500 stocks with their latest stored prices, a page at a time."""
+    return await run_in_threadpool(service.page, q=q, limit=limit, offset=offset)

@@ -1,0 +1,1 @@
+"""Users, password hashing, access tokens and the login throttle of the margin API."""

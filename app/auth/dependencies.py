@@ -1,0 +1,112 @@
+"""FastAPI dependencies of the margin API: the caller, admin-only access, client scoping.
+
+``OAuth2PasswordBearer(tokenUrl="auth/token")`` makes Swagger UI's *Authorize* button log in
+through ``POST /auth/token``. It is created with ``auto_error=False`` so that a missing token
+goes through :class:`app.errors.AuthError` (JSON body, ``WWW-Authenticate: Bearer``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import OAuth2PasswordBearer
+
+from app.auth.service import AuthService, Principal
+from app.deps import ContainerDep
+from app.margin.prices import StockService
+from app.margin.service import MarginService
+from app.margin.wiring import MarginContext, get_margin_context
+
+oauth2_scheme = OAuth2PasswordBearer(
+    tokenUrl="auth/token",
+    auto_error=False,
+    description="Log in with a username and password issued by an admin.",
+)
+
+
+def margin_context(container: ContainerDep) -> MarginContext:
+    """The margin and auth services of the running app."""
+    return get_margin_context(container)
+
+
+MarginContextDep = Annotated[MarginContext, Depends(margin_context)]
+
+
+def auth_service(context: MarginContextDep) -> AuthService:
+    """The auth service."""
+    return context.auth
+
+
+def margin_service(context: MarginContextDep) -> MarginService:
+    """The margin service."""
+    return context.margin
+
+
+def stock_service(context: MarginContextDep) -> StockService:
+    """The stock quote service."""
+    return context.stocks
+
+
+AuthServiceDep = Annotated[AuthService, Depends(auth_service)]
+MarginServiceDep = Annotated[MarginService, Depends(margin_service)]
+StockServiceDep = Annotated[StockService, Depends(stock_service)]
+
+
+async def current_user(
+    token: Annotated[str | None, Depends(oauth2_scheme)], service: AuthServiceDep
+) -> Principal:
+    """The caller of the bearer token (401 when missing, expired, tampered or revoked)."""
+    return await run_in_threadpool(service.authenticate, token)
+
+
+CurrentUser = Annotated[Principal, Depends(current_user)]
+
+
+async def admin_user(user: CurrentUser) -> Principal:
+    """The caller, who must be an admin (403 otherwise)."""
+    user.require_admin()
+    return user
+
+
+AdminUser = Annotated[Principal, Depends(admin_user)]
+
+
+async def readable_client_id(
+    client_id: Annotated[int, Path(ge=1, le=2**62, description="Client id.", examples=[1])],
+    user: CurrentUser,
+) -> int:
+    """A client id from the path that the caller may read (own client, or any for admins)."""
+    user.require_client(client_id)
+    return client_id
+
+
+ReadableClientId = Annotated[int, Depends(readable_client_id)]
+
+
+def client_ip(request: Request, trusted_proxies: list[str]) -> str:
+    """The caller's IP; X-Forwarded-For is honoured only when the peer is a trusted proxy."""
+    peer = request.client.host if request.client else "unknown"
+    if not trusted_proxies or not _matches(peer, trusted_proxies):
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _matches(hop, trusted_proxies):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _matches(address: str, networks: list[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    for net in networks:
+        try:
+            if ip in ipaddress.ip_network(net, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False

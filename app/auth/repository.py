@@ -1,0 +1,171 @@
+"""Users of the margin API: :class:`UserRepository` port and its embedded-SQLite adapter.
+
+Usernames are stored lower-case and are unique. An admin has no client; a client user is
+linked to exactly one client and is deleted with it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from dataclasses import dataclass
+from typing import Protocol, cast
+
+from app.auth.security import Role
+from app.db.sqlite import Database
+from app.errors import Conflict, NotFound
+from app.margin import schema as _schema  # noqa: F401  (registers the tables)
+
+
+@dataclass(frozen=True)
+class User:
+    """A stored user (with the password hash, never serialised)."""
+
+    id: int
+    username: str
+    role: Role
+    client_id: int | None
+    password_hash: str
+    created_at: dt.datetime
+
+
+class UserRepository(Protocol):
+    """Persistence port for users."""
+
+    def get_by_username(self, username: str) -> User | None:
+        """The user with this (lower-cased) username, or None."""
+        ...
+
+    def get(self, user_id: int) -> User | None:
+        """The user with this id, or None."""
+        ...
+
+    def list(self, *, limit: int, offset: int) -> tuple[int, list[User]]:
+        """Total and one page of users by id."""
+        ...
+
+    def create(
+        self, *, username: str, password_hash: str, role: Role, client_id: int | None
+    ) -> User:
+        """Create a user (Conflict when the username is taken, NotFound for a missing client)."""
+        ...
+
+    def create_first_admin(self, *, username: str, password_hash: str) -> User | None:
+        """Create an admin only when no admin exists yet (atomically); None when one does."""
+        ...
+
+    def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        """Replace a user's password hash (after a parameter upgrade)."""
+        ...
+
+    def delete(self, user_id: int) -> None:
+        """Delete a user (NotFound when missing)."""
+        ...
+
+    def count_admins(self) -> int:
+        """Number of admins."""
+        ...
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(
+        id=int(row["id"]),
+        username=str(row["username"]),
+        role=cast(Role, row["role"]),
+        client_id=None if row["client_id"] is None else int(row["client_id"]),
+        password_hash=str(row["password_hash"]),
+        created_at=dt.datetime.fromisoformat(row["created_at"]),
+    )
+
+
+class SQLiteUserRepository:
+    """:class:`UserRepository` in the embedded SQLite database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def get_by_username(self, username: str) -> User | None:
+        """The user with this (lower-cased) username, or None."""
+        row = (
+            self.db.connection()
+            .execute("SELECT * FROM users WHERE username = ?", (username.lower(),))
+            .fetchone()
+        )
+        return None if row is None else _user(row)
+
+    def get(self, user_id: int) -> User | None:
+        """The user with this id, or None."""
+        row = (
+            self.db.connection().execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
+        )
+        return None if row is None else _user(row)
+
+    def list(self, *, limit: int, offset: int) -> tuple[int, list[User]]:
+        """Total and one page of users by id."""
+        conn = self.db.connection()
+        conn.execute("BEGIN")
+        try:
+            total = int(conn.execute("SELECT COUNT(*) FROM users").fetchone()[0])
+            rows = conn.execute(
+                "SELECT * FROM users ORDER BY id LIMIT ? OFFSET ?", (limit, offset)
+            ).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        return total, [_user(r) for r in rows]
+
+    def create(
+        self, *, username: str, password_hash: str, role: Role, client_id: int | None
+    ) -> User:
+        """Create a user (Conflict when the username is taken, NotFound for a missing client)."""
+        with self.db.transaction() as conn:
+            return self._insert(conn, username, password_hash, role, client_id)
+
+    def create_first_admin(self, *, username: str, password_hash: str) -> User | None:
+        """Create an admin only when no admin exists yet (atomically); None when one does."""
+        with self.db.transaction() as conn:
+            if conn.execute("SELECT 1 FROM users WHERE role = 'admin' LIMIT 1").fetchone():
+                return None
+            return self._insert(conn, username, password_hash, "admin", None)
+
+    def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        """Replace a user's password hash (after a parameter upgrade)."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
+            )
+
+    def delete(self, user_id: int) -> None:
+        """Delete a user (NotFound when missing)."""
+        with self.db.transaction() as conn:
+            if conn.execute("DELETE FROM users WHERE id = ?", (user_id,)).rowcount == 0:
+                raise NotFound(f"User {user_id} does not exist.", details={"user_id": user_id})
+
+    def count_admins(self) -> int:
+        """Number of admins."""
+        row = self.db.connection().execute("SELECT COUNT(*) FROM users WHERE role = 'admin'")
+        return int(row.fetchone()[0])
+
+    @staticmethod
+    def _insert(
+        conn: sqlite3.Connection,
+        username: str,
+        password_hash: str,
+        role: Role,
+        client_id: int | None,
+    ) -> User:
+        name = username.lower()
+        if conn.execute("SELECT 1 FROM users WHERE username = ?", (name,)).fetchone():
+            raise Conflict(f"Username {name!r} is taken.", details={"username": name})
+        if (
+            client_id is not None
+            and conn.execute("SELECT 1 FROM clients WHERE id = ?", (client_id,)).fetchone() is None
+        ):
+            raise NotFound(f"Client {client_id} does not exist.", details={"client_id": client_id})
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+        cur = conn.execute(
+            "INSERT INTO users (username, password_hash, role, client_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (name, password_hash, role, client_id, now),
+        )
+        row = conn.execute("SELECT * FROM users WHERE id = ?", (cur.lastrowid,)).fetchone()
+        return _user(row)

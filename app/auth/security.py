@@ -1,0 +1,137 @@
+"""Password hashing (argon2id) and signed access tokens (JWT, HS256).
+
+Secret policy: there is no built-in secret. When ``JWT_SECRET`` is unset (or shorter than
+32 bytes, the RFC 7518 minimum for HS256), every endpoint that issues or checks a token
+answers ``503 auth_not_configured`` with a message saying what to set; nothing else of the
+service is affected. A per-process random secret was rejected on purpose: with several
+workers, tokens from one worker would fail on the others, and every restart would log
+everybody out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from app.errors import AuthError, ServiceError
+
+Role = Literal["admin", "client"]
+ROLES: tuple[Role, ...] = ("admin", "client")
+ALGORITHM = "HS256"
+MIN_SECRET_BYTES = 32
+
+_hasher = PasswordHasher()
+# Verified against when the username does not exist, so a miss costs as much as a hit and
+# response times do not reveal which usernames exist.
+_DUMMY_HASH = _hasher.hash("dummy password that never matches anything")
+
+
+class AuthNotConfigured(ServiceError):
+    """Token endpoints are off because JWT_SECRET is not configured."""
+
+    status_code = 503
+    code = "auth_not_configured"
+
+
+def hash_password(password: str) -> str:
+    """Argon2id hash (with its own random salt and parameters) of ``password``."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """True when ``password`` matches ``password_hash``; constant work when the hash is None."""
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """True when the hash was made with weaker parameters than the current ones."""
+    return _hasher.check_needs_rehash(password_hash)
+
+
+def require_secret(secret: str | None) -> str:
+    """The configured secret, or :class:`AuthNotConfigured` when it is missing or too short."""
+    if not secret:
+        raise AuthNotConfigured(
+            "Authentication is not configured: set JWT_SECRET (at least 32 random bytes, e.g. "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`) and restart.",
+        )
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise AuthNotConfigured(
+            f"JWT_SECRET is too short: HS256 needs at least {MIN_SECRET_BYTES} bytes.",
+        )
+    return secret
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    """The verified claims of an access token."""
+
+    subject: str
+    role: Role
+    client_id: int | None
+    issued_at: dt.datetime
+    expires_at: dt.datetime
+
+
+def create_access_token(
+    secret: str,
+    *,
+    subject: str,
+    role: Role,
+    client_id: int | None,
+    expires_minutes: int,
+    now: dt.datetime | None = None,
+) -> tuple[str, dt.datetime]:
+    """Sign an access token; returns it with its expiry time (UTC)."""
+    issued = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+    expires = issued + dt.timedelta(minutes=expires_minutes)
+    payload: dict[str, Any] = {
+        "sub": subject,
+        "role": role,
+        "client_id": client_id,
+        "iat": issued,
+        "exp": expires,
+        "typ": "access",
+    }
+    return jwt.encode(payload, require_secret(secret), algorithm=ALGORITHM), expires
+
+
+def decode_access_token(secret: str, token: str) -> TokenClaims:
+    """Verify signature, expiry and claims; raise :class:`AuthError` for any bad token."""
+    key = require_secret(secret)
+    try:
+        payload = jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            options={"require": ["exp", "iat", "sub"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise AuthError("The access token has expired; request a new one.") from exc
+    except jwt.InvalidTokenError as exc:
+        raise AuthError("The access token is invalid.") from exc
+    role = payload.get("role")
+    client_id = payload.get("client_id")
+    subject = payload.get("sub")
+    if (
+        payload.get("typ") != "access"
+        or role not in ROLES
+        or not isinstance(subject, str)
+        or not (client_id is None or (type(client_id) is int and client_id > 0))
+    ):
+        raise AuthError("The access token is invalid.")
+    return TokenClaims(
+        subject=subject,
+        role=cast(Role, role),
+        client_id=client_id,
+        issued_at=dt.datetime.fromtimestamp(int(payload["iat"]), dt.UTC),
+        expires_at=dt.datetime.fromtimestamp(int(payload["exp"]), dt.UTC),
+    )

@@ -1,0 +1,1 @@
+"""Clients, positions, loans and margin monitoring."""

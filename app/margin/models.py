@@ -1,0 +1,147 @@
+"""Records of the margin domain and the money conventions.
+
+Money is :class:`~decimal.Decimal` in rupees everywhere in Python and integer paise in the
+embedded database; amounts entering the service carry at most two decimal places, and
+computed amounts are rounded half-up to paise only when they leave it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Literal
+
+PAISE = Decimal("0.01")
+RATE_QUANTUM = Decimal("0.0001")
+LoanType = Literal["draw", "repay"]
+CallStatus = Literal["open", "resolved"]
+
+
+def to_paise(amount: Decimal) -> int:
+    """Integer paise of an amount with at most two decimal places (ValueError otherwise)."""
+    if not amount.is_finite():
+        raise ValueError(f"amount {amount} is not a finite number")
+    paise = amount * 100
+    if paise != paise.to_integral_value():
+        raise ValueError(f"amount {amount} has more than two decimal places")
+    return int(paise)
+
+
+def from_paise(paise: int) -> Decimal:
+    """Rupees (two decimal places) of an integer amount of paise."""
+    return (Decimal(paise) / 100).quantize(PAISE)
+
+
+def round_money(amount: Decimal | float) -> Decimal:
+    """Round half-up to paise; floats go through their shortest repr (``25.005`` -> 25.01)."""
+    value = Decimal(repr(amount)) if isinstance(amount, float) else amount
+    try:
+        return value.quantize(PAISE, rounding=ROUND_HALF_UP)
+    except InvalidOperation as exc:
+        raise ValueError(f"amount {amount!r} cannot be rounded to paise") from exc
+
+
+def round_rate(rate: Decimal | float) -> Decimal:
+    """A margin rate rounded half-up to four decimal places."""
+    value = Decimal(repr(rate)) if isinstance(rate, float) else rate
+    return value.quantize(RATE_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def utc_now() -> dt.datetime:
+    """The current time in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class Client:
+    """A client and their outstanding loan."""
+
+    id: int
+    name: str
+    loan_amount: Decimal
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class NewPosition:
+    """A position to store: a universe symbol, whole shares and average cost per share."""
+
+    symbol: str
+    quantity: int
+    cost_basis: Decimal
+
+
+@dataclass(frozen=True)
+class Position:
+    """A stored long position of a client."""
+
+    client_id: int
+    symbol: str
+    quantity: int
+    cost_basis: Decimal
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class LoanTransaction:
+    """A draw (increases the loan) or repayment (decreases it)."""
+
+    id: int
+    client_id: int
+    type: LoanType
+    amount: Decimal
+    balance_after: Decimal
+    note: str | None
+    created_at: dt.datetime
+    created_by: str | None
+
+
+@dataclass(frozen=True)
+class MarginRate:
+    """A per-symbol maintenance rate set by an admin."""
+
+    symbol: str
+    rate: Decimal
+    updated_at: dt.datetime
+    updated_by: str | None
+
+
+@dataclass(frozen=True)
+class MarginCheck:
+    """What the sweep found for one client (amounts rounded to paise)."""
+
+    client_id: int
+    checked_at: dt.datetime
+    prices_as_of: dt.date | None
+    portfolio_value: Decimal
+    loan_amount: Decimal
+    net_equity: Decimal
+    margin_requirement: Decimal
+    margin_shortfall: Decimal
+
+    @property
+    def margin_call(self) -> bool:
+        """True when there is a shortfall."""
+        return self.margin_shortfall > 0
+
+
+@dataclass(frozen=True)
+class MarginCall:
+    """A margin-call event: opened by a sweep that found a shortfall, resolved by a later one."""
+
+    id: int
+    client_id: int
+    status: CallStatus
+    triggered_at: dt.datetime
+    prices_as_of: dt.date | None
+    portfolio_value: Decimal
+    loan_amount: Decimal
+    net_equity: Decimal
+    margin_requirement: Decimal
+    margin_shortfall: Decimal
+    last_checked_at: dt.datetime
+    last_shortfall: Decimal
+    resolved_at: dt.datetime | None

@@ -1,0 +1,127 @@
+"""Builds the margin objects of a running service and their start-up and shut-down work.
+
+Routes reach them through :func:`get_margin_context`, which builds them once per container.
+:func:`start_margin_runtime` runs in the lifespan: it creates the first admin from
+ADMIN_USERNAME/ADMIN_PASSWORD when no admin exists yet and starts the margin sweep when
+MARGIN_SWEEP_MINUTES is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from app.auth.repository import SQLiteUserRepository, UserRepository
+from app.auth.security import AuthNotConfigured, require_secret
+from app.auth.service import AuthService
+from app.auth.throttle import LoginThrottle, parse_rate_limit
+from app.data.store import PriceStore
+from app.data.universe import Universe
+from app.db.sqlite import Database
+from app.errors import ServiceError
+from app.margin.prices import PriceReader, StockService
+from app.margin.repository import MarginRepository, SQLiteMarginRepository
+from app.margin.service import MarginService
+from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.container import Container
+    from app.jobs.margin_sweep import SweepScheduler
+
+logger = logging.getLogger(__name__)
+
+_EXTRAS_KEY = "margin"
+_lock = threading.Lock()
+
+
+@dataclass
+class MarginContext:
+    """The margin and auth services of one running app."""
+
+    settings: Settings
+    repo: MarginRepository
+    users: UserRepository
+    auth: AuthService
+    margin: MarginService
+    stocks: StockService
+    prices: PriceReader
+
+
+def build_margin_repository(settings: Settings, db: Database) -> MarginRepository:
+    """The margin repository: the embedded database (Supabase is not wired in yet)."""
+    del settings
+    return SQLiteMarginRepository(db)
+
+
+def build_margin_context(
+    settings: Settings, db: Database, store: PriceStore, universe: Universe
+) -> MarginContext:
+    """Wire repositories and services from settings."""
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+    users = SQLiteUserRepository(db)
+    repo = build_margin_repository(settings, db)
+    prices = PriceReader(store, timezone=settings.scheduler_timezone)
+    throttle = LoginThrottle(db, parse_rate_limit(settings.login_rate_limit))
+    auth = AuthService(users, throttle, secret=secret, expire_minutes=settings.jwt_expire_minutes)
+    margin = MarginService(repo, prices, universe, default_rate=settings.margin_default_rate)
+    return MarginContext(
+        settings=settings,
+        repo=repo,
+        users=users,
+        auth=auth,
+        margin=margin,
+        stocks=StockService(prices, universe),
+        prices=prices,
+    )
+
+
+def get_margin_context(container: Container) -> MarginContext:
+    """The container's margin context, built on first use."""
+    context = container.extras.get(_EXTRAS_KEY)
+    if context is None:
+        with _lock:
+            context = container.extras.get(_EXTRAS_KEY)
+            if context is None:
+                context = build_margin_context(
+                    container.settings,
+                    container.db,
+                    container.store,
+                    container.snapshot.universe,
+                )
+                container.extras[_EXTRAS_KEY] = context
+    assert isinstance(context, MarginContext)
+    return context
+
+
+class MarginRuntime:
+    """What :func:`start_margin_runtime` started; :meth:`stop` ends it."""
+
+    def __init__(self, sweep: SweepScheduler | None) -> None:
+        self.sweep = sweep
+
+    def stop(self) -> None:
+        """Stop the sweep scheduler (waits for a running sweep) and release its lease."""
+        if self.sweep is not None:
+            self.sweep.stop()
+            self.sweep = None
+
+
+def start_margin_runtime(container: Container) -> MarginRuntime:
+    """Create the first admin from the environment and start the margin sweep if configured."""
+    from app.jobs.margin_sweep import start_sweep_scheduler
+
+    context = get_margin_context(container)
+    settings = container.settings
+    try:
+        require_secret(settings.jwt_secret.get_secret_value() if settings.jwt_secret else None)
+    except AuthNotConfigured as exc:
+        logger.warning("margin API authentication is off (503): %s", exc.message)
+    password = settings.admin_password.get_secret_value() if settings.admin_password else None
+    try:
+        context.auth.ensure_first_admin(settings.admin_username, password)
+    except ServiceError as exc:
+        logger.error("first admin not created from ADMIN_USERNAME: %s", exc.message)
+    scheduler = start_sweep_scheduler(context, container.db)
+    return MarginRuntime(scheduler)

@@ -1,0 +1,177 @@
+"""The margin sweep: margin-call events, the lease across workers and the scheduled job."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.db.sqlite import Database
+from app.jobs.margin_sweep import LEASE_NAME, Lease, run_margin_sweep, sweep_with_lease
+from app.main import create_app
+from app.margin.wiring import MarginContext, get_margin_context
+from app.settings import Settings
+from tests.margin.support import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    DbProbe,
+    create_client,
+    create_client_user,
+    login,
+    set_price,
+)
+
+
+def _context(api: TestClient) -> MarginContext:
+    return get_margin_context(api.app.state.container)  # type: ignore[attr-defined]
+
+
+def _db(api: TestClient) -> Database:
+    db: Database = api.app.state.container.db  # type: ignore[attr-defined]
+    return db
+
+
+def test_sweep_opens_updates_and_resolves_calls(
+    api: TestClient, admin_headers: dict[str, str], probe: DbProbe
+) -> None:
+    set_price(api, "RELIANCE", 200.0)
+    healthy = create_client(
+        api,
+        admin_headers,
+        name="healthy",
+        loan="10000",
+        positions=[{"symbol": "RELIANCE", "quantity": 100, "cost_basis": "1"}],
+    )
+    called = create_client(
+        api,
+        admin_headers,
+        name="called",
+        loan="18000",  # E = 2,000 < R = 5,000 -> shortfall 3,000
+        positions=[{"symbol": "RELIANCE", "quantity": 100, "cost_basis": "1"}],
+    )
+    context = _context(api)
+
+    first = run_margin_sweep(context.margin, context.repo)
+    assert (first.clients_checked, first.calls_opened, first.calls_resolved) == (2, 1, 0)
+    calls = api.get("/margin/calls", headers=admin_headers).json()
+    assert calls["total"] == 1
+    (event,) = calls["items"]
+    assert event["client_id"] == called["id"]
+    assert event["status"] == "open"
+    assert event["margin_shortfall"] == "3000.00"
+    assert event["net_equity"] == "2000.00"
+    assert event["margin_requirement"] == "5000.00"
+    assert event["prices_as_of"] == "2024-06-24"
+
+    # Still short next time: the same call is updated, no duplicate event.
+    set_price(api, "RELIANCE", 190.0, dt.date(2024, 6, 25))
+    second = run_margin_sweep(context.margin, context.repo)
+    assert (second.calls_opened, second.calls_updated) == (0, 1)
+    (event,) = api.get("/margin/calls", headers=admin_headers).json()["items"]
+    # 19,000 - 18,000 = 1,000 equity; requirement 4,750 -> shortfall 3,750.
+    assert event["last_shortfall"] == "3750.00"
+    assert event["margin_shortfall"] == "3000.00"
+
+    # Cure with cash: repay 15,000 -> loan 3,000, E 16,000 >= R 4,750.
+    api.post(
+        f"/clients/{called['id']}/loan/transactions",
+        json={"type": "repay", "amount": "15000"},
+        headers=admin_headers,
+    )
+    third = run_margin_sweep(context.margin, context.repo)
+    assert third.calls_resolved == 1
+    resolved = api.get("/margin/calls", headers=admin_headers, params={"status": "resolved"})
+    (event,) = resolved.json()["items"]
+    assert event["resolved_at"] is not None
+    assert api.get("/margin/calls?status=open", headers=admin_headers).json()["total"] == 0
+    assert healthy["id"] not in {e["client_id"] for e in resolved.json()["items"]}
+
+    # Client users may not list calls.
+    user = create_client_user(api, admin_headers, "caller", called["id"])
+    assert api.get("/margin/calls", headers=user).status_code == 403
+
+
+def test_sweep_skips_clients_without_prices(api: TestClient, admin_headers: dict[str, str]) -> None:
+    client = create_client(
+        api,
+        admin_headers,
+        loan="1000000",
+        positions=[{"symbol": "WIPRO", "quantity": 1, "cost_basis": "1"}],
+    )
+    with _db(api).transaction() as conn:
+        conn.execute("DELETE FROM bars WHERE ticker = 'WIPRO'")
+    context = _context(api)
+    result = run_margin_sweep(context.margin, context.repo)
+    assert client["id"] in result.skipped
+    assert "WIPRO" in result.skipped[client["id"]]
+    assert result.calls_opened == 0
+
+
+def test_lease_has_one_holder_at_a_time(tmp_path: Path) -> None:
+    db = Database(tmp_path / "lease.sqlite3")
+    now = [1000.0]
+    one = Lease(db, LEASE_NAME, owner="one", ttl_seconds=90, clock=lambda: now[0])
+    two = Lease(db, LEASE_NAME, owner="two", ttl_seconds=90, clock=lambda: now[0])
+    assert one.acquire()
+    assert not two.acquire()
+    now[0] += 60
+    assert one.acquire()  # the holder renews
+    now[0] += 60
+    assert not two.acquire()  # renewed at 1060, so valid until 1150
+    now[0] += 31
+    assert two.acquire()  # expired: the other worker takes over
+    assert not one.acquire()
+    two.release()
+    assert one.acquire()
+    db.close()
+
+
+def test_only_one_worker_sweeps(api: TestClient, admin_headers: dict[str, str]) -> None:
+    set_price(api, "RELIANCE", 200.0)
+    create_client(
+        api,
+        admin_headers,
+        loan="19000",
+        positions=[{"symbol": "RELIANCE", "quantity": 100, "cost_basis": "1"}],
+    )
+    context = _context(api)
+    db = _db(api)
+    worker_a = Lease(db, LEASE_NAME, owner="a", ttl_seconds=60)
+    worker_b = Lease(db, LEASE_NAME, owner="b", ttl_seconds=60)
+    results = [sweep_with_lease(context, worker_a), sweep_with_lease(context, worker_b)]
+    assert [r.ran for r in results] == [True, False]
+    assert results[0].calls_opened == 1
+    assert api.get("/margin/calls", headers=admin_headers).json()["total"] == 1
+
+
+@pytest.fixture
+def sweeping_settings(margin_settings: Settings) -> Settings:
+    return margin_settings.model_copy(update={"margin_sweep_minutes": 0.005})  # every 0.3 s
+
+
+def test_scheduled_sweep_records_calls(sweeping_settings: Settings) -> None:
+    with TestClient(create_app(sweeping_settings)) as api:
+        headers = login(api, ADMIN_USERNAME, ADMIN_PASSWORD)
+        set_price(api, "RELIANCE", 200.0)
+        create_client(
+            api,
+            headers,
+            loan="19000",
+            positions=[{"symbol": "RELIANCE", "quantity": 100, "cost_basis": "1"}],
+        )
+        deadline = time.monotonic() + 15
+        total = 0
+        while time.monotonic() < deadline and total == 0:
+            time.sleep(0.1)
+            total = api.get("/margin/calls", headers=headers).json()["total"]
+        assert total == 1
+        probe = DbProbe(sweeping_settings.store_path)
+        assert probe.scalar("SELECT COUNT(*) FROM leases WHERE name = ?", LEASE_NAME) == 1
+        probe.close()
+    # Shut down: the scheduler stopped and the lease was given up.
+    probe = DbProbe(sweeping_settings.store_path)
+    assert probe.scalar("SELECT COUNT(*) FROM leases WHERE name = ?", LEASE_NAME) == 0
+    probe.close()
