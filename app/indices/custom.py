@@ -369,6 +369,7 @@ def compute_index(
     iwf_panel = np.ones((n_dates, n_symbols))
     cf_panel = np.ones((n_dates, n_symbols))
     starts = [0, *(r + 1 for r in refs[1:])]
+    eff_memo: dict[tuple[str, dt.date], float] = {}
     for k, (start, ref) in enumerate(zip(starts, refs, strict=True)):
         stop = starts[k + 1] if k + 1 < len(starts) else n_dates
         lr = last_row[ref]
@@ -382,7 +383,11 @@ def compute_index(
         cf = np.ones(n_symbols)
         if weighting != "equal":
             for j in np.flatnonzero(fresh):
-                eff[j] = _effective_shares(book, store, symbols[j], dates[ref])
+                anchor = book.anchor(symbols[j], dates[ref])
+                key = (symbols[j], anchor.as_of)
+                if key not in eff_memo:
+                    eff_memo[key] = _effective_shares(book, store, symbols[j], dates[ref])
+                eff[j] = eff_memo[key]
             uncapped = prices[ref] * eff * iwf
             if definition.capping is not None:
                 with _at_rebalance(dates[ref]):
