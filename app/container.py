@@ -14,7 +14,7 @@ from app.data.store import PriceStore
 from app.data.yfinance_provider import build_market_data_provider
 from app.db.sqlite import Database
 from app.services.factors import FactorService
-from app.services.market import PanelCache, load_corporate_action_dates
+from app.services.market import PanelCache
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -56,11 +56,7 @@ def build_container(settings: Settings) -> Container:
     snapshot = Snapshot.load(settings.snapshot_dir)
     snapshot.seed(store)
     cache = build_beta_cache(settings, db)
-    panels = PanelCache(
-        store,
-        snapshot.universe.symbols,
-        action_dates=load_corporate_action_dates(settings.snapshot_dir),
-    )
+    panels = PanelCache(store, snapshot.universe.symbols)
     factors = FactorService(
         panels=panels,
         universe=snapshot.universe,

@@ -10,16 +10,16 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
-from fastapi.responses import ORJSONResponse
 
 from app import __version__
-from app.api.router import api_router
+from app.api.router import mount_routes
 from app.container import build_container
 from app.errors import install_error_handlers
 from app.logging_setup import configure_logging
 from app.margin.wiring import start_margin_runtime
 from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.ratelimit import exempt_routes, install_rate_limiting
+from app.scheduler import start_scheduler
 from app.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -53,11 +53,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             container.snapshot.snapshot_date,
             container.cache.backend,
         )
+        scheduler = start_scheduler(container)
         margin_runtime = await run_in_threadpool(start_margin_runtime, container)
         try:
             yield
         finally:
             margin_runtime.stop()
+            scheduler.shutdown()
             container.close()
 
     app = FastAPI(
@@ -65,11 +67,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.include_router(api_router)
+    mount_routes(app)
 
     # Middleware: the last added runs first.
     limiter = install_rate_limiting(app, settings)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import resource
 import sys
 import time
@@ -30,7 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.analytics.rolling_ols import rolling_ols
 
-DEFAULT_DATA_DIR = Path("/work/shared/data")
+DEFAULT_DATA_DIR = Path(
+    os.environ.get("SHARED_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 FACTOR_NAMES = ("market", "value", "momentum", "size", "volatility")
 UNIVERSE_FILE = "constituents/ind_nifty500list_2024-01-17.csv"
 

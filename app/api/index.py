@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 
 from app.api.schemas import error_responses
 from app.deps import ContainerDep
@@ -16,10 +15,6 @@ from app.indices import examples as ex
 from app.indices import schemas as s
 from app.indices import service
 from app.indices.custom import CustomIndexService, IndexRepository, SharesBook
-
-# JSONResponse explicitly: with a response model FastAPI serialises through pydantic, and the
-# app-wide ORJSONResponse default is deprecated in FastAPI >= 0.130 (a warning on every call).
-router = APIRouter()
 
 _SERVICE_KEY = "custom_indices"
 _lock = threading.Lock()
@@ -70,7 +65,7 @@ def _examples(examples: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 # =========================================================================== index maths
 
-compute = APIRouter(tags=["index engineering"], default_response_class=JSONResponse)
+compute = APIRouter(tags=["index engineering"])
 
 
 @compute.post(
@@ -159,7 +154,7 @@ async def analytics_futures_fair_value(
 
 # =========================================================================== custom indices
 
-custom = APIRouter(tags=["custom indices"], default_response_class=JSONResponse)
+custom = APIRouter(tags=["custom indices"])
 
 
 @custom.post(
@@ -270,5 +265,4 @@ async def export_custom_index(
     )
 
 
-router.include_router(compute)
-router.include_router(custom)
+routers = (compute, custom)

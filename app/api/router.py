@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 
-from app.api import auth as auth_api
-from app.api import factors, health, tickers
-from app.api import index as index_api
-from app.api import margin as margin_api
-from app.api import stocks as stocks_api
+from app.api import auth, factors, health, heatmap, index, margin, stocks, tickers
 
-api_router = APIRouter()
-api_router.include_router(health.router)
-api_router.include_router(factors.router)
-api_router.include_router(tickers.router)
-api_router.include_router(index_api.router)
-api_router.include_router(auth_api.router)
-api_router.include_router(margin_api.router)
-api_router.include_router(stocks_api.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    factors.router,
+    tickers.router,
+    heatmap.router,
+    *index.routers,
+    auth.router,
+    margin.router,
+    stocks.router,
+)
+
+
+def mount_routes(app: FastAPI) -> None:
+    """Add every route of :data:`ROUTERS` to ``app`` directly.
+
+    The routes are added flat rather than through ``include_router`` so that each one is a
+    plain ``APIRoute`` on the app: slowapi's middleware resolves the endpoint of a request by
+    walking ``app.routes`` and does not descend into included routers.
+    """
+    for router in ROUTERS:
+        app.router.routes.extend(router.routes)

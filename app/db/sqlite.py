@@ -103,6 +103,9 @@ class Database:
         with self._migrate_lock:
             if self._migrated:
                 return
+            if not self._pending(conn):
+                self._migrated = True
+                return
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.execute(
@@ -121,6 +124,17 @@ class Database:
                 conn.execute("ROLLBACK")
                 raise
             self._migrated = True
+
+    @staticmethod
+    def _pending(conn: sqlite3.Connection) -> bool:
+        """Whether any registered migration has not run (a plain read: takes no write lock)."""
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        ).fetchone()
+        if exists is None:
+            return True
+        done = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
+        return not set(_MIGRATIONS) <= done
 
     @contextmanager
     def transaction(self, *, immediate: bool = True) -> Iterator[sqlite3.Connection]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -71,32 +70,23 @@ def factor_matrices(factor_returns: np.ndarray) -> dict[str, np.ndarray]:
     return {"raw": raw, "excess": excess}
 
 
-def load_corporate_action_dates(snapshot_dir: Path) -> dict[str, list[dt.date]]:
-    """Ex-dates of splits, bonuses and dividends per symbol (explains real jumps)."""
-    path = snapshot_dir / "corporate_actions.csv"
-    if not path.exists():
-        return {}
-    frame = pd.read_csv(path, dtype={"symbol": str})
-    out: dict[str, list[dt.date]] = {}
-    for symbol, day in zip(frame["symbol"], pd.to_datetime(frame["ex_date"]).dt.date, strict=True):
-        out.setdefault(str(symbol), []).append(day)
-    return out
-
-
 def build_panel(
     wide: pd.DataFrame,
     stock_tickers: list[str],
     *,
     version: int,
-    action_dates: dict[str, list[dt.date]] | None = None,
 ) -> ReturnsPanel:
-    """Build a :class:`ReturnsPanel` from a wide close frame (dates x tickers)."""
+    """Build a :class:`ReturnsPanel` from a wide close frame (dates x tickers).
+
+    Prices are adjusted closes, so a split or bonus leaves no jump in them: a move beyond
+    the bad-print threshold is excluded whether or not a corporate action fell near it.
+    """
     missing = [p for p in FACTOR_PROXIES if p not in wide.columns or wide[p].notna().sum() < 2]
     if missing:
         raise DataUnavailable(
             f"No factor data for {', '.join(missing)}: the store holds no usable history.",
         )
-    frame = wide[wide.index.dayofweek < 5]
+    frame = wide[wide.index.day_of_week < 5]
     frame = frame[frame["^NSEI"].notna()]
     stocks = [t for t in stock_tickers if t in frame.columns]
     closes = frame.reindex(columns=[*FACTOR_PROXIES, *stocks]).to_numpy(dtype=np.float64)
@@ -110,16 +100,8 @@ def build_panel(
         raise DataUnavailable("The factor proxies have no overlapping history in the store.")
 
     calendar = frame.index.to_numpy().astype("datetime64[D]")
-    event_mask = np.zeros(stock_returns.shape, dtype=bool)
-    if action_dates:
-        position = {d: i for i, d in enumerate(calendar)}
-        for j, symbol in enumerate(stocks):
-            for day in action_dates.get(symbol, ()):
-                i = position.get(np.datetime64(day, "D"))
-                if i is not None:
-                    event_mask[i, j] = True
     present_all = np.isfinite(stock_returns)
-    bad = bad_print_mask(stock_returns, event_mask=event_mask) & present_all
+    bad = bad_print_mask(stock_returns) & present_all
     y = np.where(bad, np.nan, stock_returns)
 
     last_dates: dict[str, dt.date] = {}
@@ -148,12 +130,10 @@ class PanelCache:
         store: PriceStore,
         stock_tickers: list[str],
         *,
-        action_dates: dict[str, list[dt.date]] | None = None,
         check_interval_s: float = 2.0,
     ) -> None:
         self.store = store
         self.stock_tickers = stock_tickers
-        self.action_dates = action_dates or {}
         self.check_interval_s = check_interval_s
         self._panel: ReturnsPanel | None = None
         self._checked_at = 0.0
@@ -177,7 +157,5 @@ class PanelCache:
                 raise DataUnavailable(
                     "The price store is empty and no snapshot could be loaded.",
                 )
-            self._panel = build_panel(
-                wide, self.stock_tickers, version=version, action_dates=self.action_dates
-            )
+            self._panel = build_panel(wide, self.stock_tickers, version=version)
             return self._panel

@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-DATA_DIR = Path(os.environ.get("SHARED_DATA_DIR", "/work/shared/data"))
+DATA_DIR = Path(
+    os.environ.get("SHARED_DATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "data")
+)
 FACTOR_NAMES = ("market", "value", "momentum", "size", "volatility")
 
 #: Large and mid caps, volatile names, a mid-sample listing (LICI, May 2022) and CGCL with

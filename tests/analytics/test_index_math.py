@@ -308,7 +308,9 @@ def test_full_market_cap_is_iwf_one() -> None:
 
 # --------------------------------------------------------------------------- real data
 
-DATA = Path(os.environ.get("SHARED_DATA_DIR", "/work/shared/data"))
+DATA = Path(
+    os.environ.get("SHARED_DATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "data")
+)
 REAL_SYMBOLS = ["RELIANCE", "INFY", "TCS", "WIPRO", "HCLTECH", "ITC"]
 
 

@@ -358,13 +358,6 @@ def test_kill_9_mid_transaction_keeps_previous_data_and_db_usable(tmp_path: Path
     db.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=sqlite3.OperationalError,
-    reason="app/db/sqlite.py runs its migration check under BEGIN IMMEDIATE even when every "
-    "migration is applied, so a process that opens the store while another process holds a "
-    "write transaction waits for the busy timeout (30 s) and then fails 'database is locked'",
-)
 def test_opening_the_store_while_another_process_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
