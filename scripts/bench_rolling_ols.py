@@ -1,8 +1,7 @@
 """Benchmark the batched rolling OLS core against a per-ticker statsmodels RollingOLS loop.
 
-Loads real data from the shared data directory (factor proxies of DOMAIN.md section 1 and
-Yahoo adjusted closes of every ticker of the Nifty 500 list of 2024-01-17 that has data,
-following NSE symbol changes), computes rolling betas for every date, every ticker and the
+Loads the bundled real-data snapshot (every Nifty 500 ticker with data, aligned on the factor
+calendar exactly as the service does), computes rolling betas for every date, every ticker and the
 windows 126/252/504 with :func:`app.analytics.rolling_ols.rolling_ols` (``params_only=True``)
 and with ``statsmodels RollingOLS(..., missing="drop").fit(params_only=True)`` per ticker,
 and compares them. The last line printed is::
@@ -11,14 +10,14 @@ and compares them. The last line printed is::
 
 Usage::
 
-    python scripts/bench_rolling_ols.py [--tickers N] [--data-dir DIR] [--windows 126 252 504]
+    python scripts/bench_rolling_ols.py [--tickers N] [--snapshot DIR] [--mode excess|raw]
+                                        [--windows 126 252 504]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import os
 import resource
 import sys
 import time
@@ -30,76 +29,32 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.analytics.rolling_ols import rolling_ols
-
-DEFAULT_DATA_DIR = Path(
-    os.environ.get("SHARED_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
-FACTOR_NAMES = ("market", "value", "momentum", "size", "volatility")
-UNIVERSE_FILE = "constituents/ind_nifty500list_2024-01-17.csv"
+from app.data.snapshot import Snapshot
+from app.services.market import build_panel
+from app.settings import SNAPSHOT_DIR
 
 
-def load_factor_prices(data_dir: Path) -> pd.DataFrame:
-    """Closes of the five factor proxies on the dates where all five exist."""
-    nsei = pd.read_csv(data_dir / "indices/nsei_yahoo_daily_2010_2025.csv", parse_dates=["date"])
-    etf = pd.read_csv(
-        data_dir / "prices/factor_proxy_etfs_close_2019_2024.csv", parse_dates=["date"]
-    )
-    vix = pd.read_csv(data_dir / "indices/india_vix_daily_2010_2026-05.csv", parse_dates=["Date"])
-    prices = pd.concat(
-        [
-            nsei.set_index("date")["close"].rename("market"),
-            etf.set_index("date")["NV20BEES"].rename("value"),
-            etf.set_index("date")["MOMOMENTUM"].rename("momentum"),
-            etf.set_index("date")["MID150BEES"].rename("size"),
-            vix.set_index("Date")["india_vix_close"].rename("volatility"),
-        ],
-        axis=1,
-        join="inner",
-    ).dropna()
-    return prices.sort_index()
+def load_panel(
+    snapshot_dir: Path, n_tickers: int | None, mode: str
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(tickers, y (n_obs, n_stocks), x (n_obs, 5)) exactly as the service aligns them.
 
-
-def universe(data_dir: Path, available: set[str]) -> list[str]:
-    """Nifty 500 (2024-01-17) symbols mapped through NSE symbol changes to stored tickers."""
-    symbols = pd.read_csv(data_dir / UNIVERSE_FILE)["Symbol"].astype(str).str.strip().tolist()
-    changes = pd.read_csv(data_dir / "reference/symbolchange_2026-05.csv", header=None)
-    rename = {
-        str(old).strip(): str(new).strip()
-        for old, new in zip(changes.iloc[:, 1], changes.iloc[:, 2], strict=True)
-    }
-    out: list[str] = []
-    for sym in symbols:
-        cur, seen = sym, {sym}
-        while cur not in available and cur in rename and rename[cur] not in seen:
-            cur = rename[cur]
-            seen.add(cur)
-        if cur in available and cur not in out:
-            out.append(cur)
-    return out
-
-
-def load_panel(data_dir: Path, n_tickers: int | None) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(tickers, y (n_obs, n_stocks), x (n_obs, 5)) of simple returns on the factor calendar."""
-    fprices = load_factor_prices(data_dir)
-    start, end = fprices.index.min(), fprices.index.max()
-    long = pd.read_parquet(
-        data_dir / "prices/yahoo_nifty750_daily_1991_2026.parquet",
-        columns=["symbol", "date", "adj_close"],
-        filters=[("date", ">=", start), ("date", "<=", end)],
-    )
-    long["symbol"] = long["symbol"].astype(str)
-    tickers = universe(data_dir, set(long["symbol"].unique()))
-    closes = (
-        long[long["symbol"].isin(tickers)]
-        .pivot(index="date", columns="symbol", values="adj_close")
-        .reindex(fprices.index)
-    )
-    tickers = [t for t in tickers if closes[t].notna().sum() > 1]
+    Reads the bundled snapshot and builds the same :class:`ReturnsPanel` the API uses (factor
+    calendar, no forward fill, bad prints excluded); tickers without any return are dropped.
+    """
+    snapshot = Snapshot.load(snapshot_dir)
+    prices = pd.read_parquet(snapshot_dir / "prices.parquet")
+    prices["date"] = pd.to_datetime(prices["date"])
+    wide = prices.pivot(index="date", columns="symbol", values="close")
+    factors = pd.read_parquet(snapshot_dir / "factors.parquet")
+    factors["date"] = pd.to_datetime(factors["date"])
+    wide = wide.join(factors.set_index("date"), how="outer")
+    panel = build_panel(wide, snapshot.universe.symbols, version=0)
+    keep = [j for j in range(len(panel.tickers)) if np.isfinite(panel.y[:, j]).sum() > 1]
     if n_tickers is not None:
-        tickers = tickers[:n_tickers]
-    y = closes[tickers].pct_change(fill_method=None).iloc[1:].to_numpy(dtype=np.float64)
-    x = fprices.pct_change(fill_method=None).iloc[1:][list(FACTOR_NAMES)].to_numpy(np.float64)
-    return tickers, y, x
+        keep = keep[:n_tickers]
+    tickers = [panel.tickers[j] for j in keep]
+    return tickers, np.ascontiguousarray(panel.y[:, keep]), panel.x[mode]
 
 
 def statsmodels_params(y: np.ndarray, x: np.ndarray, window: int, min_nobs: int) -> np.ndarray:
@@ -123,13 +78,14 @@ def statsmodels_params(y: np.ndarray, x: np.ndarray, window: int, min_nobs: int)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tickers", type=int, default=None, help="limit to the first N tickers")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--snapshot", type=Path, default=SNAPSHOT_DIR)
+    parser.add_argument("--mode", choices=["excess", "raw"], default="excess")
     parser.add_argument("--windows", type=int, nargs="+", default=[126, 252, 504])
     parser.add_argument("--repeat", type=int, default=3, help="best-of repeats for the core")
     args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
-    tickers, y, x = load_panel(args.data_dir, args.tickers)
+    tickers, y, x = load_panel(args.snapshot, args.tickers, args.mode)
     print(
         f"loaded {len(tickers)} tickers x {y.shape[0]} rows x {x.shape[1]} factors "
         f"({np.isnan(y).mean():.1%} missing) in {time.perf_counter() - t0:.1f}s",
