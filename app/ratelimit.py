@@ -93,7 +93,7 @@ async def rate_limit_exceeded(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RateLimitExceeded)
     limit = getattr(exc, "limit", None)
     description = str(limit.limit) if limit is not None else "the rate limit"
-    response = JSONResponse(
+    response: Response = JSONResponse(
         error_body(
             "rate_limited",
             f"Rate limit exceeded ({description}); retry after the Retry-After seconds.",

@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from app.data.snapshot import Snapshot  # noqa: E402
-from app.main import create_app  # noqa: E402
-from app.settings import SNAPSHOT_DIR, Settings  # noqa: E402
+from app.data.snapshot import Snapshot
+from app.main import create_app
+from app.settings import SNAPSHOT_DIR, Settings
 
 
 def _timed(client: TestClient, url: str) -> float:
@@ -50,7 +50,7 @@ def main() -> None:
     universe = Snapshot.load(SNAPSHOT_DIR).universe.symbols
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
+            _env_file=None,
             data_dir=Path(tmp),
             market_data_provider="offline",
             rate_limit_enabled=False,

@@ -58,8 +58,10 @@ class Snapshot:
                 "rebuild it with scripts/build_snapshot.py",
             ) from exc
         companies = [
-            Company(symbol=r.symbol, company=r.company, sector=r.sector, isin=r.isin)
-            for r in frame.itertuples(index=False)
+            Company(symbol=str(symbol), company=str(name), sector=str(sector), isin=str(isin))
+            for symbol, name, sector, isin in zip(
+                frame["symbol"], frame["company"], frame["sector"], frame["isin"], strict=True
+            )
         ]
         return cls(
             path=path, manifest=manifest, universe=Universe(companies), factor_meta=factor_meta

@@ -208,7 +208,12 @@ class FactorService:
             "condition_number": _num(result.condition_number[0]),
             "data": self._data_label(panel, symbol),
         }
-        if hac_lags is not None:
+        if (
+            hac_lags is not None
+            and result.bse_hac is not None
+            and result.tvalues_hac is not None
+            and result.pvalues_hac is not None
+        ):
             out["hac"] = {
                 "lags": hac_lags,
                 "std_errors": _named(result.bse_hac[0]),

@@ -86,7 +86,8 @@ def build_panel(
         raise DataUnavailable(
             f"No factor data for {', '.join(missing)}: the store holds no usable history.",
         )
-    frame = wide[wide.index.day_of_week < 5]
+    index = pd.DatetimeIndex(wide.index)
+    frame = wide[index.day_of_week < 5]
     frame = frame[frame["^NSEI"].notna()]
     stocks = [t for t in stock_tickers if t in frame.columns]
     closes = frame.reindex(columns=[*FACTOR_PROXIES, *stocks]).to_numpy(dtype=np.float64)
