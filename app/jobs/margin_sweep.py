@@ -7,9 +7,11 @@ call is resolved. Clients whose positions have no stored price are skipped and l
 never valued at a made-up price.
 
 Every worker of the service runs the same interval job (``MARGIN_SWEEP_MINUTES``), but only
-the holder of the ``margin_sweep`` row of the ``leases`` table sweeps: the lease lasts 1.5
-intervals and its holder renews it each run, so exactly one worker sweeps per interval and
-another takes over within 1.5 intervals when the holder dies.
+the holder of the ``margin_sweep`` lease sweeps: the lease lasts 1.5 intervals and its holder
+renews it each run, so exactly one worker sweeps per interval and another takes over within
+1.5 intervals when the holder dies. The lease is a row of the embedded ``leases`` table (all
+workers of one host), or of Supabase's ``job_leases`` (``acquire_lease`` RPC) when the margin
+data lives on Supabase, so workers on several hosts share it too.
 """
 
 from __future__ import annotations
@@ -22,16 +24,18 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from app.cache.supabase import call
 from app.db.sqlite import Database
 from app.errors import ServiceError
 from app.margin.repository import MarginRepository
 from app.margin.service import MarginService
 
 if TYPE_CHECKING:
+    from app.cache.supabase import SupabaseConnection
     from app.margin.wiring import MarginContext
 
 logger = logging.getLogger(__name__)
@@ -82,6 +86,47 @@ class Lease:
             conn.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (self.name, self.owner))
 
 
+class SweepLease(Protocol):
+    """A single-runner lease."""
+
+    def acquire(self) -> bool:
+        """Take or renew the lease; False while another owner holds it."""
+        ...
+
+    def release(self) -> None:
+        """Give the lease up if held."""
+        ...
+
+
+class SupabaseLease:
+    """The same lease on Supabase (``acquire_lease``/``release_lease`` of migration 0001)."""
+
+    def __init__(
+        self, connection: SupabaseConnection, name: str, *, owner: str, ttl_seconds: float
+    ) -> None:
+        self.client = connection.client
+        self.name = name
+        self.owner = owner
+        self.ttl_seconds = ttl_seconds
+
+    def acquire(self) -> bool:
+        """Take or renew the lease (database clock)."""
+        params: dict[str, Any] = {
+            "p_name": self.name,
+            "p_owner": self.owner,
+            "p_ttl_seconds": self.ttl_seconds,
+        }
+        response = call(
+            "margin sweep lease", lambda: self.client.rpc("acquire_lease", params).execute()
+        )
+        return bool(response.data)
+
+    def release(self) -> None:
+        """Give the lease up if this owner holds it."""
+        params = {"p_name": self.name, "p_owner": self.owner}
+        call("margin sweep lease", lambda: self.client.rpc("release_lease", params).execute())
+
+
 @dataclass(frozen=True)
 class SweepResult:
     """What one sweep did."""
@@ -128,7 +173,7 @@ def run_margin_sweep(service: MarginService, repo: MarginRepository) -> SweepRes
     return result
 
 
-def sweep_with_lease(context: MarginContext, lease: Lease) -> SweepResult:
+def sweep_with_lease(context: MarginContext, lease: SweepLease) -> SweepResult:
     """Sweep when this process holds (or can take) the lease; otherwise do nothing."""
     if not lease.acquire():
         logger.debug("margin sweep: lease held by another worker")
@@ -141,12 +186,15 @@ class SweepScheduler:
     """The running interval job and its lease."""
 
     scheduler: BackgroundScheduler
-    lease: Lease
+    lease: SweepLease
 
     def stop(self) -> None:
         """Stop the job (waiting for a running sweep) and give the lease up."""
         self.scheduler.shutdown(wait=True)
-        self.lease.release()
+        try:
+            self.lease.release()
+        except ServiceError as exc:  # it expires by itself
+            logger.warning("margin sweep lease not released: %s", exc.message)
 
 
 def start_sweep_scheduler(context: MarginContext, db: Database) -> SweepScheduler | None:
@@ -154,7 +202,12 @@ def start_sweep_scheduler(context: MarginContext, db: Database) -> SweepSchedule
     minutes = context.settings.margin_sweep_minutes
     if minutes is None or minutes <= 0:
         return None
-    lease = Lease(db, LEASE_NAME, owner=process_owner(), ttl_seconds=minutes * 60 * LEASE_INTERVALS)
+    ttl = minutes * 60 * LEASE_INTERVALS
+    lease: SweepLease
+    if context.supabase is not None:
+        lease = SupabaseLease(context.supabase, LEASE_NAME, owner=process_owner(), ttl_seconds=ttl)
+    else:
+        lease = Lease(db, LEASE_NAME, owner=process_owner(), ttl_seconds=ttl)
 
     def job() -> None:
         try:

@@ -1,6 +1,9 @@
 """Builds the margin objects of a running service and their start-up and shut-down work.
 
 Routes reach them through :func:`get_margin_context`, which builds them once per container.
+Clients, positions, loans, rates, margin calls and users live in the embedded database, or
+on Supabase (migration ``0003_margin``) when SUPABASE_URL and SUPABASE_KEY are set; the
+failed-login throttle always uses the embedded database.
 :func:`start_margin_runtime` runs in the lifespan: it creates the first admin from
 ADMIN_USERNAME/ADMIN_PASSWORD when no admin exists yet and starts the margin sweep when
 MARGIN_SWEEP_MINUTES is set.
@@ -27,6 +30,7 @@ from app.margin.service import MarginService
 from app.settings import Settings
 
 if TYPE_CHECKING:
+    from app.cache.supabase import SupabaseConnection
     from app.container import Container
     from app.jobs.margin_sweep import SweepScheduler
 
@@ -47,12 +51,20 @@ class MarginContext:
     margin: MarginService
     stocks: StockService
     prices: PriceReader
+    supabase: SupabaseConnection | None = None
 
 
-def build_margin_repository(settings: Settings, db: Database) -> MarginRepository:
-    """The margin repository: the embedded database (Supabase is not wired in yet)."""
-    del settings
-    return SQLiteMarginRepository(db)
+def build_repositories(
+    settings: Settings, db: Database
+) -> tuple[MarginRepository, UserRepository, SupabaseConnection | None]:
+    """Margin and user repositories: Supabase when SUPABASE_URL/KEY are set, else embedded."""
+    if not settings.supabase_enabled:
+        return SQLiteMarginRepository(db), SQLiteUserRepository(db), None
+    from app.cache.supabase import connect_from_settings
+    from app.margin.supabase import SupabaseMarginRepository, SupabaseUserRepository
+
+    connection = connect_from_settings(settings)
+    return SupabaseMarginRepository(connection), SupabaseUserRepository(connection), connection
 
 
 def build_margin_context(
@@ -60,8 +72,7 @@ def build_margin_context(
 ) -> MarginContext:
     """Wire repositories and services from settings."""
     secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
-    users = SQLiteUserRepository(db)
-    repo = build_margin_repository(settings, db)
+    repo, users, supabase = build_repositories(settings, db)
     prices = PriceReader(store, timezone=settings.scheduler_timezone)
     throttle = LoginThrottle(db, parse_rate_limit(settings.login_rate_limit))
     auth = AuthService(users, throttle, secret=secret, expire_minutes=settings.jwt_expire_minutes)
@@ -74,6 +85,7 @@ def build_margin_context(
         margin=margin,
         stocks=StockService(prices, universe),
         prices=prices,
+        supabase=supabase,
     )
 
 
