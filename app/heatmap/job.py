@@ -1,0 +1,557 @@
+"""The heatmap precompute: latest betas of every universe ticker, per window and factor mode.
+
+One batched regression per (window, mode) covers all stocks at once
+(:func:`app.analytics.rolling_ols.latest_ols` on the ``(window, n_stocks)`` return block of the
+same :class:`~app.services.market.ReturnsPanel` that ``GET /factors/{ticker}`` uses), so each
+heatmap row equals the single-ticker response for the same window, mode and as-of date.
+
+Rows are then assembled in chunks; after each chunk the rows so far go to the store's resume
+checkpoint (never to the served heatmap), the run's progress and heartbeat are updated and the
+single-runner lease is renewed. Only a finished (window, mode) replaces the served heatmap, in
+one atomic write. A ticker that cannot be computed (no prices, too few usable returns, not in
+the universe) is recorded as a failure with its reason and does not stop the run.
+
+Used by ``scripts/compute_heatmap.py`` (CLI), the in-app scheduler (:mod:`app.scheduler`) and,
+for on-demand heatmaps, :mod:`app.heatmap.service` (through :func:`compute_window`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from app.analytics.rolling_ols import LatestOLSResult, latest_ols
+from app.data.factors import FACTOR_NAMES
+from app.data.store import PriceStore
+from app.data.universe import Universe
+from app.errors import DataUnavailable
+from app.heatmap.store import Checkpoint, HeatmapRow, HeatmapStore, TickerFailure
+from app.services.factors import (
+    PARAM_NAMES,
+    PERIODS_PER_YEAR,
+    PRESET_WINDOWS,
+    default_min_nobs,
+)
+from app.services.market import MODES, ReturnsPanel, build_panel
+
+logger = logging.getLogger(__name__)
+
+#: Lease that makes the precompute a single runner across processes and replicas.
+JOB_LEASE = "heatmap-job"
+#: Lease lifetime; renewed after every chunk, so only a dead runner lets it lapse (and a
+#: run killed with ``kill -9`` blocks the next one for at most this long).
+DEFAULT_LEASE_TTL_S = 60.0
+DEFAULT_CHUNK_SIZE = 100
+
+OutcomeState = Literal["complete", "failed", "skipped", "dry_run"]
+ExitStatus = Literal["ok", "partial", "failed", "locked"]
+
+
+class LeaseLost(RuntimeError):
+    """Another runner took the job lease (ours expired): this run must stop writing."""
+
+
+# --------------------------------------------------------------------------------------------
+# computing one window
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class WindowFit:
+    """The batched fit of one (window, mode) over some symbols, turned into rows on demand."""
+
+    panel: ReturnsPanel
+    universe: Universe
+    window: int
+    mode: str
+    rows: slice | None  # panel rows of the window; None when the panel is too short
+    column_of: dict[str, int]  # symbol -> column of ``result``
+    result: LatestOLSResult | None
+
+    def row(self, symbol: str) -> HeatmapRow | TickerFailure:
+        """The heatmap row of ``symbol``, or why it has none."""
+        company = self.universe.get(symbol)
+        if company is None:
+            return TickerFailure(symbol, "unknown_symbol", f"{symbol} is not in the universe.")
+        if symbol not in self.panel.column:
+            return TickerFailure(symbol, "no_data", f"No price history is stored for {symbol}.")
+        n_rows = self.panel.dates.shape[0]
+        if self.rows is None or self.result is None:
+            return TickerFailure(
+                symbol,
+                "insufficient_data",
+                f"The store has {n_rows} factor-aligned trading days; a {self.window}-day "
+                "window needs more history.",
+            )
+        j = self.column_of[symbol]
+        res = self.result
+        n_obs = int(res.nobs[j])
+        params = res.params[j]
+        if not np.isfinite(params[0]):
+            min_nobs = default_min_nobs(self.window)
+            return TickerFailure(
+                symbol,
+                "insufficient_data",
+                f"{symbol} has {n_obs} usable daily returns in the {self.window}-day window "
+                f"ending {self.panel.as_of}; at least {min_nobs} are needed.",
+            )
+        col = self.panel.column[symbol]
+        return {
+            "symbol": symbol,
+            "company": company.company,
+            "sector": company.sector,
+            "alpha": _finite(params[0]),
+            "alpha_annualised": _finite(params[0] * PERIODS_PER_YEAR),
+            "betas": {name: _finite(params[i + 1]) for i, name in enumerate(FACTOR_NAMES)},
+            "t_stats": {name: _finite(res.tvalues[j, i]) for i, name in enumerate(PARAM_NAMES)},
+            "r_squared": _finite(res.rsquared[j]),
+            "adj_r_squared": _finite(res.rsquared_adj[j]),
+            "residual_vol": _finite(res.resid_vol[j]),
+            "n_obs": n_obs,
+            "n_excluded": int(self.panel.excluded[self.rows, col].sum()),
+            "n_missing": int(self.window - self.panel.present[self.rows, col].sum()),
+        }
+
+
+def fit_window(
+    panel: ReturnsPanel, universe: Universe, symbols: Sequence[str], window: int, mode: str
+) -> WindowFit:
+    """Regress every stored symbol of ``symbols`` at once on the factors (one batched pass)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    present = [s for s in symbols if s in panel.column and universe.get(s) is not None]
+    n_rows = panel.dates.shape[0]
+    if n_rows < window or not present:
+        return WindowFit(panel, universe, window, mode, None, {}, None)
+    rows = slice(n_rows - window, n_rows)
+    cols = [panel.column[s] for s in present]
+    result = latest_ols(
+        panel.y[rows][:, cols],
+        panel.x[mode][rows],
+        window=window,
+        min_nobs=default_min_nobs(window),
+        periods_per_year=PERIODS_PER_YEAR,
+    )
+    return WindowFit(
+        panel, universe, window, mode, rows, {s: j for j, s in enumerate(present)}, result
+    )
+
+
+def compute_window(
+    panel: ReturnsPanel, universe: Universe, symbols: Sequence[str], window: int, mode: str
+) -> tuple[list[HeatmapRow], list[TickerFailure]]:
+    """Rows (sorted by symbol) and failures of one (window, mode), without writing anything."""
+    fit = fit_window(panel, universe, symbols, window, mode)
+    rows: list[HeatmapRow] = []
+    failures: list[TickerFailure] = []
+    for symbol in sorted(symbols):
+        item = fit.row(symbol)
+        if isinstance(item, TickerFailure):
+            failures.append(item)
+        else:
+            rows.append(item)
+    return rows, failures
+
+
+def load_panel(
+    store: PriceStore,
+    universe: Universe,
+    *,
+    as_of: dt.date | None = None,
+) -> ReturnsPanel:
+    """The returns panel of the whole universe from the store, truncated at ``as_of``.
+
+    Truncating the *prices* (not the finished panel) gives exactly the panel the service
+    would have built on that date: nothing after ``as_of`` is read.
+    """
+    wide = store.read_wide(end=as_of)
+    if wide.empty:
+        when = f" on or before {as_of}" if as_of else ""
+        raise DataUnavailable(f"The price store holds no closes{when}.")
+    return build_panel(wide, universe.symbols, version=store.data_version())
+
+
+# --------------------------------------------------------------------------------------------
+# the job
+
+
+class ProgressReporter(Protocol):
+    """Receives progress of a run (a tqdm bar, log lines, or a test probe)."""
+
+    def start(self, window: int, mode: str, *, total: int, done: int) -> None:
+        """A (window, mode) begins; ``done`` tickers are already done (resume)."""
+        ...
+
+    def advance(self, n: int) -> None:
+        """``n`` more tickers were processed."""
+        ...
+
+    def finish(self, outcome: WindowOutcome) -> None:
+        """The (window, mode) ended."""
+        ...
+
+
+class NullProgress:
+    """Reports nothing."""
+
+    def start(self, window: int, mode: str, *, total: int, done: int) -> None:
+        """Ignore."""
+
+    def advance(self, n: int) -> None:
+        """Ignore."""
+
+    def finish(self, outcome: WindowOutcome) -> None:
+        """Ignore."""
+
+
+class LogProgress:
+    """Plain log lines (for logs and non-TTY output): one at start, every chunk, one at end."""
+
+    def __init__(self, log: logging.Logger | None = None) -> None:
+        self.log = log or logger
+        self._label = ""
+        self._total = 0
+        self._done = 0
+
+    def start(self, window: int, mode: str, *, total: int, done: int) -> None:
+        """Log the start."""
+        self._label, self._total, self._done = f"window={window} mode={mode}", total, done
+        resumed = f" (resuming, {done} already done)" if done else ""
+        self.log.info("heatmap %s: %d tickers%s", self._label, total, resumed)
+
+    def advance(self, n: int) -> None:
+        """Log the progress."""
+        self._done += n
+        pct = 100.0 * self._done / self._total if self._total else 100.0
+        self.log.info("heatmap %s: %d/%d (%.0f%%)", self._label, self._done, self._total, pct)
+
+    def finish(self, outcome: WindowOutcome) -> None:
+        """Log the outcome."""
+        self.log.info("heatmap %s: %s", self._label, outcome.summary())
+
+
+class TqdmProgress:
+    """A tqdm progress bar per (window, mode), on stderr."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def start(self, window: int, mode: str, *, total: int, done: int) -> None:
+        """Open a bar."""
+        from tqdm import tqdm
+
+        self._bar = tqdm(
+            total=total, initial=done, desc=f"{window}d {mode}", unit="ticker", leave=True
+        )
+
+    def advance(self, n: int) -> None:
+        """Move the bar."""
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def finish(self, outcome: WindowOutcome) -> None:
+        """Close the bar with the outcome."""
+        if self._bar is not None:
+            self._bar.set_postfix_str(outcome.state)
+            self._bar.close()
+            self._bar = None
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What one run computes."""
+
+    windows: tuple[int, ...] = PRESET_WINDOWS
+    modes: tuple[str, ...] = ("excess",)
+    as_of: dt.date | None = None
+    symbols: tuple[str, ...] | None = None  # None: the whole universe
+    resume: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class WindowOutcome:
+    """How one (window, mode) of a run ended."""
+
+    window: int
+    mode: str
+    state: OutcomeState
+    as_of: dt.date | None = None
+    total: int = 0
+    completed: int = 0
+    failures: list[TickerFailure] = field(default_factory=list)
+    error: str | None = None
+    rows: list[HeatmapRow] = field(default_factory=list)  # filled by dry runs only
+    lease_lost: bool = False  # another runner took over: the run stops here
+
+    def summary(self) -> str:
+        """One human line."""
+        text = (
+            f"{self.state}: {self.completed}/{self.total} computed, "
+            f"{len(self.failures)} failed, as of {self.as_of}"
+        )
+        return f"{text}; error: {self.error}" if self.error else text
+
+
+@dataclass
+class JobResult:
+    """The outcome of a whole run."""
+
+    run_id: str
+    outcomes: list[WindowOutcome] = field(default_factory=list)
+    locked: bool = False
+    error: str | None = None  # the run could not start (e.g. no data)
+
+    @property
+    def status(self) -> ExitStatus:
+        """ok (everything computed), partial, failed (nothing served) or locked."""
+        if self.locked:
+            return "locked"
+        if self.error is not None or not self.outcomes:
+            return "failed"
+        states = [o.state for o in self.outcomes]
+        if all(s == "failed" for s in states):
+            return "failed"
+        if any(s == "failed" for s in states) or any(o.failures for o in self.outcomes):
+            return "partial"
+        return "ok"
+
+
+def new_run_id() -> str:
+    """Sortable unique run id, e.g. ``20240621T120000Z-1a2b3c4d``."""
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def default_owner() -> str:
+    """Lease owner naming this process: host, pid and a random tag."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class HeatmapJob:
+    """Runs the precompute against a price store and a heatmap store.
+
+    Parameters
+    ----------
+    prices
+        The local price store (read only).
+    heatmaps
+        Where rows, run status, checkpoints and the lease live.
+    universe
+        Symbols, companies and sectors.
+    panel_source
+        Returns the current panel when no ``as_of`` is asked (the app passes its
+        :class:`~app.services.market.PanelCache`'s ``get``); default: built from ``prices``.
+    """
+
+    def __init__(
+        self,
+        *,
+        prices: PriceStore,
+        heatmaps: HeatmapStore,
+        universe: Universe,
+        panel_source: Callable[[], ReturnsPanel] | None = None,
+        owner: str | None = None,
+        lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> None:
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        self.prices = prices
+        self.heatmaps = heatmaps
+        self.universe = universe
+        self.panel_source = panel_source
+        self.owner = owner or default_owner()
+        self.lease_ttl_s = lease_ttl_s
+        self.chunk_size = chunk_size
+
+    def panel(self, as_of: dt.date | None) -> ReturnsPanel:
+        """The panel to compute from."""
+        if as_of is None and self.panel_source is not None:
+            return self.panel_source()
+        return load_panel(self.prices, self.universe, as_of=as_of)
+
+    def run(self, options: JobOptions, progress: ProgressReporter | None = None) -> JobResult:
+        """Compute every requested (window, mode); never raises for per-ticker problems."""
+        reporter: ProgressReporter = progress or NullProgress()
+        result = JobResult(run_id=new_run_id())
+        for mode in options.modes:
+            if mode not in MODES:
+                raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if not options.dry_run and not self.heatmaps.acquire_lease(
+            JOB_LEASE, self.owner, self.lease_ttl_s
+        ):
+            logger.warning("heatmap job not started: another runner holds the lease")
+            result.locked = True
+            return result
+        try:
+            try:
+                panel = self.panel(options.as_of)
+            except DataUnavailable as exc:
+                result.error = exc.message
+                logger.error("heatmap job failed: %s", exc.message)
+                return result
+            wanted = options.symbols if options.symbols is not None else self.universe.symbols
+            symbols = sorted(set(wanted))
+            for mode in options.modes:
+                for window in options.windows:
+                    outcome = self._run_window(
+                        panel, symbols, window, mode, result.run_id, options, reporter
+                    )
+                    result.outcomes.append(outcome)
+                    reporter.finish(outcome)
+                    if outcome.lease_lost:
+                        logger.error("heatmap job stopped: %s", outcome.error)
+                        return result
+        finally:
+            if not options.dry_run:
+                self.heatmaps.release_lease(JOB_LEASE, self.owner)
+        return result
+
+    def _run_window(
+        self,
+        panel: ReturnsPanel,
+        symbols: list[str],
+        window: int,
+        mode: str,
+        run_id: str,
+        options: JobOptions,
+        reporter: ProgressReporter,
+    ) -> WindowOutcome:
+        store = self.heatmaps
+        as_of = panel.as_of
+        outcome = WindowOutcome(window=window, mode=mode, state="complete", as_of=as_of)
+        outcome.total = len(symbols)
+        rows: list[HeatmapRow] = []
+        failures: list[TickerFailure] = []
+        wanted = set(symbols)
+        if options.dry_run:
+            pass
+        elif options.resume:
+            checkpoint = store.load_checkpoint(window, mode)
+            latest = store.latest_run(window, mode)
+            if checkpoint is not None and checkpoint.as_of == as_of:
+                rows = [r for r in checkpoint.rows if r["symbol"] in wanted]
+                failures = [f for f in checkpoint.failures if f.symbol in wanted]
+                logger.info(
+                    "heatmap window=%d mode=%s: resuming run %s with %d tickers done",
+                    window,
+                    mode,
+                    checkpoint.run_id,
+                    len(rows) + len(failures),
+                )
+            elif (
+                checkpoint is None
+                and latest is not None
+                and latest.state == "complete"
+                and latest.as_of == as_of
+            ):
+                outcome.state = "skipped"
+                outcome.completed = latest.completed
+                outcome.failures = list(latest.failures)
+                outcome.total = latest.total
+                return outcome
+            elif checkpoint is not None:
+                store.clear_checkpoint(window, mode)  # computed for another date: useless
+        else:
+            store.clear_checkpoint(window, mode)
+
+        done = {str(r["symbol"]) for r in rows} | {f.symbol for f in failures}
+        remaining = [s for s in symbols if s not in done]
+        reporter.start(window, mode, total=len(symbols), done=len(done))
+        if not options.dry_run:
+            store.start_run(
+                run_id,
+                window,
+                mode,
+                as_of=as_of,
+                total=len(symbols),
+                owner=self.owner,
+                completed=len(rows),
+                failures=failures,
+            )
+        try:
+            fit = fit_window(panel, self.universe, remaining, window, mode)
+            for start in range(0, len(remaining), self.chunk_size):
+                chunk = remaining[start : start + self.chunk_size]
+                for symbol in chunk:
+                    item = fit.row(symbol)
+                    if isinstance(item, TickerFailure):
+                        failures.append(item)
+                    else:
+                        rows.append(item)
+                if not options.dry_run:
+                    self._checkpoint(run_id, window, mode, as_of, rows, failures)
+                reporter.advance(len(chunk))
+            rows.sort(key=lambda r: str(r["symbol"]))
+            failures.sort(key=lambda f: f.symbol)
+            outcome.completed = len(rows)
+            outcome.failures = failures
+            if options.dry_run:
+                outcome.state = "dry_run"
+                outcome.rows = rows
+                return outcome
+            if not rows:
+                reasons = sorted({f.code for f in failures}) or ["no tickers"]
+                raise RuntimeError(
+                    f"no ticker could be computed ({', '.join(reasons)}); "
+                    "the previous heatmap stays served"
+                )
+            self._renew_lease()
+            store.replace_window(window, mode, run_id, as_of, rows)
+            store.finish_run(run_id, window, mode, completed=len(rows), failures=failures)
+            store.clear_checkpoint(window, mode)
+            return outcome
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            logger.exception("heatmap window=%d mode=%s failed", window, mode)
+            outcome.state = "failed"
+            outcome.error = error
+            outcome.completed = len(rows)
+            outcome.failures = failures
+            outcome.lease_lost = isinstance(exc, LeaseLost)
+            if not options.dry_run:
+                store.fail_run(run_id, window, mode, error=error)
+            return outcome
+        except BaseException:
+            if not options.dry_run:
+                store.fail_run(run_id, window, mode, error="interrupted")
+            raise
+
+    def _checkpoint(
+        self,
+        run_id: str,
+        window: int,
+        mode: str,
+        as_of: dt.date,
+        rows: list[HeatmapRow],
+        failures: list[TickerFailure],
+    ) -> None:
+        self._renew_lease()
+        store = self.heatmaps
+        store.save_checkpoint(
+            Checkpoint(
+                window=window,
+                mode=mode,
+                run_id=run_id,
+                as_of=as_of,
+                rows=rows,
+                failures=failures,
+                updated_at=dt.datetime.now(dt.UTC),
+            )
+        )
+        store.progress_run(run_id, window, mode, completed=len(rows), failures=failures)
+
+    def _renew_lease(self) -> None:
+        if not self.heatmaps.acquire_lease(JOB_LEASE, self.owner, self.lease_ttl_s):
+            raise LeaseLost("another runner took over the heatmap job lease")

@@ -1,0 +1,431 @@
+"""Serving the heatmap: precomputed rows (or an on-demand batch fit), sector aggregates, status.
+
+``GET /heatmap`` reads the served heatmap of the store. It keeps the parsed rows, their sector
+aggregates and every sort order in an in-process memo, re-validated against the store's cheap
+:meth:`~app.heatmap.store.HeatmapStore.window_stamp` at most once per ``check_interval_s``.
+When nothing was ever precomputed for a (window, mode), the rows are computed on demand from
+the price store with the same batched fit as the job and memoised by panel version; a GET
+never writes to the store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from app.data.factors import FACTOR_NAMES
+from app.data.universe import Universe
+from app.db.sqlite import Database
+from app.errors import InvalidInput
+from app.heatmap.job import DEFAULT_LEASE_TTL_S, compute_window
+from app.heatmap.store import HeatmapRow, HeatmapStore, SQLiteHeatmapStore, TickerFailure
+from app.services.factors import PRESET_WINDOWS, validate_mode, validate_window
+from app.services.market import ReturnsPanel
+
+if TYPE_CHECKING:
+    from app.container import Container
+    from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: Sort keys of ``GET /heatmap``: text columns, betas, and row statistics.
+TEXT_SORT_KEYS = ("symbol", "company", "sector")
+STAT_SORT_KEYS = ("alpha", "r_squared", "adj_r_squared", "residual_vol", "n_obs")
+SORT_KEYS = (*TEXT_SORT_KEYS, *FACTOR_NAMES, *STAT_SORT_KEYS)
+SORT_PATTERN = rf"^-?({'|'.join(SORT_KEYS)})$"
+#: Memoised (window, mode) heatmaps kept in process (least recently used dropped first).
+MEMO_SIZE = 16
+
+
+def build_heatmap_store(settings: Settings, db: Database, *, strict: bool = False) -> HeatmapStore:
+    """The configured heatmap store: Supabase when configured, embedded SQLite otherwise.
+
+    For the app, a Supabase store falls back to the embedded mirror for reads during an
+    outage; ``strict`` (the CLI, whose writes must reach Supabase) gets the bare Supabase
+    store, whose failures raise.
+    """
+    embedded = SQLiteHeatmapStore(db)
+    if not settings.supabase_enabled:
+        return embedded
+    from app.heatmap.supabase import build_supabase_heatmap_store
+
+    return build_supabase_heatmap_store(settings, fallback=None if strict else embedded)
+
+
+# --------------------------------------------------------------------------------------------
+# aggregates
+
+
+def _stat(values: np.ndarray, how: str) -> float | None:
+    finite = values[np.isfinite(values)]
+    if how == "std":
+        return float(np.std(finite, ddof=1)) if finite.size >= 2 else None
+    if finite.size == 0:
+        return None
+    return float(np.mean(finite) if how == "mean" else np.median(finite))
+
+
+def aggregate(rows: list[HeatmapRow]) -> dict[str, Any]:
+    """Count, mean, median and dispersion (sample std, ddof=1) of each beta over ``rows``."""
+    betas = np.array(
+        [[np.nan if r["betas"][n] is None else r["betas"][n] for n in FACTOR_NAMES] for r in rows],
+        dtype=np.float64,
+    ).reshape(len(rows), len(FACTOR_NAMES))
+    r2 = np.array(
+        [np.nan if r["r_squared"] is None else r["r_squared"] for r in rows], dtype=np.float64
+    )
+    return {
+        "count": len(rows),
+        "mean": {n: _stat(betas[:, i], "mean") for i, n in enumerate(FACTOR_NAMES)},
+        "median": {n: _stat(betas[:, i], "median") for i, n in enumerate(FACTOR_NAMES)},
+        "dispersion": {n: _stat(betas[:, i], "std") for i, n in enumerate(FACTOR_NAMES)},
+        "mean_r_squared": _stat(r2, "mean"),
+    }
+
+
+def sector_aggregates(rows: list[HeatmapRow]) -> list[dict[str, Any]]:
+    """One aggregate per sector, sorted by sector name."""
+    groups: dict[str, list[HeatmapRow]] = {}
+    for row in rows:
+        groups.setdefault(str(row["sector"]), []).append(row)
+    return [{"sector": s, **aggregate(groups[s])} for s in sorted(groups)]
+
+
+# --------------------------------------------------------------------------------------------
+# the memo
+
+
+def _sort_value(row: HeatmapRow, key: str) -> Any:
+    if key in FACTOR_NAMES:
+        return row["betas"][key]
+    return row[key]
+
+
+@dataclass
+class _Prepared:
+    """A heatmap ready to serve: rows by symbol, aggregates and lazily built sort orders."""
+
+    window: int
+    mode: str
+    source: str  # "precomputed" | "computed_on_demand"
+    stamp: str  # run_id, or the panel version for on-demand entries
+    run_id: str | None
+    as_of: dt.date
+    computed_at: dt.datetime
+    rows: list[HeatmapRow]
+    failures: list[TickerFailure]
+    sectors: list[dict[str, Any]]
+    overall: dict[str, Any]
+    checked_at: float
+    _orders: dict[str, list[HeatmapRow]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def ordered(self, sort: str) -> list[HeatmapRow]:
+        """Rows sorted by ``sort`` (``-`` prefix: descending); missing values always last."""
+        cached = self._orders.get(sort)
+        if cached is not None:
+            return cached
+        key = sort.lstrip("-")
+        descending = sort.startswith("-")
+        present = [r for r in self.rows if _sort_value(r, key) is not None]
+        missing = [r for r in self.rows if _sort_value(r, key) is None]
+        present.sort(key=lambda r: (_sort_value(r, key), r["symbol"]), reverse=descending)
+        ordered = present + missing
+        with self._lock:
+            self._orders[sort] = ordered
+        return ordered
+
+
+def _prepare(
+    *,
+    window: int,
+    mode: str,
+    source: str,
+    stamp: str,
+    run_id: str | None,
+    as_of: dt.date,
+    computed_at: dt.datetime,
+    rows: list[HeatmapRow],
+    failures: list[TickerFailure],
+) -> _Prepared:
+    rows = sorted(rows, key=lambda r: str(r["symbol"]))
+    return _Prepared(
+        window=window,
+        mode=mode,
+        source=source,
+        stamp=stamp,
+        run_id=run_id,
+        as_of=as_of,
+        computed_at=computed_at,
+        rows=rows,
+        failures=failures,
+        sectors=sector_aggregates(rows),
+        overall=aggregate(rows),
+        checked_at=time.monotonic(),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the service
+
+
+def _iso(value: dt.datetime | dt.date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+class HeatmapService:
+    """Reads heatmaps and run status for the API.
+
+    Parameters
+    ----------
+    store
+        The heatmap store.
+    panel_source
+        The current returns panel (the app's ``PanelCache.get``), for on-demand heatmaps.
+    universe
+        Symbols and sectors.
+    check_interval_s
+        How long a memoised heatmap is served before the store's stamp is checked again.
+    stale_after_s
+        A ``running`` run whose heartbeat is older than this is reported as failed
+        (interrupted): its process died without finishing.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: HeatmapStore,
+        panel_source: Callable[[], ReturnsPanel],
+        universe: Universe,
+        check_interval_s: float = 1.0,
+        stale_after_s: float = DEFAULT_LEASE_TTL_S,
+    ) -> None:
+        self.store = store
+        self.panel_source = panel_source
+        self.universe = universe
+        self.check_interval_s = check_interval_s
+        self.stale_after_s = stale_after_s
+        self._memo: OrderedDict[tuple[int, str], _Prepared] = OrderedDict()
+        self._locks: dict[tuple[int, str], threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def invalidate(self) -> None:
+        """Forget every memoised heatmap (after an in-process job run)."""
+        with self._guard:
+            self._memo.clear()
+
+    # --- heatmap -------------------------------------------------------------------------
+    def prepared(self, window: int, mode: str) -> _Prepared:
+        """The memoised heatmap of (window, mode), refreshed when the store changed."""
+        key = (window, mode)
+        entry = self._memo.get(key)
+        if entry is not None and time.monotonic() - entry.checked_at < self.check_interval_s:
+            return entry
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:  # one refresh per key at a time; others wait and reuse it
+            entry = self._memo.get(key)
+            if entry is not None and time.monotonic() - entry.checked_at < self.check_interval_s:
+                return entry
+            fresh = self._refresh(window, mode, entry)
+            with self._guard:
+                self._memo[key] = fresh
+                self._memo.move_to_end(key)
+                while len(self._memo) > MEMO_SIZE:
+                    old, _ = self._memo.popitem(last=False)
+                    self._locks.pop(old, None)
+            return fresh
+
+    def _refresh(self, window: int, mode: str, entry: _Prepared | None) -> _Prepared:
+        stamp = self.store.window_stamp(window, mode)
+        if stamp is not None:
+            if entry is not None and entry.source == "precomputed" and entry.stamp == stamp:
+                entry.checked_at = time.monotonic()
+                return entry
+            stored = self.store.read_window(window, mode)
+            if stored is not None:
+                return _prepare(
+                    window=window,
+                    mode=mode,
+                    source="precomputed",
+                    stamp=stored.run_id,
+                    run_id=stored.run_id,
+                    as_of=stored.as_of,
+                    computed_at=stored.computed_at,
+                    rows=stored.rows,
+                    failures=[],
+                )
+        panel = self.panel_source()
+        version = f"panel:{panel.version}:{panel.as_of.isoformat()}"
+        if entry is not None and entry.source == "computed_on_demand" and entry.stamp == version:
+            entry.checked_at = time.monotonic()
+            return entry
+        started = time.perf_counter()
+        rows, failures = compute_window(panel, self.universe, self.universe.symbols, window, mode)
+        logger.info(
+            "heatmap window=%d mode=%s computed on demand in %.3f s (%d rows, %d failed)",
+            window,
+            mode,
+            time.perf_counter() - started,
+            len(rows),
+            len(failures),
+        )
+        return _prepare(
+            window=window,
+            mode=mode,
+            source="computed_on_demand",
+            stamp=version,
+            run_id=None,
+            as_of=panel.as_of,
+            computed_at=dt.datetime.now(dt.UTC),
+            rows=rows,
+            failures=failures,
+        )
+
+    def heatmap(
+        self,
+        *,
+        window: int,
+        mode: str,
+        sector: str | None = None,
+        sort: str = "symbol",
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """Rows, sector aggregates and provenance of one (window, mode), filtered and paged."""
+        validate_window(window)
+        validate_mode(mode)
+        if sort.lstrip("-") not in SORT_KEYS:
+            raise InvalidInput(
+                f"sort must be one of {', '.join(SORT_KEYS)} (prefix - for descending)",
+                details={"sort": sort},
+            )
+        sector_name = self._resolve_sector(sector)
+        entry = self.prepared(window, mode)
+        rows = entry.ordered(sort)
+        sectors = entry.sectors
+        if sector_name is not None:
+            rows = [r for r in rows if r["sector"] == sector_name]
+            sectors = [s for s in sectors if s["sector"] == sector_name]
+        total = len(rows)
+        page = rows[offset : offset + limit if limit is not None else None]
+        return {
+            "window": window,
+            "mode": mode,
+            "as_of": entry.as_of.isoformat(),
+            "computed_at": entry.computed_at.isoformat(),
+            "run_id": entry.run_id,
+            "source": entry.source,
+            "sector": sector_name,
+            "sort": sort,
+            "total": total,
+            "offset": offset,
+            "limit": limit,
+            "count": len(page),
+            "overall": entry.overall,
+            "sectors": sectors,
+            "rows": page,
+        }
+
+    def _resolve_sector(self, sector: str | None) -> str | None:
+        if sector is None:
+            return None
+        wanted = sector.strip().casefold()
+        for name in self.universe.sectors:
+            if name.casefold() == wanted:
+                return name
+        raise InvalidInput(
+            f"Unknown sector {sector!r}; use one of: {', '.join(self.universe.sectors)}",
+            details={"sector": sector, "sectors": self.universe.sectors},
+        )
+
+    # --- status --------------------------------------------------------------------------
+    def status(self, window: int, mode: str) -> dict[str, Any]:
+        """State and progress of the latest run of (window, mode)."""
+        validate_window(window)
+        validate_mode(mode)
+        record = self.store.latest_run(window, mode)
+        if record is None:
+            return {
+                "window": window,
+                "mode": mode,
+                "state": "never-run",
+                "run_id": None,
+                "total": 0,
+                "completed": 0,
+                "failed": 0,
+                "progress_pct": 0.0,
+                "failures": [],
+                "started_at": None,
+                "finished_at": None,
+                "heartbeat_at": None,
+                "as_of": None,
+                "error": None,
+            }
+        state: str = record.state
+        error = record.error
+        now = dt.datetime.now(dt.UTC)
+        if (
+            state == "running"
+            and record.heartbeat_at is not None
+            and (now - record.heartbeat_at).total_seconds() > self.stale_after_s
+        ):
+            state = "failed"
+            error = (
+                f"interrupted: no progress since {record.heartbeat_at.isoformat()}; "
+                "rerun scripts/compute_heatmap.py --resume"
+            )
+        processed = record.completed + len(record.failures)
+        if record.total:
+            pct = round(100.0 * processed / record.total, 1)
+        else:
+            pct = 100.0 if state == "complete" else 0.0
+        return {
+            "window": window,
+            "mode": mode,
+            "state": state,
+            "run_id": record.run_id,
+            "total": record.total,
+            "completed": record.completed,
+            "failed": len(record.failures),
+            "progress_pct": pct,
+            "failures": [f.to_dict() for f in record.failures],
+            "started_at": _iso(record.started_at),
+            "finished_at": _iso(record.finished_at),
+            "heartbeat_at": _iso(record.heartbeat_at),
+            "as_of": _iso(record.as_of),
+            "error": error,
+        }
+
+    def status_all(self, mode: str) -> dict[str, Any]:
+        """Status of the three preset windows."""
+        return {"mode": mode, "windows": [self.status(w, mode) for w in PRESET_WINDOWS]}
+
+
+_BUILD_LOCK = threading.Lock()
+SERVICE_KEY = "heatmap_service"
+
+
+def heatmap_service_for(container: Container) -> HeatmapService:
+    """The app's heatmap service, built on first use and kept in ``container.extras``."""
+    service = container.extras.get(SERVICE_KEY)
+    if isinstance(service, HeatmapService):
+        return service
+    with _BUILD_LOCK:
+        service = container.extras.get(SERVICE_KEY)
+        if not isinstance(service, HeatmapService):
+            service = HeatmapService(
+                store=build_heatmap_store(container.settings, container.db),
+                panel_source=container.panels.get,
+                universe=container.snapshot.universe,
+            )
+            container.extras[SERVICE_KEY] = service
+    return service

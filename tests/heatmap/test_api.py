@@ -1,0 +1,165 @@
+"""GET /heatmap: sector aggregates, filters, on-demand computation, validation, gzip."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from app.data.factors import FACTOR_NAMES
+from app.heatmap.job import HeatmapJob, JobOptions, compute_window
+from app.heatmap.service import heatmap_service_for
+
+
+def _frame(rows: list[dict[str, object]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"sector": r["sector"], **r["betas"], "r_squared": r["r_squared"]} for r in rows]
+    )
+
+
+@pytest.fixture
+def precomputed(client: TestClient, make_job: Callable[..., HeatmapJob]) -> str:
+    """Run the job for 252 days (excess) and return its run id."""
+    return make_job().run(JobOptions(windows=(252,))).run_id
+
+
+def test_sector_aggregates_match_a_pandas_groupby(client: TestClient, precomputed: str) -> None:
+    body = client.get("/heatmap", params={"window": 252}).json()
+    assert body["source"] == "precomputed"
+    frame = _frame(body["rows"])
+    grouped = frame.groupby("sector")[list(FACTOR_NAMES)]
+    mean, median, std, count = grouped.mean(), grouped.median(), grouped.std(), grouped.size()
+    assert [s["sector"] for s in body["sectors"]] == sorted(frame["sector"].unique())
+    assert len(body["sectors"]) >= 15
+    for agg in body["sectors"]:
+        sector = agg["sector"]
+        assert agg["count"] == count[sector]
+        for name in FACTOR_NAMES:
+            assert agg["mean"][name] == pytest.approx(mean.loc[sector, name], rel=1e-12)
+            assert agg["median"][name] == pytest.approx(median.loc[sector, name], rel=1e-12)
+            if count[sector] >= 2:
+                assert agg["dispersion"][name] == pytest.approx(std.loc[sector, name], rel=1e-10)
+            else:
+                assert agg["dispersion"][name] is None
+        assert agg["mean_r_squared"] == pytest.approx(
+            frame.loc[frame["sector"] == sector, "r_squared"].mean(), rel=1e-12
+        )
+    overall = body["overall"]
+    assert overall["count"] == len(frame) == body["total"]
+    for name in FACTOR_NAMES:
+        assert overall["mean"][name] == pytest.approx(frame[name].mean(), rel=1e-12)
+        assert overall["dispersion"][name] == pytest.approx(frame[name].std(), rel=1e-10)
+
+
+def test_sector_filter_sort_and_paging(client: TestClient, precomputed: str) -> None:
+    full = client.get("/heatmap", params={"window": 252}).json()
+    it_rows = [r for r in full["rows"] if r["sector"] == "Information Technology"]
+    body = client.get(
+        "/heatmap",
+        params={"sector": "information technology", "sort": "-market", "limit": 5, "offset": 2},
+    ).json()
+    assert body["sector"] == "Information Technology"
+    assert body["total"] == len(it_rows) > 7
+    assert body["count"] == 5
+    assert body["limit"] == 5
+    assert body["offset"] == 2
+    expected = sorted(it_rows, key=lambda r: r["betas"]["market"], reverse=True)[2:7]
+    assert [r["symbol"] for r in body["rows"]] == [r["symbol"] for r in expected]
+    assert [s["sector"] for s in body["sectors"]] == ["Information Technology"]
+    by_r2 = client.get("/heatmap", params={"sort": "r_squared"}).json()["rows"]
+    values = [r["r_squared"] for r in by_r2]
+    assert values == sorted(values)
+    by_symbol = [r["symbol"] for r in full["rows"]]
+    assert by_symbol == sorted(by_symbol)
+
+
+def test_on_demand_when_nothing_is_precomputed_and_the_get_writes_nothing(
+    client: TestClient, make_job: Callable[..., HeatmapJob]
+) -> None:
+    container = client.app.state.container  # type: ignore[attr-defined]
+    db = container.db
+    body = client.get("/heatmap", params={"window": 126, "mode": "raw"}).json()
+    assert body["source"] == "computed_on_demand"
+    assert body["run_id"] is None
+    assert body["as_of"] == "2024-06-21"
+    job = make_job()
+    rows, _ = compute_window(job.panel(None), job.universe, job.universe.symbols, 126, "raw")
+    assert body["rows"] == rows
+    # Nothing was written by the GET.
+    conn = db.connection()
+    assert conn.execute("SELECT COUNT(*) FROM heatmap_windows").fetchone()[0] == 0
+    assert conn.execute("SELECT COUNT(*) FROM heatmap_runs").fetchone()[0] == 0
+    # Memoised by panel version: the second GET reuses the first computation.
+    again = client.get("/heatmap", params={"window": 126, "mode": "raw"}).json()
+    assert again["computed_at"] == body["computed_at"]
+    assert (
+        client.get("/heatmap/status", params={"window": 126, "mode": "raw"}).json()["state"]
+        == "never-run"
+    )
+    # Once a run lands, the precomputed rows are served instead.
+    result = make_job().run(JobOptions(windows=(126,), modes=("raw",)))
+    heatmap_service_for(container).check_interval_s = 0.0
+    served = client.get("/heatmap", params={"window": 126, "mode": "raw"}).json()
+    assert served["source"] == "precomputed"
+    assert served["run_id"] == result.run_id
+    assert served["rows"] == body["rows"]
+
+
+def test_large_payload_is_gzipped(client: TestClient, precomputed: str) -> None:
+    response = client.get("/heatmap", headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.headers["content-type"] == "application/json"
+    assert len(response.json()["rows"]) > 480
+    raw = client.get("/heatmap", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in raw.headers
+    assert len(gzip.compress(raw.content)) < len(raw.content) / 2
+
+
+@pytest.mark.parametrize(
+    ("params", "where"),
+    [
+        ({"window": 5}, "window"),
+        ({"window": "abc"}, "window"),
+        ({"window": 5000}, "window"),
+        ({"mode": "log"}, "mode"),
+        ({"sort": "beta"}, "sort"),
+        ({"sort": "--market"}, "sort"),
+        ({"limit": 0}, "limit"),
+        ({"offset": -1}, "offset"),
+    ],
+)
+def test_bad_query_parameters_give_422_json(
+    client: TestClient, params: dict[str, object], where: str
+) -> None:
+    response = client.get("/heatmap", params=params)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input"
+    assert where in error["message"]
+
+
+def test_unknown_sector_gives_422_with_the_valid_sectors(client: TestClient) -> None:
+    response = client.get("/heatmap", params={"sector": "Shipbuilding"})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input"
+    assert "Information Technology" in error["details"]["sectors"]
+
+
+@pytest.mark.parametrize("path", ["/heatmap/status", "/heatmap/status/all"])
+def test_status_rejects_bad_parameters(client: TestClient, path: str) -> None:
+    response = client.get(path, params={"mode": "both", "window": 10})
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_input"
+
+
+def test_heatmap_values_are_finite_numbers(client: TestClient, precomputed: str) -> None:
+    rows = client.get("/heatmap").json()["rows"]
+    betas = np.array([[r["betas"][n] for n in FACTOR_NAMES] for r in rows], dtype=float)
+    assert np.isfinite(betas).all()
+    assert 0.3 < float(np.median(betas[:, 0])) < 1.5  # market beta of the typical stock
