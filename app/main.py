@@ -13,12 +13,13 @@ from fastapi.middleware.gzip import GZipMiddleware
 
 from app import __version__
 from app.api.router import mount_routes
+from app.api.schemas import install_error_documentation
 from app.container import build_container
 from app.errors import install_error_handlers
 from app.logging_setup import configure_logging
 from app.margin.wiring import start_margin_runtime
 from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from app.ratelimit import exempt_routes, install_rate_limiting
+from app.ratelimit import EXEMPT_PATHS, exempt_routes, install_rate_limiting
 from app.scheduler import start_scheduler
 from app.settings import Settings, get_settings
 
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     mount_routes(app)
+    install_error_documentation(app, rate_limit_exempt=EXEMPT_PATHS)
 
     # Middleware: the last added runs first.
     limiter = install_rate_limiting(app, settings)
