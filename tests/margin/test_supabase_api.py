@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from postgrest import APIError
 
+from app.cache.supabase import connect
 from app.jobs.margin_sweep import SupabaseLease, run_margin_sweep, sweep_with_lease
 from app.main import create_app
 from app.margin.wiring import get_margin_context
@@ -113,3 +115,30 @@ def test_supabase_outage_is_a_clear_503(remote_api: TestClient, stack: SupabaseS
         stack.start_postgrest()
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "data_unavailable"
+
+
+def test_anon_key_sees_nothing(stack: SupabaseStack) -> None:
+    stack.psql(
+        "insert into public.clients (name, loan_paise) values ('secret', 1);"
+        "insert into public.users (username, password_hash, role) values ('x', 'h', 'admin');"
+    )
+    anon = connect(stack.url, stack.anon_key, timeout_s=10.0)
+    try:
+        for table in MARGIN_TABLES.split(", "):
+            with pytest.raises(APIError) as info:
+                anon.client.table(table).select("*").execute()
+            assert info.value.code == "42501", table  # permission denied
+        with pytest.raises(APIError):
+            anon.client.rpc(
+                "margin_loan_transaction",
+                {
+                    "p_client_id": 1,
+                    "p_type": "draw",
+                    "p_amount_paise": 1,
+                    "p_note": None,
+                    "p_actor": None,
+                },
+            ).execute()
+    finally:
+        anon.close()
+    assert stack.psql("select loan_paise from public.clients;") == "1"
