@@ -198,10 +198,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(
-            error_body(
-                "internal_error",
-                "An unexpected error occurred; quote the request_id when reporting it.",
-                request,
-            ),
-            status_code=500,
+            error_body("internal_error", INTERNAL_ERROR_MESSAGE, request), status_code=500
         )
+
+
+INTERNAL_ERROR_MESSAGE = "An unexpected error occurred; quote the request_id when reporting it."
