@@ -35,7 +35,10 @@ class Container:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
-        """Release connections."""
+        """Release connections (the database and any remote cache client)."""
+        closer = getattr(self.cache, "close", None)
+        if callable(closer):
+            closer()
         self.db.close()
 
 
