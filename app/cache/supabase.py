@@ -27,11 +27,11 @@ from typing import Any, TypeVar
 
 import httpx
 from postgrest import APIError, CountMethod, ReturnMethod, SyncSelectRequestBuilder
+from supabase import Client, ClientOptions, SupabaseException, create_client
 
 from app.cache.base import BetaCache, BetaKey, CachedValue, utcnow
 from app.cache.resilience import BackendUnavailable, CircuitBreaker, ResilientBetaCache
 from app.settings import Settings
-from supabase import Client, ClientOptions, SupabaseException, create_client
 
 T = TypeVar("T")
 
