@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -121,6 +122,7 @@ class BodySizeLimitMiddleware:
             await self._reject(scope, send)
             return
         received = 0
+        state = {"started": False, "rejected": False}
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -128,13 +130,23 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    # Answer now: FastAPI turns any error raised while it reads the body
+                    # into its own 400, which guarded_send then drops.
+                    if not state["started"] and not state["rejected"]:
+                        state["rejected"] = True
+                        await self._reject(scope, send)
                     raise _TooLarge
             return message
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
-            await self._reject(scope, send)
+        async def guarded_send(message: Message) -> None:
+            if state["rejected"]:
+                return
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        with contextlib.suppress(_TooLarge):
+            await self.app(scope, limited_receive, guarded_send)
 
     async def _reject(self, scope: Scope, send: Send) -> None:
         request_id = (scope.get("state") or {}).get("request_id")
