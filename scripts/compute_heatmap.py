@@ -20,6 +20,7 @@ Exit codes:
        is served
     2  usage error (bad arguments, unreadable --universe file)
     3  total failure: nothing was written (no data, store unreachable, refresh unavailable)
+    (with --refresh-data, prices that could not be refreshed make a success a 1)
     4  another run holds the lock; nothing was done
 """
 
@@ -37,7 +38,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from app.data.universe import normalise_ticker  # noqa: E402
+from app.data.store import PriceStore  # noqa: E402
+from app.data.universe import Universe, normalise_ticker  # noqa: E402
 from app.errors import InvalidInput  # noqa: E402
 from app.heatmap.job import (  # noqa: E402
     DEFAULT_CHUNK_SIZE,
@@ -51,6 +53,7 @@ from app.heatmap.job import (  # noqa: E402
 )
 from app.services.factors import PRESET_WINDOWS, validate_window  # noqa: E402
 from app.services.market import MODES  # noqa: E402
+from app.settings import Settings  # noqa: E402
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -158,10 +161,11 @@ def read_universe_file(path: Path) -> tuple[str, ...]:
     return tuple(dict.fromkeys(symbols))
 
 
-def refresh_prices(settings: object, store: object, universe: object) -> None:
+def refresh_prices(settings: Settings, store: PriceStore, universe: Universe) -> bool:
     """Delta-fetch prices with :class:`app.services.refresh.RefreshService` (imported lazily).
 
-    Raises RuntimeError with a clear message when this build has no refresh service.
+    Returns True when every ticker was refreshed. Raises RuntimeError with a clear message
+    when this build has no refresh service.
     """
     try:
         refresh = importlib.import_module("app.services.refresh")
@@ -170,12 +174,12 @@ def refresh_prices(settings: object, store: object, universe: object) -> None:
             "--refresh-data needs app.services.refresh.RefreshService, which this build does "
             "not have; run without --refresh-data to use the stored prices"
         ) from exc
-    service_cls = getattr(refresh, "RefreshService", None)
-    if service_cls is None:
-        raise RuntimeError("app.services.refresh has no RefreshService")
-    service = service_cls.from_settings(settings, store=store, universe=universe)
+    service = refresh.RefreshService.from_settings(settings, store=store, universe=universe)
     report = service.refresh()
-    logger.info("price refresh: %s", report)
+    print(report.summary())
+    for ticker, reason in sorted(report.failed.items())[:MAX_LISTED_FAILURES]:
+        print(f"  refresh {ticker}: {reason}")
+    return not report.failed
 
 
 def _print_result(result: JobResult) -> None:
@@ -209,14 +213,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(str(exc))
 
     from app.data.snapshot import Snapshot
-    from app.data.store import PriceStore
     from app.db.sqlite import Database
     from app.errors import ServiceError
     from app.heatmap.service import build_heatmap_store
     from app.logging_setup import configure_logging
-    from app.settings import Settings
 
     settings = Settings()  # a fresh read of the environment (and .env) for this run
+    refreshed = True
     configure_logging(settings.log_level, json_lines=settings.log_json)
     db = Database(settings.store_path)
     try:
@@ -225,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             snapshot = Snapshot.load(settings.snapshot_dir)
             snapshot.seed(store)
             if args.refresh_data:
-                refresh_prices(settings, store, snapshot.universe)
+                refreshed = refresh_prices(settings, store, snapshot.universe)
             heatmaps = build_heatmap_store(settings, db, strict=not args.dry_run)
         except (RuntimeError, ServiceError) as exc:
             print(f"error: {getattr(exc, 'message', str(exc))}", file=sys.stderr)
@@ -249,7 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress: ProgressReporter = TqdmProgress() if sys.stderr.isatty() else LogProgress()
         result = job.run(options, progress)
         _print_result(result)
-        return EXIT_CODES[result.status]
+        code = EXIT_CODES[result.status]
+        if code == EXIT_OK and not refreshed:
+            print("some prices could not be refreshed: the heatmap uses their stored history")
+            return EXIT_PARTIAL
+        return code
     finally:
         db.close()
 

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
@@ -26,6 +26,11 @@ class OrjsonResponse(Response):
     def render(self, content: Any) -> bytes:
         """Serialise with orjson."""
         return orjson.dumps(content)
+
+
+def accepts_gzip(request: Request) -> bool:
+    """Whether the client accepts gzip, by the same rule as Starlette's GZipMiddleware."""
+    return "gzip" in request.headers.get("accept-encoding", "")
 
 
 def get_heatmap_service(container: ContainerDep) -> HeatmapService:
@@ -180,6 +185,7 @@ class HeatmapStatusAll(BaseModel):
     responses=error_responses(422, 429, 503),
 )
 async def heatmap(
+    request: Request,
     service: HeatmapServiceDep,
     window: WindowQuery = 252,
     mode: ModeQuery = "excess",
@@ -202,16 +208,21 @@ async def heatmap(
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> Response:
     """Latest betas of every Nifty 500 stock with sector aggregates (precomputed when available)."""
-    body = await run_in_threadpool(
-        service.heatmap,
+    body, gzipped = await run_in_threadpool(
+        service.heatmap_json,
         window=window,
         mode=mode,
         sector=sector,
         sort=sort,
         limit=limit,
         offset=offset,
+        gzipped=accepts_gzip(request),
     )
-    return OrjsonResponse(body)
+    # A body compressed here (once per heatmap and query) passes GZipMiddleware untouched.
+    headers = {"Vary": "Accept-Encoding"}
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    return Response(body, media_type="application/json", headers=headers)
 
 
 @router.get(

@@ -11,6 +11,7 @@ never writes to the store.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import logging
 import threading
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 
 from app.data.factors import FACTOR_NAMES
 from app.data.universe import Universe
@@ -43,6 +45,10 @@ SORT_KEYS = (*TEXT_SORT_KEYS, *FACTOR_NAMES, *STAT_SORT_KEYS)
 SORT_PATTERN = rf"^-?({'|'.join(SORT_KEYS)})$"
 #: Memoised (window, mode) heatmaps kept in process (least recently used dropped first).
 MEMO_SIZE = 16
+#: Serialised bodies kept per memoised heatmap (distinct filter/sort/page queries).
+BODIES_PER_HEATMAP = 64
+#: Bodies smaller than this are not compressed (as GZipMiddleware's minimum_size).
+GZIP_MIN_BYTES = 1024
 
 
 def build_heatmap_store(settings: Settings, db: Database, *, strict: bool = False) -> HeatmapStore:
@@ -126,7 +132,20 @@ class _Prepared:
     overall: dict[str, Any]
     checked_at: float
     _orders: dict[str, list[HeatmapRow]] = field(default_factory=dict)
+    _bodies: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def body(self, key: tuple[Any, ...], build: Callable[[], bytes]) -> bytes:
+        """The serialised body for ``key``, built once per heatmap."""
+        cached = self._bodies.get(key)
+        if cached is not None:
+            return cached
+        value = build()
+        with self._lock:
+            if len(self._bodies) >= BODIES_PER_HEATMAP:
+                self._bodies.clear()
+            self._bodies[key] = value
+        return value
 
     def ordered(self, sort: str) -> list[HeatmapRow]:
         """Rows sorted by ``sort`` (``-`` prefix: descending); missing values always last."""
@@ -334,6 +353,38 @@ class HeatmapService:
             "sectors": sectors,
             "rows": page,
         }
+
+    def heatmap_json(
+        self,
+        *,
+        window: int,
+        mode: str,
+        sector: str | None = None,
+        sort: str = "symbol",
+        limit: int | None = None,
+        offset: int = 0,
+        gzipped: bool = False,
+    ) -> tuple[bytes, bool]:
+        """:meth:`heatmap` serialised with orjson, gzip-compressed when asked and worth it.
+
+        Bodies are memoised with the heatmap they come from, so a repeated query costs a
+        dictionary lookup. Returns the bytes and whether they are gzip-encoded.
+        """
+        validate_window(window)
+        validate_mode(mode)
+        entry = self.prepared(window, mode)
+        key = (sector, sort, limit, offset)
+
+        def build_raw() -> bytes:
+            body = self.heatmap(
+                window=window, mode=mode, sector=sector, sort=sort, limit=limit, offset=offset
+            )
+            return orjson.dumps(body)
+
+        raw = entry.body(("raw", *key), build_raw)
+        if not gzipped or len(raw) < GZIP_MIN_BYTES:
+            return raw, False
+        return entry.body(("gzip", *key), lambda: gzip.compress(raw, compresslevel=6)), True
 
     def _resolve_sector(self, sector: str | None) -> str | None:
         if sector is None:

@@ -115,9 +115,14 @@ def test_large_payload_is_gzipped(client: TestClient, precomputed: str) -> None:
     assert response.headers["content-encoding"] == "gzip"
     assert response.headers["content-type"] == "application/json"
     assert len(response.json()["rows"]) > 480
+    assert response.headers["vary"] == "Accept-Encoding"
     raw = client.get("/heatmap", headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in raw.headers
+    assert raw.json() == response.json()
     assert len(gzip.compress(raw.content)) < len(raw.content) / 2
+    # The compressed body is cached per query: a filtered page is its own body.
+    page = client.get("/heatmap", params={"limit": 2}, headers={"Accept-Encoding": "gzip"})
+    assert page.json()["count"] == 2
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ import termios
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,19 +109,67 @@ def test_dry_run_writes_nothing(
 def test_refresh_data_without_the_refresh_service_exits_3(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import importlib.util
-
     for key, value in script_env(data_dir).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setitem(sys.modules, "app.services.refresh", None)  # import fails
+    assert _load_cli().main(["--refresh-data", "--window", "126"]) == 3
+    err = capsys.readouterr().err
+    assert "--refresh-data needs app.services.refresh.RefreshService" in err
+
+
+def _load_cli() -> Any:
+    import importlib.util
+
     spec = importlib.util.spec_from_file_location("compute_heatmap_cli", SCRIPT)
     assert spec is not None
     assert spec.loader is not None
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
-    assert cli.main(["--refresh-data", "--window", "126"]) == 3
-    err = capsys.readouterr().err
-    assert "--refresh-data needs app.services.refresh.RefreshService" in err
+    return cli
+
+
+def test_refresh_data_runs_before_the_heatmap(
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    heatmaps: SQLiteHeatmapStore,
+) -> None:
+    from app.data.factors import FACTOR_PROXIES
+    from app.data.store import PriceStore
+    from app.services.refresh import RefreshReport, RefreshService
+
+    new_day = dt.date(2024, 6, 24)
+    calls: list[list[str] | None] = []
+
+    def fake_refresh(self: RefreshService, tickers: list[str] | None = None) -> RefreshReport:
+        # Stands in for the provider: one more session for the factors and two stocks.
+        calls.append(self.tickers)
+        store: PriceStore = self.store
+        last = {t: store.closes(t)[-1][1] for t in [*FACTOR_PROXIES, "TCS", "INFY"]}
+        store.upsert_bars({t: [(new_day, c * 1.01)] for t, c in last.items()}, source="test")
+        return RefreshReport(end=new_day, fetched=dict.fromkeys(last, 1), failed={"XYZ": "gone"})
+
+    for key, value in script_env(data_dir).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(RefreshService, "refresh", fake_refresh)
+    code = _load_cli().main(["--refresh-data", "--window", "126", "--universe", _write(data_dir)])
+    out = capsys.readouterr().out
+    assert calls
+    assert calls[0] is not None
+    assert "TCS" in calls[0]
+    assert "refresh to 2024-06-24: 7 tickers fetched" in out
+    assert "refresh XYZ: gone" in out
+    assert code == 1  # the heatmap is complete but one ticker could not be refreshed
+    stored = heatmaps.read_window(126, "excess")
+    assert stored is not None
+    assert stored.as_of == new_day
+    assert [r["symbol"] for r in stored.rows] == ["INFY", "TCS"]
+
+
+def _write(folder: Path) -> str:
+    path = folder / "two.csv"
+    path.write_text("symbol\nTCS\nINFY\n")
+    return str(path)
 
 
 def test_progress_bar_on_a_tty(data_dir: Path, tmp_path: Path) -> None:

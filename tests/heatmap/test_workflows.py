@@ -1,0 +1,155 @@
+"""The GitHub workflows: schedules, setup, and their shell steps run for real here."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import stat
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import yaml
+
+from tests.heatmap.conftest import REPO_ROOT
+
+WORKFLOWS = REPO_ROOT / ".github" / "workflows"
+
+
+def _load(name: str) -> dict[Any, Any]:
+    data: dict[Any, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
+    return data
+
+
+def _triggers(workflow: dict[Any, Any]) -> dict[str, Any]:
+    on: dict[str, Any] = workflow.get("on", workflow.get(True))  # YAML 1.1 reads `on` as True
+    return on
+
+
+def _step(workflow: dict[Any, Any], job: str, name: str) -> dict[str, Any]:
+    steps: list[dict[str, Any]] = workflow["jobs"][job]["steps"]
+    return next(s for s in steps if s.get("name") == name)
+
+
+def test_weekly_heatmap_workflow_setup() -> None:
+    workflow = _load("weekly_heatmap.yml")
+    on = _triggers(workflow)
+    assert "workflow_dispatch" in on
+    (cron,) = [entry["cron"] for entry in on["schedule"]]
+    minute, hour, day, month, weekday = cron.split()
+    assert minute.isdigit()
+    assert hour.isdigit()
+    assert (day, month) == ("*", "*")
+    assert weekday.isdigit()  # once a week
+    job = workflow["jobs"]["heatmap"]
+    assert job["env"]["SUPABASE_URL"] == "${{ secrets.SUPABASE_URL }}"
+    assert job["env"]["SUPABASE_KEY"] == "${{ secrets.SUPABASE_KEY }}"
+    setup = next(
+        s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/setup-python")
+    )
+    assert setup["with"]["python-version"] == "3.11"
+    assert setup["with"]["cache"] == "pip"
+    install = _step(workflow, "heatmap", "Install dependencies")
+    assert "pip install -r requirements.txt" in install["run"]
+
+
+def _fake_python(folder: Path, code: int) -> Path:
+    """A ``python`` on PATH that records its arguments and exits with ``code``."""
+    folder.mkdir(exist_ok=True)
+    shim = folder / "python"
+    shim.write_text(f'#!/bin/sh\necho "$@" > "{folder}/args"\nexit {code}\n')
+    shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("code", "job_fails", "annotation"),
+    [
+        (0, False, "heatmap complete"),
+        (1, False, "::warning::"),
+        (3, True, "::error::"),
+        (4, True, "holds the lock"),
+    ],
+)
+def test_weekly_heatmap_step_maps_exit_codes(
+    tmp_path: Path, code: int, job_fails: bool, annotation: str
+) -> None:
+    script = _step(_load("weekly_heatmap.yml"), "heatmap", "Compute the heatmap")["run"]
+    shims = _fake_python(tmp_path / "bin", code)
+    env = {
+        "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}",
+        "REFRESH": "true",
+        "RESUME": "false",
+        "AS_OF": "2024-06-21",
+    }
+    done = subprocess.run(
+        ["bash", "-e", "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert (done.returncode != 0) is job_fails
+    assert annotation in done.stdout
+    args = (shims / "args").read_text().split()
+    assert args == [
+        "scripts/compute_heatmap.py",
+        "--mode",
+        "both",
+        "--refresh-data",
+        "--as-of",
+        "2024-06-21",
+    ]
+    # The arguments the workflow passes are ones the CLI accepts.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cli", REPO_ROOT / args[0])
+    assert spec is not None
+    assert spec.loader is not None
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    parsed = cli.build_parser().parse_args([*args[1:], "--resume"])
+    assert parsed.mode == "both"
+    assert parsed.refresh_data
+    assert parsed.resume
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    hits: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        _Health.hits.append(self.path)
+        self.send_response(200 if self.path == "/health" else 404)
+        self.end_headers()
+        self.wfile.write(b'{"status":"ok"}')
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def health_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_keep_alive_pings_health_every_10_minutes(health_server: str) -> None:
+    assert shutil.which("curl"), "curl is needed to run the keep-alive step"
+    workflow = _load("keep_alive.yml")
+    on = _triggers(workflow)
+    assert [entry["cron"] for entry in on["schedule"]] == ["*/10 * * * *"]
+    job = workflow["jobs"]["ping"]
+    assert job["if"] == "${{ vars.HEALTH_URL != '' }}"  # skipped when the variable is unset
+    step = _step(workflow, "ping", "GET /health")
+    assert step["env"]["HEALTH_URL"] == "${{ vars.HEALTH_URL }}"
+    _Health.hits.clear()
+    env = {"PATH": os.environ["PATH"], "HEALTH_URL": health_server}  # trailing slash too
+    done = subprocess.run(
+        ["bash", "-e", "-c", step["run"]], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert _Health.hits == ["/health"]
