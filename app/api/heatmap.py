@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from app.api.schemas import error_responses
@@ -18,10 +18,8 @@ from app.heatmap.service import SORT_KEYS, SORT_PATTERN, HeatmapService, heatmap
 router = APIRouter(tags=["heatmap"])
 
 
-class OrjsonResponse(Response):
-    """JSON rendered by orjson, returned as is (no second validation pass on big payloads)."""
-
-    media_type = "application/json"
+class OrjsonResponse(JSONResponse):
+    """JSON rendered by orjson (a JSONResponse, so OpenAPI documents the response model)."""
 
     def render(self, content: Any) -> bytes:
         """Serialise with orjson."""

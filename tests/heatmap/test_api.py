@@ -168,3 +168,31 @@ def test_heatmap_values_are_finite_numbers(client: TestClient, precomputed: str)
     betas = np.array([[r["betas"][n] for n in FACTOR_NAMES] for r in rows], dtype=float)
     assert np.isfinite(betas).all()
     assert 0.3 < float(np.median(betas[:, 0])) < 1.5  # market beta of the typical stock
+
+
+def test_openapi_documents_the_heatmap_models(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    for path, model in [
+        ("/heatmap", "HeatmapResponse"),
+        ("/heatmap/status", "HeatmapStatus"),
+        ("/heatmap/status/all", "HeatmapStatusAll"),
+    ]:
+        operation = spec["paths"][path]["get"]
+        schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": f"#/components/schemas/{model}"}
+        assert operation["description"] or operation["summary"]
+    sort = next(p for p in spec["paths"]["/heatmap"]["get"]["parameters"] if p["name"] == "sort")
+    assert "-market" in str(sort)
+
+
+def test_status_body_matches_its_schema(
+    client: TestClient, make_job: Callable[..., HeatmapJob]
+) -> None:
+    make_job().run(JobOptions(windows=(504,), symbols=("TCS", "BCG")))
+    body = client.get("/heatmap/status", params={"window": 504}).json()
+    assert body["state"] == "complete"
+    assert body["failures"] == [
+        {"symbol": "BCG", "code": "no_data", "reason": "No price history is stored for BCG."}
+    ]
+    assert (body["total"], body["completed"], body["failed"]) == (2, 1, 1)
+    assert body["progress_pct"] == 100.0
