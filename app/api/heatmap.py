@@ -180,7 +180,7 @@ class HeatmapStatusAll(BaseModel):
     "/heatmap",
     response_model=HeatmapResponse,
     response_class=OrjsonResponse,
-    responses=error_responses(422, 429, 503),
+    responses=error_responses(409, 422, 429, 503),
 )
 async def heatmap(
     request: Request,

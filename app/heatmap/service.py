@@ -26,7 +26,7 @@ import orjson
 from app.data.factors import FACTOR_NAMES
 from app.data.universe import Universe
 from app.db.sqlite import Database
-from app.errors import InvalidInput
+from app.errors import InsufficientData, InvalidInput
 from app.heatmap.job import DEFAULT_LEASE_TTL_S, compute_window
 from app.heatmap.store import HeatmapRow, HeatmapStore, SQLiteHeatmapStore, TickerFailure
 from app.services.factors import PRESET_WINDOWS, validate_mode, validate_window
@@ -289,6 +289,12 @@ class HeatmapService:
             return entry
         started = time.perf_counter()
         rows, failures = compute_window(panel, self.universe, self.universe.symbols, window, mode)
+        if not rows:
+            reason = failures[0].reason if failures else "the universe is empty"
+            raise InsufficientData(
+                f"No stock has enough data for a {window}-day heatmap (e.g. {reason})",
+                details={"window": window, "available_rows": int(panel.dates.shape[0])},
+            )
         logger.info(
             "heatmap window=%d mode=%s computed on demand in %.3f s (%d rows, %d failed)",
             window,

@@ -196,3 +196,12 @@ def test_status_body_matches_its_schema(
     ]
     assert (body["total"], body["completed"], body["failed"]) == (2, 1, 1)
     assert body["progress_pct"] == 100.0
+
+
+def test_a_window_longer_than_the_history_is_409_not_an_empty_heatmap(client: TestClient) -> None:
+    response = client.get("/heatmap", params={"window": 1000})
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "insufficient_data"
+    assert "1000-day" in error["message"]
+    assert error["details"]["available_rows"] < 1000
