@@ -166,6 +166,9 @@ class HeatmapSchedule:
         return True
 
 
+CACHE_PURGE_INTERVAL_S = 3600.0
+
+
 class AppScheduler:
     """The process's APScheduler (a background thread) with the configured jobs."""
 
@@ -182,6 +185,19 @@ class AppScheduler:
             max_instances=1,
             coalesce=True,
             misfire_grace_time=MISFIRE_GRACE_S,
+            replace_existing=True,
+        )
+        self.jobs.append(job_id)
+
+    def add_interval(self, job_id: str, seconds: float, func: Callable[[], Any]) -> None:
+        """Run ``func`` every ``seconds`` (one instance at a time)."""
+        self.scheduler.add_job(
+            func,
+            "interval",
+            seconds=seconds,
+            id=job_id,
+            max_instances=1,
+            coalesce=True,
             replace_existing=True,
         )
         self.jobs.append(job_id)
@@ -221,6 +237,21 @@ def heatmap_runner(container: Container) -> Callable[[], JobResult]:
     return run
 
 
+def cache_purger(container: Container) -> Callable[[], None]:
+    """Delete expired factor-beta cache rows (idempotent, so every worker may run it)."""
+
+    def purge() -> None:
+        try:
+            removed = container.cache.purge_expired()
+        except Exception:  # a failed purge must never kill the scheduler thread
+            logger.warning("cache purge failed", exc_info=True)
+            return
+        if removed:
+            logger.info("purged %d expired factor-beta cache entries", removed)
+
+    return purge
+
+
 def start_scheduler(container: Container) -> AppScheduler:
     """Build and start the scheduler of the app from its settings (nothing runs if unset)."""
     settings = container.settings
@@ -234,6 +265,7 @@ def start_scheduler(container: Container) -> AppScheduler:
         )
         app_scheduler.add_cron("heatmap", trigger, schedule.tick)
         container.extras["heatmap_schedule"] = schedule
+    app_scheduler.add_interval("cache-purge", CACHE_PURGE_INTERVAL_S, cache_purger(container))
     app_scheduler.start()
     container.extras["scheduler"] = app_scheduler
     return app_scheduler

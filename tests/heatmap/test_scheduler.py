@@ -150,12 +150,12 @@ def test_two_processes_racing_for_one_slot_run_the_job_once(data_dir: Path) -> N
 def test_the_app_starts_the_cron_job_only_when_configured(data_dir: Path) -> None:
     with TestClient(create_app(make_settings(data_dir))) as client:
         scheduler = client.app.state.container.extras["scheduler"]  # type: ignore[attr-defined]
-        assert scheduler.jobs == []
-        assert not scheduler.scheduler.running
+        assert scheduler.jobs == ["cache-purge"]
+        assert scheduler.scheduler.get_job("heatmap") is None
     settings = make_settings(data_dir, heatmap_cron=CRON)
     with TestClient(create_app(settings)) as client:
         scheduler = client.app.state.container.extras["scheduler"]  # type: ignore[attr-defined]
-        assert scheduler.jobs == ["heatmap"]
+        assert scheduler.jobs == ["heatmap", "cache-purge"]
         assert scheduler.scheduler.running
         job = scheduler.scheduler.get_job("heatmap")
         assert job.next_run_time.weekday() == 4
@@ -191,3 +191,25 @@ def test_the_app_schedule_runs_the_full_job(
 def test_crontab_day_numbers_follow_cron_not_apscheduler(cron: str, expected: dt.datetime) -> None:
     after = dt.datetime(2024, 6, 20, 0, 0, tzinfo=IST)  # a Thursday
     assert parse_cron(cron, "Asia/Kolkata").get_next_fire_time(None, after) == expected
+
+
+def test_the_cache_purge_job_deletes_expired_entries(data_dir: Path) -> None:
+    import datetime as dt
+
+    from app.cache.base import BetaKey
+    from app.scheduler import cache_purger
+
+    with TestClient(create_app(make_settings(data_dir))) as client:
+        container = client.app.state.container  # type: ignore[attr-defined]
+        cache = container.cache
+        live = BetaKey("TCS", 252, "excess", dt.date(2024, 6, 21))
+        stale = BetaKey("INFY", 252, "excess", dt.date(2024, 6, 21))
+        cache.put(live, {"v": 1}, ttl_s=3600)
+        cache.put(stale, {"v": 2}, ttl_s=3600)
+        container.db.connection().execute(
+            "UPDATE cache_entries SET expires_at = 0 WHERE key = ?", (stale.as_string(),)
+        )
+        before = cache.status()["entries"]
+        cache_purger(container)()
+        assert cache.status()["entries"] == before - 1
+        assert cache.get(live) is not None
