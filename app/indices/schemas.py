@@ -27,11 +27,13 @@ Symbol = Annotated[
     str,
     Field(min_length=1, max_length=40, pattern=SYMBOL_PATTERN, examples=["RELIANCE"]),
 ]
-Positive = Annotated[float, Field(gt=0, le=1e20)]
+# Bounded away from 0 and infinity so that products and ratios of a few of them stay finite
+# (a denormal divisor would overflow the level).
+Positive = Annotated[float, Field(ge=1e-6, le=1e15)]
 NonNegative = Annotated[float, Field(ge=0, le=1e20)]
-Price = Annotated[float, Field(gt=0, le=1e9, description="INR per share, > 0.")]
-Quantity = Annotated[float, Field(gt=0, le=1e13, description="Shares, > 0.")]
-Fraction = Annotated[float, Field(gt=0, le=1, description="In (0, 1].")]
+Price = Annotated[float, Field(ge=0.01, le=1e9, description="INR per share, at least one paisa.")]
+Quantity = Annotated[float, Field(ge=1e-6, le=1e13, description="Shares, > 0.")]
+Fraction = Annotated[float, Field(ge=1e-6, le=1, description="In (0, 1].")]
 Rate = Annotated[float, Field(gt=-1, lt=1, description="Decimal per year (0.065 = 6.5 %).")]
 IndexName = Annotated[
     str,

@@ -43,6 +43,11 @@ def core_errors() -> Iterator[None]:
         ) from exc
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
+    except ArithmeticError as exc:
+        raise InvalidInput(
+            f"The inputs are out of numerical range ({type(exc).__name__}): use realistic "
+            "prices, quantities and divisors."
+        ) from exc
 
 
 # =========================================================================== index maths
