@@ -14,6 +14,18 @@ from app.deps import ContainerDep
 router = APIRouter(tags=["health"])
 
 
+def _last_heatmap_run(container: Any) -> dict[str, Any]:
+    """Latest precompute of the default heatmap (252 days, excess); never fails the probe."""
+    from app.heatmap.service import heatmap_service_for
+
+    try:
+        status = heatmap_service_for(container).status(252, "excess")
+    except Exception as exc:  # a broken heatmap backend is reported, not raised, by a probe
+        return {"state": "unknown", "error": str(exc)}
+    keys = ("state", "run_id", "started_at", "finished_at", "as_of", "completed", "failed")
+    return {key: status.get(key) for key in keys}
+
+
 def _readiness(container: Any) -> dict[str, Any]:
     panel = container.panels.get()
     as_of = panel.as_of
@@ -34,13 +46,20 @@ def _readiness(container: Any) -> dict[str, Any]:
             "name": provider.name if provider else "offline",
             "reachable": bool(provider.reachable()) if provider else False,
         },
+        "heatmap": _last_heatmap_run(container),
         "started_at": container.started_at.isoformat(),
     }
 
 
 @router.get("/health")
 async def health(container: ContainerDep) -> dict[str, Any]:
-    """Service status, version, data as-of date, cache backend and provider reachability."""
+    """Readiness: version, data as-of date and age, cache state, provider, last heatmap run."""
+    return await run_in_threadpool(_readiness, container)
+
+
+@router.get("/health/ready")
+async def readiness(container: ContainerDep) -> dict[str, Any]:
+    """Readiness probe: 200 once the price store can serve data, 503 otherwise."""
     return await run_in_threadpool(_readiness, container)
 
 

@@ -180,3 +180,6 @@ def test_health_reports_data_and_cache(client: TestClient) -> None:
     assert body["data"]["as_of"] == "2024-06-21"
     assert body["cache"]["backend"] == "embedded"
     assert body["provider"]["reachable"] is False
+    assert body["heatmap"]["state"] == "never-run"
+    assert client.get("/health/ready").json()["data"] == body["data"]
+    assert client.get("/health/live").json()["status"] == "alive"
