@@ -499,10 +499,13 @@ def test_result_is_frozen(real_panel: FactorPanel) -> None:
 
 def test_analytics_modules_import_without_pandas_or_fastapi() -> None:
     code = (
-        "import sys; import app.analytics.rolling_ols, app.analytics.quality, "
-        "app.analytics.stats; "
-        "bad = [m for m in ('pandas', 'fastapi', 'scipy', 'statsmodels', 'httpx') "
-        "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+        "import importlib, pkgutil, sys; import app.analytics as pkg; "
+        "names = [m.name for m in pkgutil.iter_modules(pkg.__path__)]; "
+        "[importlib.import_module('app.analytics.' + n) for n in names]; "
+        "assert len(names) >= 10, names; "
+        "bad = [m for m in ('pandas', 'fastapi', 'starlette', 'scipy', 'statsmodels', 'httpx', "
+        "'requests', 'sqlite3', 'supabase') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
