@@ -98,7 +98,7 @@ async def login(
     return await run_in_threadpool(service.login, form.username, form.password, ip=ip)
 
 
-@router.get("/auth/me", response_model=Me, responses=error_responses(401, 503))
+@router.get("/auth/me", response_model=Me, responses=error_responses(401, 429, 503))
 async def me(user: CurrentUser) -> dict[str, Any]:
     """The user the bearer token belongs to."""
     return {
@@ -113,7 +113,7 @@ async def me(user: CurrentUser) -> dict[str, Any]:
     "/users",
     response_model=UserOut,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 403, 404, 409, 422, 503),
+    responses=error_responses(401, 403, 404, 409, 422, 429, 503),
 )
 async def create_user(body: UserCreate, admin: AdminUser, service: AuthServiceDep) -> Any:
     """Create a user (admin only): a client user needs the client_id it may see."""
@@ -127,7 +127,7 @@ async def create_user(body: UserCreate, admin: AdminUser, service: AuthServiceDe
     return _user_out(user)
 
 
-@router.get("/users", response_model=UserPage, responses=error_responses(401, 403, 503))
+@router.get("/users", response_model=UserPage, responses=error_responses(401, 403, 422, 429, 503))
 async def list_users(
     admin: AdminUser,
     service: AuthServiceDep,
@@ -147,7 +147,7 @@ async def list_users(
 @router.delete(
     "/users/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(401, 403, 404, 409, 503),
+    responses=error_responses(401, 403, 404, 409, 422, 429, 503),
 )
 async def delete_user(
     user_id: Annotated[int, Path(ge=1, le=2**62)], admin: AdminUser, service: AuthServiceDep

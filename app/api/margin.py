@@ -43,8 +43,8 @@ SymbolPath = Annotated[
 ]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
-_READ_ERRORS = error_responses(401, 403, 404, 503)
-_WRITE_ERRORS = error_responses(401, 403, 404, 409, 422, 503)
+_READ_ERRORS = error_responses(401, 403, 404, 409, 422, 429, 503)
+_WRITE_ERRORS = error_responses(401, 403, 404, 409, 422, 429, 503)
 
 
 # --- schemas --------------------------------------------------------------------------------
@@ -285,7 +285,7 @@ async def create_client(body: ClientCreate, admin: AdminUser, service: MarginSer
     )
 
 
-@router.get("/clients", response_model=ClientPage, responses=error_responses(401, 503))
+@router.get("/clients", response_model=ClientPage, responses=error_responses(401, 422, 429, 503))
 async def list_clients(
     user: CurrentUser, service: MarginServiceDep, limit: Limit = 100, offset: Offset = 0
 ) -> Any:
@@ -424,7 +424,7 @@ async def add_loan_transaction(
 
 
 # --- rates and calls (declared before /margin/{client_id}) ----------------------------------
-@router.get("/margin/rates", response_model=RateTable, responses=error_responses(401, 503))
+@router.get("/margin/rates", response_model=RateTable, responses=error_responses(401, 429, 503))
 async def list_rates(user: CurrentUser, service: MarginServiceDep) -> Any:
     """The default maintenance rate and every per-symbol override."""
     return await run_in_threadpool(service.rates)
@@ -447,7 +447,9 @@ async def delete_rate(symbol: SymbolPath, admin: AdminUser, service: MarginServi
 
 
 @router.get(
-    "/margin/calls", response_model=MarginCallPage, responses=error_responses(401, 403, 503)
+    "/margin/calls",
+    response_model=MarginCallPage,
+    responses=error_responses(401, 403, 422, 429, 503),
 )
 async def list_margin_calls(
     admin: AdminUser,

@@ -52,7 +52,7 @@ class StockPage(BaseModel):
 @router.get(
     "/stocks/{symbol}",
     response_model=StockQuote,
-    responses=error_responses(404, 422, 429, 503),
+    responses=error_responses(404, 409, 422, 429),
 )
 async def stock_quote(
     symbol: Annotated[

@@ -7,7 +7,6 @@ goes through :class:`app.errors.AuthError` (JSON body, ``WWW-Authenticate: Beare
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -19,6 +18,7 @@ from app.deps import ContainerDep
 from app.margin.prices import StockService
 from app.margin.service import MarginService
 from app.margin.wiring import MarginContext, get_margin_context
+from app.ratelimit import client_ip_key, parse_networks
 
 oauth2_scheme = OAuth2PasswordBearer(
     tokenUrl="auth/token",
@@ -87,26 +87,6 @@ ReadableClientId = Annotated[int, Depends(readable_client_id)]
 
 
 def client_ip(request: Request, trusted_proxies: list[str]) -> str:
-    """The caller's IP; X-Forwarded-For is honoured only when the peer is a trusted proxy."""
-    peer = request.client.host if request.client else "unknown"
-    if not trusted_proxies or not _matches(peer, trusted_proxies):
-        return peer
-    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
-    for hop in reversed(hops):
-        if not _matches(hop, trusted_proxies):
-            return hop
-    return hops[0] if hops else peer
-
-
-def _matches(address: str, networks: list[str]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    for net in networks:
-        try:
-            if ip in ipaddress.ip_network(net, strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
+    """The caller's IP, resolved like the rate limiter does (X-Forwarded-For is honoured only
+    when the direct peer is a trusted proxy)."""
+    return client_ip_key(parse_networks(trusted_proxies))(request)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from app.data.store import PriceStore
 from app.data.universe import Universe
-from app.errors import DataUnavailable
+from app.errors import InsufficientData
 from app.margin.models import round_money
 
 STALE_AFTER_DAYS = 4
@@ -24,6 +24,12 @@ STALE_AFTER_DAYS = 4
 through a long weekend; a missed refresh on a weekday shows up within two days)."""
 
 _CHUNK = 500
+
+
+class PriceMissing(InsufficientData):
+    """A universe member has no stored price at all (409): nothing is made up instead."""
+
+    code = "price_missing"
 
 
 @dataclass(frozen=True)
@@ -124,11 +130,11 @@ class StockService:
         }
 
     def quote(self, raw_symbol: str) -> dict[str, Any]:
-        """Latest stored price of a universe member (503 when none is stored)."""
+        """Latest stored price of a universe member (409 price_missing when none is stored)."""
         symbol = self.universe.resolve(raw_symbol).symbol
         latest = self.prices.latest([symbol]).get(symbol)
         if latest is None:
-            raise DataUnavailable(
+            raise PriceMissing(
                 f"No price is stored for {symbol}; it cannot be quoted until data is loaded.",
                 details={"symbol": symbol},
             )

@@ -1,7 +1,7 @@
 """Clients, positions and loans (validated against the universe) and the margin report.
 
 The margin report values every position at the latest stored price of its symbol (never
-the cost basis or an older price) and refuses, with 503 ``data_unavailable``, to value a
+the cost basis or an older price) and refuses, with 409 ``price_missing``, to value a
 position whose symbol has no stored price at all. Requirement rates per position, in order:
 
 1. an admin's per-symbol override (``PUT /margin/rates/{symbol}``);
@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from app.analytics.margin import ELM_WINDOW, margin_summary, nse_var_rate
 from app.data.universe import Universe
-from app.errors import DataUnavailable, InvalidInput, NotFound
+from app.errors import InvalidInput, NotFound
 from app.margin.models import (
     Client,
     LoanTransaction,
@@ -37,7 +37,7 @@ from app.margin.models import (
     to_paise,
     utc_now,
 )
-from app.margin.prices import STALE_AFTER_DAYS, LatestPrice, PriceReader
+from app.margin.prices import STALE_AFTER_DAYS, LatestPrice, PriceMissing, PriceReader
 from app.margin.repository import MarginRepository
 
 RateModel = Literal["maintenance", "nse_var"]
@@ -286,7 +286,7 @@ class MarginService:
         latest = self.prices.latest([p.symbol for p in positions])
         missing = sorted({p.symbol for p in positions} - latest.keys())
         if missing:
-            raise DataUnavailable(
+            raise PriceMissing(
                 f"No stored price for {', '.join(missing)}: the margin cannot be computed "
                 "without a real price. Load prices for these symbols or remove the positions.",
                 details={"symbols": missing},

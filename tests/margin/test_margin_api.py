@@ -188,14 +188,14 @@ def test_symbol_without_any_price_is_a_clear_error(
     with store_of(api).db.transaction() as conn:
         conn.execute("DELETE FROM bars WHERE ticker = 'WIPRO'")
     response = api.get(f"/margin/{client['id']}", headers=admin_headers)
-    assert response.status_code == 503
+    assert response.status_code == 409
     error = response.json()["error"]
-    assert error["code"] == "data_unavailable"
+    assert error["code"] == "price_missing"
     assert error["details"]["symbols"] == ["WIPRO"]
     assert "WIPRO" in error["message"]
     quote = api.get("/stocks/WIPRO")
-    assert quote.status_code == 503
-    assert quote.json()["error"]["code"] == "data_unavailable"
+    assert quote.status_code == 409
+    assert quote.json()["error"]["code"] == "price_missing"
 
 
 def test_nse_var_rate_model_matches_the_hand_computation(
