@@ -409,6 +409,10 @@ class YFinanceProvider:
             warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"^yfinance")
             _clear_yfinance_response_cache()
             yf_logger.addHandler(capture)
+            # The capture must see yfinance's ERROR lines even when the app logs less.
+            previous_level = yf_logger.level
+            if not yf_logger.isEnabledFor(logging.ERROR):
+                yf_logger.setLevel(logging.ERROR)
             try:
                 frame = yf.download(
                     symbols,
@@ -428,6 +432,7 @@ class YFinanceProvider:
                 return None, dict.fromkeys(symbols, reason)
             finally:
                 yf_logger.removeHandler(capture)
+                yf_logger.setLevel(previous_level)
         return frame, capture.reasons
 
 
