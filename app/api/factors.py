@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.schemas import error_responses
 from app.deps import FactorServiceDep
@@ -41,11 +41,14 @@ TickerPath = Annotated[
 
 
 class FactorCoverage(BaseModel):
-    """Where the regression sample starts and ends."""
+    """Stored closes of the proxy, and the regression sample all five factors share."""
 
-    first_date: dt.date
-    last_date: dt.date
-    n_returns: int
+    first_date: dt.date | None = Field(description="First stored close of the proxy.")
+    last_date: dt.date | None = Field(description="Last stored close of the proxy.")
+    n_prices: int
+    regression_start: dt.date = Field(description="First day all five factor returns exist.")
+    regression_end: dt.date
+    n_returns: int = Field(description="Daily returns in the shared regression sample.")
 
 
 class FactorInfo(BaseModel):
@@ -106,8 +109,76 @@ class HacStats(BaseModel):
     p_values: FactorStats
 
 
+RELIANCE_EXAMPLE: dict[str, Any] = {
+    "ticker": "RELIANCE",
+    "company": "Reliance Industries Ltd.",
+    "sector": "Oil Gas & Consumable Fuels",
+    "window": 252,
+    "mode": "excess",
+    "as_of": "2024-06-21",
+    "window_start": "2023-06-06",
+    "window_end": "2024-06-21",
+    "n_obs": 252,
+    "min_nobs": 202,
+    "n_excluded": 0,
+    "n_missing": 0,
+    "alpha": -0.000349,
+    "alpha_annualised": -0.0879,
+    "betas": {
+        "market": 1.2293,
+        "value": -0.3531,
+        "momentum": 0.0458,
+        "size": 0.1530,
+        "volatility": 0.0272,
+    },
+    "std_errors": {
+        "alpha": 0.000564,
+        "market": 0.0843,
+        "value": 0.1135,
+        "momentum": 0.0808,
+        "size": 0.0961,
+        "volatility": 0.0121,
+    },
+    "t_stats": {
+        "alpha": -0.619,
+        "market": 14.58,
+        "value": -3.111,
+        "momentum": 0.566,
+        "size": 1.592,
+        "volatility": 2.246,
+    },
+    "p_values": {
+        "alpha": 0.536,
+        "market": 3.94e-35,
+        "value": 0.00208,
+        "momentum": 0.572,
+        "size": 0.113,
+        "volatility": 0.0256,
+    },
+    "r_squared": 0.5704,
+    "adj_r_squared": 0.5617,
+    "residual_vol": 0.1381,
+    "condition_number": 232.6,
+    "data": {
+        "as_of": "2024-06-21",
+        "last_price_date": "2024-06-21",
+        "snapshot_date": "2024-06-21",
+        "source": "bundled snapshot + local store",
+    },
+    "cache": {
+        "hit": False,
+        "backend": "embedded",
+        "computed_at": "2026-11-20T23:17:20Z",
+        "expires_at": "2026-11-21T23:17:20Z",
+    },
+    "hac": None,
+}
+
+
 class FactorBetasResponse(BaseModel):
     """Latest-window regression of a stock's daily returns on the five factors."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [RELIANCE_EXAMPLE]})
 
     ticker: str
     company: str | None
@@ -137,7 +208,33 @@ class FactorBetasResponse(BaseModel):
 
 
 class RollingBetasResponse(BaseModel):
-    """Rolling series for charts: one value per window end."""
+    """Rolling series for charts: one value per window end (example: real RELIANCE output)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "ticker": "RELIANCE",
+                    "window": 126,
+                    "mode": "excess",
+                    "as_of": "2024-06-21",
+                    "dates": ["2024-06-20", "2024-06-21"],
+                    "alpha": [-0.00014, -0.0002],
+                    "betas": {
+                        "market": [1.2608, 1.2636],
+                        "value": [-0.4136, -0.42],
+                        "momentum": [0.2265, 0.2292],
+                        "size": [0.0507, 0.0507],
+                        "volatility": [0.0368, 0.0375],
+                    },
+                    "r_squared": [0.6429, 0.6434],
+                    "adj_r_squared": [0.628, 0.6286],
+                    "residual_vol": [0.1502, 0.1506],
+                    "n_obs": [126, 126],
+                }
+            ]
+        }
+    )
 
     ticker: str
     window: int

@@ -291,10 +291,11 @@ class FactorService:
 
     # --- metadata ------------------------------------------------------------------------
     def factors_overview(self) -> list[dict[str, Any]]:
-        """The five factors with proxies, descriptions and coverage in the store."""
+        """The five factors with proxies, descriptions and their coverage in the store."""
         panel = self.panels.get()
         out = []
         for i, factor in enumerate(FACTORS):
+            closes = self.panels.store.closes(factor.proxy)
             out.append(
                 {
                     "name": factor.name,
@@ -302,8 +303,11 @@ class FactorService:
                     "label": factor.label,
                     "description": factor.description,
                     "coverage": {
-                        "first_date": panel.date_at(0).isoformat(),
-                        "last_date": panel.as_of.isoformat(),
+                        "first_date": closes[0][0].isoformat() if closes else None,
+                        "last_date": closes[-1][0].isoformat() if closes else None,
+                        "n_prices": len(closes),
+                        "regression_start": panel.date_at(0).isoformat(),
+                        "regression_end": panel.as_of.isoformat(),
                         "n_returns": int(np.isfinite(panel.x["raw"][:, i]).sum()),
                     },
                 }

@@ -159,6 +159,10 @@ def test_factor_list(client: TestClient) -> None:
     assert [f["name"] for f in body] == list(FACTOR_NAMES)
     assert [f["proxy"] for f in body] == list(FACTOR_PROXIES)
     assert all(f["coverage"]["n_returns"] > 300 for f in body)
+    momentum = body[2]["coverage"]
+    assert momentum["first_date"] == "2022-02-17"  # the ETF's listing
+    assert momentum["regression_start"] == "2022-02-18"  # its first daily return
+    assert body[0]["coverage"]["first_date"] == "2021-01-01"
 
 
 def test_tickers_filter_and_page(client: TestClient) -> None:
