@@ -34,8 +34,9 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -200,6 +201,7 @@ class YFinanceProvider:
         threads: int = 1,
         probe_url: str = PROBE_URL,
         sleep: Callable[[float], None] = time.sleep,
+        aliases: Mapping[str, str] | None = None,
     ) -> None:
         if timeout_s <= 0 or probe_interval_s < 0:
             raise ValueError("timeout_s must be positive and probe_interval_s non-negative")
@@ -217,6 +219,9 @@ class YFinanceProvider:
         self.threads = int(threads)
         self.probe_url = probe_url
         self._sleep = sleep
+        # Store ticker -> Yahoo symbol where Yahoo carries the history under a newer NSE
+        # symbol (ZOMATO -> ETERNAL.NS); everything else maps with to_yahoo().
+        self.aliases = {k.upper(): v.upper() for k, v in (aliases or {}).items()}
         self._state_lock = threading.Lock()
         self._up = False
         self._checked_at: float | None = None
@@ -232,6 +237,7 @@ class YFinanceProvider:
             timeout_s=settings.provider_timeout_s,
             probe_interval_s=settings.provider_probe_interval_s,
             batch_size=settings.provider_batch_size,
+            aliases=yahoo_aliases(settings.snapshot_dir),
         )
 
     # --- reachability --------------------------------------------------------------------
@@ -323,7 +329,7 @@ class YFinanceProvider:
             raise InvalidInput(f"end {end} is before start {start}")
         to_store: dict[str, str] = {}
         for ticker in tickers:
-            to_store.setdefault(to_yahoo(ticker), ticker)
+            to_store.setdefault(self.aliases.get(ticker.upper()) or to_yahoo(ticker), ticker)
         if not to_store:
             return FetchResult()
         if not self.reachable():
@@ -434,6 +440,24 @@ class YFinanceProvider:
                 yf_logger.removeHandler(capture)
                 yf_logger.setLevel(previous_level)
         return frame, capture.reasons
+
+
+def yahoo_aliases(snapshot_dir: Path) -> dict[str, str]:
+    """Yahoo symbols of universe members renamed since the snapshot's list was published.
+
+    The snapshot records ``price_source = yahoo_adj_close_via:<NEWSYM>`` for them; Yahoo now
+    serves their whole history, and new days, under ``<NEWSYM>.NS``.
+    """
+    path = snapshot_dir / "universe.csv"
+    if not path.exists():
+        return {}
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    prefix = "yahoo_adj_close_via:"
+    return {
+        str(symbol): to_yahoo(str(source)[len(prefix) :])
+        for symbol, source in zip(frame["symbol"], frame["price_source"], strict=True)
+        if str(source).startswith(prefix)
+    }
 
 
 def build_market_data_provider(settings: Settings) -> MarketDataProvider:

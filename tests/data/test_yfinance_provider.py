@@ -315,3 +315,26 @@ def test_service_starts_and_serves_the_store_without_yahoo(
     assert black_hole.calls == 1
     closes = container.store.closes("RELIANCE", start=dt.date(2024, 6, 21))
     assert np.isclose(closes[0][1], 1436.872437)
+
+
+def test_renamed_symbols_are_fetched_under_their_current_yahoo_symbol(
+    frames: dict[str, Any], tmp_path: Path
+) -> None:
+    # The snapshot's universe predates renames such as ZOMATO -> ETERNAL: Yahoo now serves
+    # those under the new symbol, and the bars must come back under the store ticker.
+    from app.data.yfinance_provider import yahoo_aliases
+    from app.settings import SNAPSHOT_DIR
+
+    aliases = yahoo_aliases(SNAPSHOT_DIR)
+    assert aliases["ZOMATO"] == "ETERNAL.NS"
+    assert aliases["TATAMOTORS"] == "TMPV.NS"
+    settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    assert YFinanceProvider.from_settings(settings, session=object()).aliases == aliases
+
+    yahoo = OfflineYahoo(frames)
+    provider = make_provider(yahoo, aliases={"OLDRIL": "RELIANCE.NS"})
+    result = provider.fetch_closes(["OLDRIL"], start=START, end=END)
+    assert result.failed == {}
+    assert_same_closes(result.bars["OLDRIL"], adj_closes(frames["RELIANCE.NS"], START, END))
+    assert yahoo.chart_requests("RELIANCE.NS")
+    assert not yahoo.chart_requests("OLDRIL.NS")
