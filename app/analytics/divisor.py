@@ -41,6 +41,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from app.analytics._checks import finite as _finite
+from app.analytics._checks import non_negative as _non_negative
+from app.analytics._checks import positive as _positive
+
 __all__ = [
     "CorporateAction",
     "CorporateActionPanel",
@@ -65,30 +69,6 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _finite(name: str, value: float) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a number, got {value!r}") from exc
-    if not math.isfinite(out):
-        raise ValueError(f"{name} must be finite, got {out}")
-    return out
-
-
-def _positive(name: str, value: float) -> float:
-    out = _finite(name, value)
-    if out <= 0.0:
-        raise ValueError(f"{name} must be > 0, got {out}")
-    return out
-
-
-def _non_negative(name: str, value: float) -> float:
-    out = _finite(name, value)
-    if out < 0.0:
-        raise ValueError(f"{name} must be >= 0, got {out}")
-    return out
 
 
 def _factor(name: str, value: float) -> float:

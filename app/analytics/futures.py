@@ -12,6 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from app.analytics._checks import finite as _finite
+from app.analytics._checks import positive as _positive
+
 __all__ = [
     "CostOfCarry",
     "basis",
@@ -20,23 +23,6 @@ __all__ = [
     "implied_repo_rate",
     "year_fraction",
 ]
-
-
-def _finite(name: str, value: float) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a number, got {value!r}") from exc
-    if not math.isfinite(out):
-        raise ValueError(f"{name} must be finite, got {out}")
-    return out
-
-
-def _positive(name: str, value: float) -> float:
-    out = _finite(name, value)
-    if out <= 0.0:
-        raise ValueError(f"{name} must be > 0, got {out}")
-    return out
 
 
 def _rate(name: str, value: float) -> float:
