@@ -15,7 +15,7 @@ import datetime as dt
 import sqlite3
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Literal, Protocol, cast
+from typing import Literal, Protocol
 
 from app.db.sqlite import Database
 from app.errors import Conflict, InvalidInput, NotFound
@@ -34,6 +34,11 @@ from app.margin.models import (
     to_paise,
     utc_now,
 )
+from app.margin.rows import client_row as _client
+from app.margin.rows import loan_row as _loan
+from app.margin.rows import margin_call_row as _call
+from app.margin.rows import position_row as _position
+from app.margin.rows import rate_row as _rate
 
 CheckOutcome = Literal["opened", "updated", "resolved", "none"]
 
@@ -159,71 +164,6 @@ class MarginRepository(Protocol):
 
 def _ts(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
-
-
-def _parse_ts(value: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(value)
-
-
-def _client(row: sqlite3.Row) -> Client:
-    return Client(
-        id=int(row["id"]),
-        name=str(row["name"]),
-        loan_amount=from_paise(int(row["loan_paise"])),
-        created_at=_parse_ts(row["created_at"]),
-        updated_at=_parse_ts(row["updated_at"]),
-    )
-
-
-def _position(row: sqlite3.Row) -> Position:
-    return Position(
-        client_id=int(row["client_id"]),
-        symbol=str(row["symbol"]),
-        quantity=int(row["quantity"]),
-        cost_basis=from_paise(int(row["cost_basis_paise"])),
-        created_at=_parse_ts(row["created_at"]),
-        updated_at=_parse_ts(row["updated_at"]),
-    )
-
-
-def _loan(row: sqlite3.Row) -> LoanTransaction:
-    return LoanTransaction(
-        id=int(row["id"]),
-        client_id=int(row["client_id"]),
-        type=cast(LoanType, row["type"]),
-        amount=from_paise(int(row["amount_paise"])),
-        balance_after=from_paise(int(row["balance_after_paise"])),
-        note=row["note"],
-        created_at=_parse_ts(row["created_at"]),
-        created_by=row["created_by"],
-    )
-
-
-def _rate(row: sqlite3.Row) -> MarginRate:
-    return MarginRate(
-        symbol=str(row["symbol"]),
-        rate=Decimal(str(row["rate"])),
-        updated_at=_parse_ts(row["updated_at"]),
-        updated_by=row["updated_by"],
-    )
-
-
-def _call(row: sqlite3.Row) -> MarginCall:
-    return MarginCall(
-        id=int(row["id"]),
-        client_id=int(row["client_id"]),
-        status=cast(CallStatus, row["status"]),
-        triggered_at=_parse_ts(row["triggered_at"]),
-        prices_as_of=dt.date.fromisoformat(row["prices_as_of"]) if row["prices_as_of"] else None,
-        portfolio_value=from_paise(int(row["portfolio_value_paise"])),
-        loan_amount=from_paise(int(row["loan_paise"])),
-        net_equity=from_paise(int(row["net_equity_paise"])),
-        margin_requirement=from_paise(int(row["requirement_paise"])),
-        margin_shortfall=from_paise(int(row["shortfall_paise"])),
-        last_checked_at=_parse_ts(row["last_checked_at"]),
-        last_shortfall=from_paise(int(row["last_shortfall_paise"])),
-        resolved_at=_parse_ts(row["resolved_at"]) if row["resolved_at"] else None,
-    )
 
 
 def _client_missing(client_id: int) -> NotFound:

@@ -14,7 +14,6 @@ fallback to the embedded database: margin data must come from one authoritative 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -42,6 +41,11 @@ from app.margin.models import (
     utc_now,
 )
 from app.margin.repository import CheckOutcome
+from app.margin.rows import client_row as _client
+from app.margin.rows import loan_row as _loan
+from app.margin.rows import margin_call_row as _call_row
+from app.margin.rows import position_row as _position
+from app.margin.rows import rate_row as _rate
 
 T = TypeVar("T")
 ErrorMap = Mapping[str, Callable[[APIError], ServiceError]]
@@ -92,71 +96,6 @@ def _position_missing(client_id: int, symbol: str) -> Callable[[APIError], Servi
 
 def _invalid(exc: APIError) -> ServiceError:
     return InvalidInput(f"Refused by the database: {exc.message}")
-
-
-def _client(row: Mapping[str, Any]) -> Client:
-    return Client(
-        id=int(row["id"]),
-        name=str(row["name"]),
-        loan_amount=from_paise(int(row["loan_paise"])),
-        created_at=parse_timestamp(row["created_at"]),
-        updated_at=parse_timestamp(row["updated_at"]),
-    )
-
-
-def _position(row: Mapping[str, Any]) -> Position:
-    return Position(
-        client_id=int(row["client_id"]),
-        symbol=str(row["symbol"]),
-        quantity=int(row["quantity"]),
-        cost_basis=from_paise(int(row["cost_basis_paise"])),
-        created_at=parse_timestamp(row["created_at"]),
-        updated_at=parse_timestamp(row["updated_at"]),
-    )
-
-
-def _loan(row: Mapping[str, Any]) -> LoanTransaction:
-    return LoanTransaction(
-        id=int(row["id"]),
-        client_id=int(row["client_id"]),
-        type=cast(LoanType, row["type"]),
-        amount=from_paise(int(row["amount_paise"])),
-        balance_after=from_paise(int(row["balance_after_paise"])),
-        note=row["note"],
-        created_at=parse_timestamp(row["created_at"]),
-        created_by=row["created_by"],
-    )
-
-
-def _decimal(value: Any) -> Decimal:
-    return Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value))
-
-
-def _rate(row: Mapping[str, Any]) -> MarginRate:
-    return MarginRate(
-        symbol=str(row["symbol"]),
-        rate=_decimal(row["rate"]),
-        updated_at=parse_timestamp(row["updated_at"]),
-        updated_by=row["updated_by"],
-    )
-
-
-def _call_row(row: Mapping[str, Any]) -> MarginCall:
-    return MarginCall(
-        id=int(row["id"]),
-        client_id=int(row["client_id"]),
-        status=cast(CallStatus, row["status"]),
-        triggered_at=parse_timestamp(row["triggered_at"]),
-        prices_as_of=dt.date.fromisoformat(row["prices_as_of"]) if row["prices_as_of"] else None,
-        portfolio_value=from_paise(int(row["portfolio_value_paise"])),
-        loan_amount=from_paise(int(row["loan_paise"])),
-        net_equity=from_paise(int(row["net_equity_paise"])),
-        margin_requirement=from_paise(int(row["requirement_paise"])),
-        margin_shortfall=from_paise(int(row["shortfall_paise"])),
-        last_checked_at=parse_timestamp(row["last_checked_at"]),
-        last_shortfall=from_paise(int(row["last_shortfall_paise"])),
-        resolved_at=parse_timestamp(row["resolved_at"]) if row["resolved_at"] else None,
-    )
 
 
 def _positions_json(positions: Sequence[NewPosition]) -> list[dict[str, Any]]:

@@ -1,0 +1,107 @@
+"""Row -> model mapping shared by the SQLite and Supabase margin repositories.
+
+Both backends store the same columns (money as integer paise, timestamps as ISO 8601), so one
+set of functions reads a ``sqlite3.Row`` and a PostgREST JSON object alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any, Protocol, cast
+
+from app.margin.models import (
+    CallStatus,
+    Client,
+    LoanTransaction,
+    LoanType,
+    MarginCall,
+    MarginRate,
+    Position,
+    from_paise,
+)
+
+
+class Row(Protocol):
+    """What the mappers need of a row: lookup by column name."""
+
+    def __getitem__(self, key: str) -> Any: ...
+
+
+def parse_timestamp(value: str) -> dt.datetime:
+    """An ISO 8601 timestamp as an aware UTC datetime (naive ones are taken as UTC)."""
+    parsed = dt.datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
+
+
+def to_decimal(value: Any) -> Decimal:
+    """A stored rate as a Decimal (floats through their shortest repr, never binary noise)."""
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value))
+
+
+def client_row(row: Row) -> Client:
+    """A client."""
+    return Client(
+        id=int(row["id"]),
+        name=str(row["name"]),
+        loan_amount=from_paise(int(row["loan_paise"])),
+        created_at=parse_timestamp(row["created_at"]),
+        updated_at=parse_timestamp(row["updated_at"]),
+    )
+
+
+def position_row(row: Row) -> Position:
+    """A position."""
+    return Position(
+        client_id=int(row["client_id"]),
+        symbol=str(row["symbol"]),
+        quantity=int(row["quantity"]),
+        cost_basis=from_paise(int(row["cost_basis_paise"])),
+        created_at=parse_timestamp(row["created_at"]),
+        updated_at=parse_timestamp(row["updated_at"]),
+    )
+
+
+def loan_row(row: Row) -> LoanTransaction:
+    """A loan draw or repayment."""
+    return LoanTransaction(
+        id=int(row["id"]),
+        client_id=int(row["client_id"]),
+        type=cast(LoanType, row["type"]),
+        amount=from_paise(int(row["amount_paise"])),
+        balance_after=from_paise(int(row["balance_after_paise"])),
+        note=row["note"],
+        created_at=parse_timestamp(row["created_at"]),
+        created_by=row["created_by"],
+    )
+
+
+def rate_row(row: Row) -> MarginRate:
+    """A per-symbol margin rate override."""
+    return MarginRate(
+        symbol=str(row["symbol"]),
+        rate=to_decimal(row["rate"]),
+        updated_at=parse_timestamp(row["updated_at"]),
+        updated_by=row["updated_by"],
+    )
+
+
+def margin_call_row(row: Row) -> MarginCall:
+    """A margin-call event."""
+    return MarginCall(
+        id=int(row["id"]),
+        client_id=int(row["client_id"]),
+        status=cast(CallStatus, row["status"]),
+        triggered_at=parse_timestamp(row["triggered_at"]),
+        prices_as_of=dt.date.fromisoformat(row["prices_as_of"]) if row["prices_as_of"] else None,
+        portfolio_value=from_paise(int(row["portfolio_value_paise"])),
+        loan_amount=from_paise(int(row["loan_paise"])),
+        net_equity=from_paise(int(row["net_equity_paise"])),
+        margin_requirement=from_paise(int(row["requirement_paise"])),
+        margin_shortfall=from_paise(int(row["shortfall_paise"])),
+        last_checked_at=parse_timestamp(row["last_checked_at"]),
+        last_shortfall=from_paise(int(row["last_shortfall_paise"])),
+        resolved_at=parse_timestamp(row["resolved_at"]) if row["resolved_at"] else None,
+    )
