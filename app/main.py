@@ -15,7 +15,7 @@ from app import __version__
 from app.api.router import mount_routes
 from app.api.schemas import install_error_documentation
 from app.container import build_container
-from app.errors import install_error_handlers
+from app.errors import DataUnavailable, install_error_handlers
 from app.logging_setup import configure_logging
 from app.margin.wiring import start_margin_runtime
 from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -49,6 +49,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container = await run_in_threadpool(build_container, settings)
         app.state.container = container
+        try:  # build the return panel now, so the first request does not pay for it
+            await run_in_threadpool(container.panels.get)
+        except DataUnavailable as exc:  # start anyway: /health/ready reports it as 503
+            logger.error("no market data to serve: %s", exc.message)
         logger.info(
             "service ready: snapshot %s, cache %s",
             container.snapshot.snapshot_date,
