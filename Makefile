@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test setup setup-dev services lint typecheck bench snapshot clean
+.PHONY: run test setup setup-dev services lint bench snapshot clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,7 @@ bench: setup-dev                 ## the benchmark scripts quoted in the README
 	$(BIN)/python scripts/bench_rolling_ols.py
 	$(BIN)/python scripts/bench_heatmap.py
 	$(BIN)/python scripts/bench_api.py
+	$(BIN)/python scripts/load_test.py
 
 snapshot: setup-dev              ## rebuild app/data/snapshot from ../shared/data
 	$(BIN)/python scripts/build_snapshot.py
