@@ -59,12 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             container.cache.backend,
         )
         scheduler = start_scheduler(container)
-        margin_runtime = await run_in_threadpool(start_margin_runtime, container)
+        margin_runtime = await run_in_threadpool(start_margin_runtime, container, scheduler)
         try:
             yield
         finally:
+            scheduler.shutdown(wait=True)
             margin_runtime.stop()
-            scheduler.shutdown()
             container.close()
 
     app = FastAPI(

@@ -189,8 +189,16 @@ class AppScheduler:
         )
         self.jobs.append(job_id)
 
-    def add_interval(self, job_id: str, seconds: float, func: Callable[[], Any]) -> None:
-        """Run ``func`` every ``seconds`` (one instance at a time)."""
+    def add_interval(
+        self,
+        job_id: str,
+        seconds: float,
+        func: Callable[[], Any],
+        *,
+        run_now: bool = False,
+    ) -> None:
+        """Run ``func`` every ``seconds`` (one instance at a time), first at once if asked."""
+        options: dict[str, Any] = {"next_run_time": dt.datetime.now(dt.UTC)} if run_now else {}
         self.scheduler.add_job(
             func,
             "interval",
@@ -199,6 +207,7 @@ class AppScheduler:
             max_instances=1,
             coalesce=True,
             replace_existing=True,
+            **options,
         )
         self.jobs.append(job_id)
 
@@ -208,10 +217,10 @@ class AppScheduler:
             self.scheduler.start()
             logger.info("scheduler started with jobs: %s", ", ".join(self.jobs))
 
-    def shutdown(self) -> None:
-        """Stop the thread (does not wait for a running job)."""
+    def shutdown(self, *, wait: bool = False) -> None:
+        """Stop the thread; ``wait`` lets running jobs finish first."""
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.shutdown(wait=wait)
 
 
 def heatmap_runner(container: Container) -> Callable[[], JobResult]:

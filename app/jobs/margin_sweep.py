@@ -16,7 +16,6 @@ data lives on Supabase, so workers on several hosts share it too.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import socket
@@ -25,8 +24,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
-
-from apscheduler.schedulers.background import BackgroundScheduler
 
 from app.cache.supabase import call
 from app.db.sqlite import Database
@@ -37,6 +34,7 @@ from app.margin.service import MarginService
 if TYPE_CHECKING:
     from app.cache.supabase import SupabaseConnection
     from app.margin.wiring import MarginContext
+    from app.scheduler import AppScheduler
 
 logger = logging.getLogger(__name__)
 
@@ -182,23 +180,26 @@ def sweep_with_lease(context: MarginContext, lease: SweepLease) -> SweepResult:
 
 
 @dataclass
-class SweepScheduler:
-    """The running interval job and its lease."""
+class SweepSchedule:
+    """The sweep's interval job on the app scheduler, and its lease."""
 
-    scheduler: BackgroundScheduler
+    scheduler: AppScheduler
     lease: SweepLease
 
     def stop(self) -> None:
-        """Stop the job (waiting for a running sweep) and give the lease up."""
-        self.scheduler.shutdown(wait=True)
+        """Remove the job and give the lease up (call after the scheduler has stopped)."""
+        if self.scheduler.scheduler.get_job(LEASE_NAME) is not None:
+            self.scheduler.scheduler.remove_job(LEASE_NAME)
         try:
             self.lease.release()
         except ServiceError as exc:  # it expires by itself
             logger.warning("margin sweep lease not released: %s", exc.message)
 
 
-def start_sweep_scheduler(context: MarginContext, db: Database) -> SweepScheduler | None:
-    """Start the interval job when MARGIN_SWEEP_MINUTES is set (first run immediately)."""
+def schedule_margin_sweep(
+    context: MarginContext, db: Database, scheduler: AppScheduler
+) -> SweepSchedule | None:
+    """Add the interval job to ``scheduler`` when MARGIN_SWEEP_MINUTES is set (first run now)."""
     minutes = context.settings.margin_sweep_minutes
     if minutes is None or minutes <= 0:
         return None
@@ -215,16 +216,7 @@ def start_sweep_scheduler(context: MarginContext, db: Database) -> SweepSchedule
         except Exception:  # the scheduler thread must survive a bad run
             logger.exception("margin sweep failed")
 
-    scheduler = BackgroundScheduler(timezone=context.settings.scheduler_timezone)
-    scheduler.add_job(
-        job,
-        "interval",
-        seconds=minutes * 60,
-        id=LEASE_NAME,
-        max_instances=1,
-        coalesce=True,
-        next_run_time=dt.datetime.now(dt.UTC),
-    )
+    scheduler.add_interval(LEASE_NAME, minutes * 60, job, run_now=True)
     scheduler.start()
     logger.info("margin sweep scheduled every %s minutes", minutes)
-    return SweepScheduler(scheduler, lease)
+    return SweepSchedule(scheduler, lease)

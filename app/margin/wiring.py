@@ -32,7 +32,8 @@ from app.settings import Settings
 if TYPE_CHECKING:
     from app.cache.supabase import SupabaseConnection
     from app.container import Container
-    from app.jobs.margin_sweep import SweepScheduler
+    from app.jobs.margin_sweep import SweepSchedule
+    from app.scheduler import AppScheduler
 
 logger = logging.getLogger(__name__)
 
@@ -110,19 +111,19 @@ def get_margin_context(container: Container) -> MarginContext:
 class MarginRuntime:
     """What :func:`start_margin_runtime` started; :meth:`stop` ends it."""
 
-    def __init__(self, sweep: SweepScheduler | None) -> None:
+    def __init__(self, sweep: SweepSchedule | None) -> None:
         self.sweep = sweep
 
     def stop(self) -> None:
-        """Stop the sweep scheduler (waits for a running sweep) and release its lease."""
+        """Remove the sweep job and release its lease (after the scheduler has stopped)."""
         if self.sweep is not None:
             self.sweep.stop()
             self.sweep = None
 
 
-def start_margin_runtime(container: Container) -> MarginRuntime:
-    """Create the first admin from the environment and start the margin sweep if configured."""
-    from app.jobs.margin_sweep import start_sweep_scheduler
+def start_margin_runtime(container: Container, scheduler: AppScheduler) -> MarginRuntime:
+    """Create the first admin from the environment and schedule the margin sweep if set."""
+    from app.jobs.margin_sweep import schedule_margin_sweep
 
     context = get_margin_context(container)
     settings = container.settings
@@ -135,5 +136,4 @@ def start_margin_runtime(container: Container) -> MarginRuntime:
         context.auth.ensure_first_admin(settings.admin_username, password)
     except ServiceError as exc:
         logger.error("first admin not created from ADMIN_USERNAME: %s", exc.message)
-    scheduler = start_sweep_scheduler(context, container.db)
-    return MarginRuntime(scheduler)
+    return MarginRuntime(schedule_margin_sweep(context, container.db, scheduler))
