@@ -20,7 +20,10 @@ SNAPSHOT_DIR = Path(__file__).resolve().parent / "data" / "snapshot"
 class Settings(BaseSettings):
     """Every environment variable the service reads (see ``.env.example``)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    # An empty value (``SUPABASE_URL=`` as in .env.example) means "not set".
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", case_sensitive=False, env_parse_none_str=""
+    )
 
     # --- server -----------------------------------------------------------------------
     port: int = Field(8000, description="Port uvicorn listens on (Render sets PORT).")
@@ -81,6 +84,8 @@ class Settings(BaseSettings):
     @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
+        if value is None:
+            return []
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
