@@ -53,6 +53,10 @@ class RequestContextMiddleware:
                 headers["X-Request-ID"] = request_id
                 for name, value in SECURITY_HEADERS.items():
                     headers.setdefault(name, value)
+                if message["status"] not in (429, 503) and "retry-after" in headers:
+                    # slowapi adds Retry-After to every limited response; it means "wait"
+                    # only on a refusal.
+                    del headers["retry-after"]
             await send(message)
 
         try:

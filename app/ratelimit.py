@@ -79,7 +79,8 @@ def build_limiter(settings: Settings) -> Limiter:
     """The limiter for ``settings`` (default limit applied to every non-exempt route)."""
     return Limiter(
         key_func=client_ip_key(parse_networks(settings.trusted_proxies)),
-        default_limits=[settings.rate_limit],
+        # One budget per client across every limited endpoint (not one per route).
+        application_limits=[settings.rate_limit],
         storage_uri=settings.rate_limit_storage_uri,
         headers_enabled=True,
         enabled=settings.rate_limit_enabled,

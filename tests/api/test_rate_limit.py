@@ -28,11 +28,20 @@ def test_limit_gives_json_429_with_retry_after(data_dir: Path) -> None:
     assert limited.headers["x-ratelimit-limit"] == "3"
 
 
+def test_one_budget_per_client_across_endpoints(data_dir: Path) -> None:
+    with _client(data_dir) as client:
+        assert client.get("/factors").status_code == 200
+        assert client.get("/tickers", params={"limit": 1}).status_code == 200
+        assert client.get("/factors/TCS").status_code == 200
+        assert client.get("/heatmap", params={"limit": 1}).status_code == 429
+
+
 def test_responses_carry_rate_limit_headers(data_dir: Path) -> None:
     with _client(data_dir) as client:
         response = client.get("/factors")
     assert response.headers["x-ratelimit-limit"] == "3"
     assert response.headers["x-ratelimit-remaining"] == "2"
+    assert "retry-after" not in response.headers  # only a 429 tells the client to wait
     assert "x-ratelimit-reset" in response.headers
 
 
