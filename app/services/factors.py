@@ -25,6 +25,10 @@ MAX_WINDOW = 1260
 PRESET_WINDOWS = (126, 252, 504)
 PERIODS_PER_YEAR = 252
 PARAM_NAMES = ("alpha", *FACTOR_NAMES)
+# Bump when the cached result's fields change: entries of another version are misses, so a
+# deploy never serves a shape the new response model cannot validate (Supabase rows outlive
+# deploys).
+CACHE_SCHEMA_VERSION = 1
 
 
 def default_min_nobs(window: int) -> int:
@@ -112,21 +116,30 @@ class FactorService:
         key = BetaKey(company.symbol, window, mode, panel.as_of)
         if hac_lags is not None:
             return self._attach_cache(self._compute(panel, company.symbol, key, hac_lags), None)
-        cached = self.cache.get(key)
+        cached = self._cached(key)
         if cached is not None:
             return self._attach_cache(cached.value, cached, hit=True)
         with self._flight.hold(key.as_string()):
-            cached = self.cache.get(key)
+            cached = self._cached(key)
             if cached is not None:
                 return self._attach_cache(cached.value, cached, hit=True)
             value = self._compute(panel, company.symbol, key, None)
+            value["schema_version"] = CACHE_SCHEMA_VERSION
             stored = self.cache.put(key, value, ttl_s=self.ttl_s)
         return self._attach_cache(value, stored)
+
+    def _cached(self, key: BetaKey) -> CachedValue | None:
+        """A live cache entry written by this version of the service, else None (a miss)."""
+        entry = self.cache.get(key)
+        if entry is None or entry.value.get("schema_version") != CACHE_SCHEMA_VERSION:
+            return None
+        return entry
 
     def _attach_cache(
         self, value: dict[str, Any], entry: CachedValue | None, *, hit: bool = False
     ) -> dict[str, Any]:
         out = dict(value)
+        out.pop("schema_version", None)
         out["cache"] = {
             "hit": hit,
             "backend": self.cache.backend,

@@ -187,3 +187,19 @@ def test_health_reports_data_and_cache(client: TestClient) -> None:
     assert body["heatmap"]["state"] == "never-run"
     assert client.get("/health/ready").json()["data"] == body["data"]
     assert client.get("/health/live").json()["status"] == "alive"
+
+
+def test_cache_entries_of_another_schema_are_misses(client: TestClient) -> None:
+    # A row left by an older deploy (Supabase rows outlive deploys) must not be served.
+    import datetime as dt
+
+    from app.cache.base import BetaKey
+
+    cache = client.app.state.container.cache  # type: ignore[attr-defined]
+    key = BetaKey("TCS", 252, "excess", dt.date(2024, 6, 21))
+    cache.put(key, {"x": 1}, ttl_s=3600)
+    response = client.get("/factors/TCS")
+    assert response.status_code == 200
+    assert response.json()["cache"]["hit"] is False
+    assert "schema_version" not in response.json()
+    assert client.get("/factors/TCS").json()["cache"]["hit"] is True
