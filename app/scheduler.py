@@ -246,6 +246,47 @@ def heatmap_runner(container: Container) -> Callable[[], JobResult]:
     return run
 
 
+PRICE_REFRESH_LEASE = "price-refresh"
+PRICE_REFRESH_LEASE_S = 3600.0
+
+
+def price_refresher(container: Container) -> Callable[[], None]:
+    """Delta-refresh the store from the live provider, one worker per host at a time.
+
+    The price store is per host (SQLite), so the lease is too: the ``leases`` table of the
+    same database. A failed or unreachable provider leaves the stored data as it was.
+    """
+    from app.jobs.margin_sweep import Lease, process_owner
+    from app.services.refresh import RefreshService
+
+    lease = Lease(
+        container.db,
+        PRICE_REFRESH_LEASE,
+        owner=process_owner(),
+        ttl_seconds=PRICE_REFRESH_LEASE_S,
+    )
+
+    def refresh() -> None:
+        if not lease.acquire():
+            logger.info("price refresh: another worker holds the lease")
+            return
+        try:
+            service = RefreshService.from_settings(
+                container.settings,
+                store=container.store,
+                universe=container.snapshot.universe,
+                provider=container.extras.get("provider"),
+            )
+            report = service.refresh()
+            logger.info("price refresh: %s", report.summary())
+        except Exception:  # the scheduler thread must survive a bad run
+            logger.exception("price refresh failed")
+        finally:
+            lease.release()
+
+    return refresh
+
+
 def cache_purger(container: Container) -> Callable[[], None]:
     """Delete expired factor-beta cache rows (idempotent, so every worker may run it)."""
 
@@ -274,6 +315,16 @@ def start_scheduler(container: Container) -> AppScheduler:
         )
         app_scheduler.add_cron("heatmap", trigger, schedule.tick)
         container.extras["heatmap_schedule"] = schedule
+    if settings.price_refresh_cron or settings.price_refresh_on_start:
+        refresh = price_refresher(container)
+        if settings.price_refresh_cron:
+            trigger = parse_cron(settings.price_refresh_cron, settings.scheduler_timezone)
+            app_scheduler.add_cron("price-refresh", trigger, refresh)
+        if settings.price_refresh_on_start:
+            app_scheduler.scheduler.add_job(
+                refresh, id="price-refresh-on-start", next_run_time=dt.datetime.now(dt.UTC)
+            )
+            app_scheduler.jobs.append("price-refresh-on-start")
     app_scheduler.add_interval("cache-purge", CACHE_PURGE_INTERVAL_S, cache_purger(container))
     app_scheduler.start()
     container.extras["scheduler"] = app_scheduler

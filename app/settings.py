@@ -71,6 +71,12 @@ class Settings(BaseSettings):
 
     # --- jobs -----------------------------------------------------------------------------
     heatmap_cron: str | None = Field(None, description="Crontab for the in-app heatmap job.")
+    price_refresh_cron: str | None = Field(
+        None, description="Crontab for the in-app delta refresh of prices from the provider."
+    )
+    price_refresh_on_start: bool = Field(
+        False, description="Also delta-refresh prices once right after start-up."
+    )
     margin_sweep_minutes: float | None = Field(None, description="Margin sweep interval.")
     scheduler_timezone: str = "Asia/Kolkata"
 
