@@ -51,6 +51,9 @@ class Settings(BaseSettings):
         "yfinance", description="Live provider for delta fetches; offline = store only."
     )
     provider_timeout_s: float = Field(3.0, description="Per-request timeout of the provider.")
+    data_stale_after_days: int = Field(
+        5, ge=1, description="/health reports the data as stale when older than this."
+    )
     provider_probe_interval_s: float = Field(
         300.0, description="How long a failed reachability probe is trusted."
     )

@@ -31,13 +31,21 @@ def _readiness(container: Any) -> dict[str, Any]:
     as_of = panel.as_of
     provider = container.extras.get("provider")
     cache_status = container.cache.status()
-    degraded = cache_status.get("state") not in ("ok", None)
+    age_days = (dt.date.today() - as_of).days
+    stale = age_days > container.settings.data_stale_after_days
+    reasons = []
+    if cache_status.get("state") not in ("ok", None):
+        reasons.append(f"cache backend {cache_status.get('backend')} is {cache_status['state']}")
+    if stale:
+        reasons.append(f"market data is {age_days} days old (as of {as_of.isoformat()})")
     return {
-        "status": "degraded" if degraded else "ok",
+        "status": "degraded" if reasons else "ok",
+        "reasons": reasons,
         "version": __version__,
         "data": {
             "as_of": as_of.isoformat(),
-            "age_days": (dt.date.today() - as_of).days,
+            "age_days": age_days,
+            "stale": stale,
             "snapshot_date": container.snapshot.snapshot_date.isoformat(),
             "tickers": len(panel.tickers),
         },

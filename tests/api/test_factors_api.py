@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +11,9 @@ import statsmodels.api as sm
 from fastapi.testclient import TestClient
 
 from app.data.factors import FACTOR_NAMES, FACTOR_PROXIES
+from app.main import create_app
 from app.settings import SNAPSHOT_DIR
+from tests.conftest import make_settings
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +185,8 @@ def test_tickers_filter_and_page(client: TestClient) -> None:
 def test_health_reports_data_and_cache(client: TestClient) -> None:
     body = client.get("/health").json()
     assert body["status"] == "ok"
+    assert body["reasons"] == []
+    assert body["data"]["stale"] is False
     assert body["data"]["as_of"] == "2024-06-21"
     assert body["cache"]["backend"] == "embedded"
     assert body["provider"]["reachable"] is False
@@ -203,3 +209,13 @@ def test_cache_entries_of_another_schema_are_misses(client: TestClient) -> None:
     assert response.json()["cache"]["hit"] is False
     assert "schema_version" not in response.json()
     assert client.get("/factors/TCS").json()["cache"]["hit"] is True
+
+
+def test_health_says_when_the_data_is_stale(data_dir: Path) -> None:
+    settings = make_settings(data_dir, data_stale_after_days=5)
+    with TestClient(create_app(settings)) as stale_client:
+        body = stale_client.get("/health").json()
+    assert body["status"] == "degraded"
+    assert body["data"]["stale"] is True
+    assert body["data"]["age_days"] > 800
+    assert "market data is" in body["reasons"][0]
