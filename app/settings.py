@@ -6,6 +6,7 @@ override the FastAPI dependency (or pass a :class:`Settings` to ``create_app``).
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -98,6 +99,17 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("supabase_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        # Refuse a malformed URL at start-up with a clear message (on Render the previous
+        # deploy keeps serving) rather than failing later inside the Supabase client.
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(
+                "SUPABASE_URL must be the project URL, e.g. https://<project>.supabase.co"
+            )
+        return value.rstrip("/") if value is not None else None
 
     @property
     def supabase_enabled(self) -> bool:

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from app.settings import Settings
 
@@ -39,3 +40,14 @@ def test_comma_separated_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.cors_origins == ["https://a.example", "https://b.example"]
     assert settings.trusted_proxies == ["10.0.0.0/8"]
+
+
+@pytest.mark.parametrize("url", ["not-a-url", "ftp://x.supabase.co", "https://"])
+def test_malformed_supabase_url_is_refused_at_start(url: str) -> None:
+    with pytest.raises(ValidationError, match="SUPABASE_URL must be the project URL"):
+        Settings(_env_file=None, supabase_url=url)  # type: ignore[call-arg]
+
+
+def test_supabase_url_is_normalised() -> None:
+    settings = Settings(_env_file=None, supabase_url="https://abc.supabase.co/")  # type: ignore[call-arg]
+    assert settings.supabase_url == "https://abc.supabase.co"
