@@ -163,7 +163,7 @@ RELIANCE_EXAMPLE: dict[str, Any] = {
         "as_of": "2024-06-21",
         "last_price_date": "2024-06-21",
         "snapshot_date": "2024-06-21",
-        "source": "bundled snapshot + local store",
+        "source": "bundled snapshot (real NSE data, see docs/DATA.md)",
     },
     "cache": {
         "hit": False,
@@ -231,6 +231,12 @@ class RollingBetasResponse(BaseModel):
                     "adj_r_squared": [0.628, 0.6286],
                     "residual_vol": [0.1502, 0.1506],
                     "n_obs": [126, 126],
+                    "data": {
+                        "as_of": "2024-06-21",
+                        "last_price_date": "2024-06-21",
+                        "snapshot_date": "2024-06-21",
+                        "source": "bundled snapshot (real NSE data, see docs/DATA.md)",
+                    },
                 }
             ]
         }
@@ -247,6 +253,7 @@ class RollingBetasResponse(BaseModel):
     adj_r_squared: list[float | None]
     residual_vol: list[float | None]
     n_obs: list[int]
+    data: DataLabel
 
 
 @router.get("/factors", response_model=list[FactorInfo])
@@ -268,7 +275,13 @@ async def factor_betas(
     mode: ModeQuery = "excess",
     hac_lags: Annotated[
         int | None,
-        Query(ge=0, le=630, description="Also return Newey-West standard errors with these lags."),
+        Query(
+            ge=0,
+            le=630,
+            description="Also return Newey-West (HAC) standard errors with these lags: Bartlett "
+            "kernel, no small-sample correction, normal p-values (statsmodels "
+            "cov_type='HAC', use_correction=False). Not cached.",
+        ),
     ] = None,
 ) -> dict[str, Any]:
     """Latest betas of a stock on the five factors, with every regression statistic."""

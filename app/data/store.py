@@ -125,6 +125,17 @@ class PriceStore:
             for t, a, b, n in rows
         }
 
+    def last_source(self, ticker: str) -> str | None:
+        """Where the latest stored close of ``ticker`` came from (``snapshot``, ``yfinance``)."""
+        row = (
+            self.db.connection()
+            .execute(
+                "SELECT source FROM bars WHERE ticker = ? ORDER BY date DESC LIMIT 1", (ticker,)
+            )
+            .fetchone()
+        )
+        return None if row is None else str(row[0])
+
     def last_dates(self, tickers: Sequence[str] | None = None) -> dict[str, dt.date]:
         """Latest stored date per ticker (only tickers that have data)."""
         sql = "SELECT ticker, MAX(date) FROM bars"

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from app.errors import InvalidInput, UnknownTicker
 
-_SUFFIXES = (".NS", ".BO", ".NSE")
+_SUFFIXES = (".NS", ".NSE")
+_BSE_SUFFIXES = (".BO", ".BSE")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,12 @@ class Company:
 def normalise_ticker(raw: str) -> str:
     """Upper-case, trim and strip exchange suffixes: ``reliance.ns`` -> ``RELIANCE``."""
     text = raw.strip().upper()
+    if text.endswith(_BSE_SUFFIXES):
+        raise InvalidInput(
+            f"{raw!r} is a BSE listing; this service serves NSE data: use the NSE symbol "
+            f"(e.g. {text.rsplit('.', 1)[0]} or {text.rsplit('.', 1)[0]}.NS)",
+            details={"ticker": raw},
+        )
     for suffix in _SUFFIXES:
         if text.endswith(suffix):
             text = text[: -len(suffix)]

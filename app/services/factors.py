@@ -29,6 +29,11 @@ PARAM_NAMES = ("alpha", *FACTOR_NAMES)
 # deploy never serves a shape the new response model cannot validate (Supabase rows outlive
 # deploys).
 CACHE_SCHEMA_VERSION = 1
+# Where the stock's latest stored close came from (the store's ``source`` column).
+SOURCE_LABELS = {
+    "snapshot": "bundled snapshot (real NSE data, see docs/DATA.md)",
+    "yfinance": "Yahoo Finance via yfinance (delta refresh)",
+}
 
 
 def default_min_nobs(window: int) -> int:
@@ -237,11 +242,12 @@ class FactorService:
 
     def _data_label(self, panel: ReturnsPanel, symbol: str) -> dict[str, Any]:
         last = panel.last_price_date.get(symbol)
+        source = self.panels.store.last_source(symbol)
         return {
             "as_of": panel.as_of.isoformat(),
             "last_price_date": last.isoformat() if last else None,
             "snapshot_date": self.snapshot_date.isoformat() if self.snapshot_date else None,
-            "source": "bundled snapshot + local store",
+            "source": SOURCE_LABELS.get(source or "", source or "unknown"),
         }
 
     # --- rolling series ------------------------------------------------------------------
@@ -261,6 +267,13 @@ class FactorService:
         if start and end and start > end:
             raise InvalidInput("start must be on or before end", details={"start": start})
         panel = self.panels.get()
+        first, last = panel.date_at(0), panel.as_of
+        if (start is not None and start > last) or (end is not None and end < first):
+            raise InvalidInput(
+                f"The requested range is outside the data: factor-aligned returns run from "
+                f"{first} to {last}.",
+                details={"available_start": first, "available_end": last},
+            )
         if company.symbol not in panel.column:
             raise InsufficientData(f"No price history is stored for {company.symbol}.")
         col = panel.column[company.symbol]
@@ -300,6 +313,7 @@ class FactorService:
             "adj_r_squared": series(result.rsquared_adj[0]),
             "residual_vol": series(result.resid_vol[0]),
             "n_obs": [int(v) for v in result.nobs[0][idx]],
+            "data": self._data_label(panel, company.symbol),
         }
 
     # --- metadata ------------------------------------------------------------------------

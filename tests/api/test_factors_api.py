@@ -151,6 +151,27 @@ def test_rolling_series(client: TestClient) -> None:
     assert full["betas"]["market"][-1] == pytest.approx(latest["betas"]["market"], abs=1e-12)
 
 
+def test_rolling_range_outside_the_data_is_422_with_the_range(client: TestClient) -> None:
+    response = client.get("/factors/RELIANCE/rolling", params={"start": "2025-01-01"})
+    assert response.status_code == 422
+    details = response.json()["error"]["details"]
+    assert details["available_end"] == "2024-06-21"
+    assert details["available_start"] == "2022-02-18"
+
+
+def test_bse_suffix_is_refused_with_a_hint(client: TestClient) -> None:
+    response = client.get("/factors/RELIANCE.BO")
+    assert response.status_code == 422
+    assert "NSE symbol" in response.json()["error"]["message"]
+
+
+def test_responses_say_where_the_prices_came_from(client: TestClient) -> None:
+    body = client.get("/factors/TCS").json()
+    assert body["data"]["source"].startswith("bundled snapshot")
+    rolling = client.get("/factors/TCS/rolling", params={"start": "2024-06-01"}).json()
+    assert rolling["data"] == body["data"]
+
+
 def test_rolling_rejects_inverted_range(client: TestClient) -> None:
     response = client.get(
         "/factors/RELIANCE/rolling", params={"start": "2024-03-01", "end": "2024-01-01"}
