@@ -40,6 +40,7 @@ import io
 import json
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -113,6 +114,11 @@ class IndexRepository:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    def count(self) -> int:
+        """Number of stored definitions."""
+        row = self.db.connection().execute("SELECT COUNT(*) FROM custom_indices").fetchone()
+        return int(row[0])
 
     def exists(self, name: str) -> bool:
         """True when a definition of that name is stored."""
@@ -529,8 +535,17 @@ def _effective_shares(book: SharesBook, store: PriceStore, symbol: str, day: dt.
 # =========================================================================== service
 
 
+#: How many definitions the store keeps, and how many computed histories stay in memory.
+MAX_DEFINITIONS = 200
+MAX_CACHED = 16
+
+
 class CustomIndexService:
-    """Define, store and compute custom indices over the local store."""
+    """Define, store and compute custom indices over the local store.
+
+    Computed histories are kept in a small LRU (``MAX_CACHED``) so memory stays bounded
+    however many indices are defined; the number of definitions is capped too.
+    """
 
     def __init__(
         self,
@@ -543,7 +558,7 @@ class CustomIndexService:
         self.store = store
         self.universe = universe
         self.book = book
-        self._cache: dict[str, tuple[tuple[str, int], IndexComputation]] = {}
+        self._cache: OrderedDict[str, tuple[tuple[str, int], IndexComputation]] = OrderedDict()
         self._lock = threading.Lock()
 
     # --- definitions -----------------------------------------------------------------------
@@ -554,6 +569,11 @@ class CustomIndexService:
                 f"A custom index named {body.name!r} already exists; delete it first or "
                 "choose another name.",
                 details={"name": body.name},
+            )
+        if self.repo.count() >= MAX_DEFINITIONS:
+            raise Conflict(
+                f"The store already holds {MAX_DEFINITIONS} custom indices; delete one first.",
+                details={"max_definitions": MAX_DEFINITIONS},
             )
         definition = self._normalise(body)
         computed = compute_index(definition, self.store, self.book)
@@ -749,17 +769,20 @@ class CustomIndexService:
         key = (definition.model_dump_json(), self.store.data_version())
         with self._lock:
             hit = self._cache.get(definition.name)
-        if hit is not None and hit[0] == key:
-            return hit[1]
+            if hit is not None and hit[0] == key:
+                self._cache.move_to_end(definition.name)
+                return hit[1]
         computed = compute_index(definition, self.store, self.book)
-        with self._lock:
-            self._cache[definition.name] = (key, computed)
+        self._remember(definition, computed)
         return computed
 
     def _remember(self, definition: s.CustomIndexCreate, computed: IndexComputation) -> None:
         key = (definition.model_dump_json(), self.store.data_version())
         with self._lock:
             self._cache[definition.name] = (key, computed)
+            self._cache.move_to_end(definition.name)
+            while len(self._cache) > MAX_CACHED:
+                self._cache.popitem(last=False)
 
     def _info(self, stored: StoredIndex, c: IndexComputation) -> s.CustomIndexInfo:
         d = stored.definition

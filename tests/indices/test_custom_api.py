@@ -456,3 +456,25 @@ def test_openapi_documents_every_index_endpoint(client: TestClient) -> None:
         "/indices/{name}/export",
     ):
         assert paths[path]["get"]["description"], path
+
+
+def test_definitions_are_capped_and_computations_bounded_in_memory(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import app.indices.custom as custom
+
+    monkeypatch.setattr(custom, "MAX_DEFINITIONS", 3)
+    monkeypatch.setattr(custom, "MAX_CACHED", 2)
+    for name in ("cap-a", "cap-b", "cap-c"):
+        assert client.post("/indices", json=bank_index(name, rebalance="none")).status_code == 201
+    refused = client.post("/indices", json=bank_index("cap-d", rebalance="none"))
+    assert refused.status_code == 409
+    assert refused.json()["error"]["details"]["max_definitions"] == 3
+    service = client.app.state.container.extras["custom_indices"]  # type: ignore[attr-defined]
+    assert list(service._cache) == ["cap-b", "cap-c"]  # least recently used dropped
+    before = client.get("/indices/cap-c/history").json()  # cached
+    again = client.get("/indices/cap-a/history").json()  # evicted: recomputed on demand
+    assert list(service._cache) == ["cap-c", "cap-a"]
+    assert again["rows"] == before["rows"]  # same definition, same store: same levels
+    assert client.delete("/indices/cap-b").status_code == 204
+    assert client.post("/indices", json=bank_index("cap-d", rebalance="none")).status_code == 201
