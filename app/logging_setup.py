@@ -64,3 +64,9 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = False) -> None:
             logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
         )
     root.addHandler(handler)
+    # uvicorn configures its own loggers before it imports the app: route them through this
+    # handler too, so a JSON deployment emits JSON only.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        server_logger = logging.getLogger(name)
+        server_logger.handlers.clear()
+        server_logger.propagate = True

@@ -284,3 +284,63 @@ def test_no_password_or_token_in_logs(
     text = "\n".join(rendered)
     leaked = [name for name, value in secrets.items() if value in text]
     assert not leaked, f"secrets in logs: {leaked}"
+
+
+def test_uvicorn_itself_logs_json_in_json_mode(tmp_path: Path, seeded_store_file: Path) -> None:
+    # A real server process: uvicorn's own start-up lines must be JSON too.
+    import json
+    import os
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    shutil.copy(seeded_store_file, tmp_path / "store.sqlite3")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ,
+        "DATA_DIR": str(tmp_path),
+        "LOG_JSON": "true",
+        "LOG_LEVEL": "INFO",
+        "MARKET_DATA_PROVIDER": "offline",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("the server did not start")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=30)
+    lines = [line for line in output.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    messages = " ".join(r["message"] for r in records)
+    assert "Uvicorn running on" in messages
+    assert any(r["logger"] == "app.access" and r["path"] == "/health/live" for r in records)
