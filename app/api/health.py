@@ -9,9 +9,42 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from app import __version__
+from app.api.schemas import ErrorResponse
 from app.deps import ContainerDep
 
 router = APIRouter(tags=["health"])
+
+READY_EXAMPLE: dict[str, Any] = {
+    "status": "degraded",
+    "reasons": ["market data is 882 days old (as of 2024-06-21)"],
+    "version": "0.1.0",
+    "data": {
+        "as_of": "2024-06-21",
+        "age_days": 882,
+        "stale": True,
+        "snapshot_date": "2024-06-21",
+        "tickers": 499,
+    },
+    "cache": {"backend": "embedded", "state": "ok", "entries": 12},
+    "provider": {"name": "yfinance", "reachable": False},
+    "heatmap": {
+        "state": "complete",
+        "run_id": "20241120T180000-3f2b",
+        "started_at": "2026-11-20T18:00:00+00:00",
+        "finished_at": "2026-11-20T18:00:03+00:00",
+        "as_of": "2024-06-21",
+        "completed": 498,
+        "failed": 3,
+    },
+    "started_at": "2026-11-20T17:59:58+00:00",
+}
+READY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {"example": READY_EXAMPLE}}},
+    503: {
+        "model": ErrorResponse,
+        "description": "No market data can be served (empty store and no snapshot).",
+    },
+}
 
 
 def _last_heatmap_run(container: Any) -> dict[str, Any]:
@@ -59,19 +92,24 @@ def _readiness(container: Any) -> dict[str, Any]:
     }
 
 
-@router.get("/health")
+@router.get("/health", responses=READY_RESPONSES)
 async def health(container: ContainerDep) -> dict[str, Any]:
     """Readiness: version, data as-of date and age, cache state, provider, last heatmap run."""
     return await run_in_threadpool(_readiness, container)
 
 
-@router.get("/health/ready")
+@router.get("/health/ready", responses=READY_RESPONSES)
 async def readiness(container: ContainerDep) -> dict[str, Any]:
     """Readiness probe: 200 once the price store can serve data, 503 otherwise."""
     return await run_in_threadpool(_readiness, container)
 
 
-@router.get("/health/live")
+@router.get(
+    "/health/live",
+    responses={
+        200: {"content": {"application/json": {"example": {"status": "alive", "version": "0.1.0"}}}}
+    },
+)
 async def liveness() -> dict[str, str]:
     """Liveness: the process is up and serving (no dependencies checked)."""
     return {"status": "alive", "version": __version__}
