@@ -333,6 +333,7 @@ TRACKING_ERROR_RESPONSE: Example = {
     },
     "n_obs": 6,
     "n_dropped": 0,
+    "n_aligned_dates": None,
     "ddof": 1,
     "periods_per_year": 252.0,
     "centred": True,

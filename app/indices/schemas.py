@@ -8,6 +8,7 @@ every list (``max_length``), so a bad body is a 422 JSON error, never a 500.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -441,6 +442,13 @@ class TrackingErrorRequest(StrictModel):
         min_length=2, max_length=MAX_SERIES, description="Null marks a missing value."
     )
     benchmark: list[float | None] = Field(min_length=2, max_length=MAX_SERIES)
+    portfolio_dates: list[dt.date] | None = Field(
+        None,
+        max_length=MAX_SERIES,
+        description="Dates of the portfolio values (strictly increasing). With benchmark_dates, "
+        "the two series are inner-joined on date; without, they must already be aligned.",
+    )
+    benchmark_dates: list[dt.date] | None = Field(None, max_length=MAX_SERIES)
     input: Literal["returns", "prices"] = Field(
         "returns", description="returns: simple periodic returns; prices: levels (> 0)."
     )
@@ -454,7 +462,20 @@ class TrackingErrorRequest(StrictModel):
 
     @model_validator(mode="after")
     def _aligned(self) -> TrackingErrorRequest:
-        if len(self.portfolio) != len(self.benchmark):
+        dated = (self.portfolio_dates is not None, self.benchmark_dates is not None)
+        if dated[0] != dated[1]:
+            raise ValueError("give both portfolio_dates and benchmark_dates, or neither")
+        for name, points, days in (
+            ("portfolio", self.portfolio, self.portfolio_dates),
+            ("benchmark", self.benchmark, self.benchmark_dates),
+        ):
+            if days is None:
+                continue
+            if len(days) != len(points):
+                raise ValueError(f"{name}_dates must have one date per {name} value")
+            if any(b <= a for a, b in itertools.pairwise(days)):
+                raise ValueError(f"{name}_dates must be strictly increasing")
+        if not dated[0] and len(self.portfolio) != len(self.benchmark):
             raise ValueError(
                 f"portfolio ({len(self.portfolio)}) and benchmark ({len(self.benchmark)}) "
                 "must be aligned: same length"
@@ -487,6 +508,9 @@ class TrackingErrorResponse(BaseModel):
     tracking_difference: TrackingDifferenceOut
     n_obs: int
     n_dropped: int
+    n_aligned_dates: int | None = Field(
+        None, description="Dates common to both series when dates were given."
+    )
     ddof: int
     periods_per_year: float
     centred: bool

@@ -9,6 +9,7 @@ The core raises :class:`ValueError` for bad input and its two subclasses
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -294,6 +295,33 @@ def impact_cost_of(req: s.ImpactCostRequest) -> s.ImpactCostResponse:
     )
 
 
+def _join_on_dates(
+    p: NDArray[np.float64],
+    p_dates: Sequence[dt.date],
+    b: NDArray[np.float64],
+    b_dates: Sequence[dt.date],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Both series on the dates they share (inner join; inputs are strictly increasing)."""
+    where = {day: i for i, day in enumerate(b_dates)}
+    pairs = [(i, where[day]) for i, day in enumerate(p_dates) if day in where]
+    return (
+        np.array([p[i] for i, _ in pairs], dtype=np.float64),
+        np.array([b[j] for _, j in pairs], dtype=np.float64),
+    )
+
+
+def _information_ratio_or_none(
+    p: NDArray[np.float64], b: NDArray[np.float64], req: s.TrackingErrorRequest
+) -> float | None:
+    """IR, or None when the TE is zero or rounding noise (the core refuses to divide by it)."""
+    try:
+        return te.information_ratio(
+            p, b, ddof=req.ddof, periods_per_year=req.periods_per_year, centred=req.centred
+        ).value
+    except ValueError:
+        return None
+
+
 def _series(values: Sequence[float | None]) -> NDArray[np.float64]:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
@@ -316,6 +344,15 @@ def tracking_error_of(req: s.TrackingErrorRequest) -> s.TrackingErrorResponse:
     """TE, information ratio, tracking difference and (optionally) the rolling TE."""
     p = _series(req.portfolio)
     b = _series(req.benchmark)
+    n_aligned: int | None = None
+    if req.portfolio_dates is not None and req.benchmark_dates is not None:
+        p, b = _join_on_dates(p, req.portfolio_dates, b, req.benchmark_dates)
+        n_aligned = int(p.size)
+        if n_aligned < 3:
+            raise InvalidInput(
+                f"portfolio and benchmark share only {n_aligned} dates; at least 3 are needed",
+                details={"common_dates": n_aligned},
+            )
     if req.input == "prices":
         p, b = _returns(p), _returns(b)
     with core_errors():
@@ -325,13 +362,7 @@ def tracking_error_of(req: s.TrackingErrorRequest) -> s.TrackingErrorResponse:
         td = te.tracking_difference(p, b, periods_per_year=req.periods_per_year)
         valid = ~(np.isnan(p) | np.isnan(b))
         active = float(np.mean(p[valid] - b[valid])) * req.periods_per_year
-        ir = (
-            te.information_ratio(
-                p, b, ddof=req.ddof, periods_per_year=req.periods_per_year, centred=req.centred
-            ).value
-            if err.value > 0.0
-            else None
-        )
+        ir = _information_ratio_or_none(p, b, req)
         rolling: list[float | None] | None = None
         rolling_max: float | None = None
         if req.rolling_window is not None:
@@ -365,6 +396,7 @@ def tracking_error_of(req: s.TrackingErrorRequest) -> s.TrackingErrorResponse:
         ),
         n_obs=err.n_obs,
         n_dropped=err.n_dropped,
+        n_aligned_dates=n_aligned,
         ddof=err.ddof,
         periods_per_year=err.periods_per_year,
         centred=err.centred,

@@ -729,3 +729,47 @@ def test_fuzzed_bodies_never_500(client: TestClient, path: str) -> None:
             assert "Infinity" not in r.text
 
     check()
+
+
+def test_tracking_error_joins_dated_series_on_their_common_dates(client: TestClient) -> None:
+    # The benchmark has an extra day (a portfolio holiday): dated input is inner-joined,
+    # so the result equals the hand-aligned computation on the four common days.
+    aligned = {
+        "portfolio": [0.010, -0.004, 0.006, 0.002],
+        "benchmark": [0.008, -0.005, 0.007, 0.001],
+    }
+    dated = {
+        "portfolio": aligned["portfolio"],
+        "portfolio_dates": ["2024-06-17", "2024-06-18", "2024-06-20", "2024-06-21"],
+        "benchmark": [0.008, -0.005, 0.030, 0.007, 0.001],
+        "benchmark_dates": ["2024-06-17", "2024-06-18", "2024-06-19", "2024-06-20", "2024-06-21"],
+    }
+    want = client.post("/analytics/tracking-error", json=aligned).json()
+    got = client.post("/analytics/tracking-error", json=dated).json()
+    assert got["n_aligned_dates"] == 4
+    assert got["tracking_error"] == pytest.approx(want["tracking_error"], rel=1e-12)
+    d = [0.002, 0.001, -0.001, 0.001]
+    mean = sum(d) / 4
+    hand = (sum((x - mean) ** 2 for x in d) / 3) ** 0.5 * 252**0.5
+    assert got["tracking_error"] == pytest.approx(hand, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"portfolio_dates": ["2024-06-17", "2024-06-18", "2024-06-19"]},
+        {
+            "portfolio_dates": ["2024-06-18", "2024-06-17", "2024-06-19"],
+            "benchmark_dates": ["2024-06-17", "2024-06-18", "2024-06-19"],
+        },
+        {
+            "portfolio_dates": ["2024-06-17", "2024-06-18", "2024-06-19"],
+            "benchmark_dates": ["2024-07-17", "2024-07-18", "2024-07-19"],
+        },
+    ],
+)
+def test_tracking_error_bad_dates_are_422(client: TestClient, extra: dict[str, object]) -> None:
+    body = {"portfolio": [0.01, 0.02, 0.03], "benchmark": [0.01, 0.01, 0.02], **extra}
+    response = client.post("/analytics/tracking-error", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_input"
