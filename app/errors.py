@@ -40,10 +40,17 @@ class ServiceError(Exception):
     status_code: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
 
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or {}
+        self.headers = dict(headers or {})
 
 
 class InvalidInput(ServiceError):
@@ -154,13 +161,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 401:
+            headers.setdefault("WWW-Authenticate", "Bearer")
+        if "Retry-After" in headers:
+            # The error states its own wait (the login throttle): keep the general rate
+            # limiter (slowapi) from replacing it with the reset of its unrelated window.
+            request.state.view_rate_limit = None
         if exc.status_code >= 500:
             logger.error("service error: %s", exc.message)
         return JSONResponse(
             error_body(exc.code, exc.message, request, exc.details),
             status_code=exc.status_code,
-            headers=headers,
+            headers=headers or None,
         )
 
     @app.exception_handler(RequestValidationError)

@@ -10,6 +10,10 @@ deterministic: the same inputs give byte-identical outputs (everything is sorted
 timestamps are written, parquet files are written from explicit Arrow schemas). Only real data is
 used; nothing is synthesised, gaps are not filled and bad prints are not removed. See
 ``docs/DATA.md`` for the sources, adjustments and known issues.
+
+Two price series are written: ``prices.parquet`` holds ADJUSTED closes (the return series of the
+analytics) and ``traded_closes.parquet`` holds TRADED closes (unadjusted NSE EQ-series closes, the
+prices that margin valuation and stock quotes use).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-BUILDER_VERSION = "1.0.0"
+BUILDER_VERSION = "1.1.0"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO_ROOT / "app" / "data" / "snapshot"
 
@@ -379,6 +383,90 @@ def choose_prices(
     return out
 
 
+# ---- traded (unadjusted) closes ----------------------------------------------------------------
+
+
+def load_traded_closes(
+    path: Path, start: pd.Timestamp, end: pd.Timestamp
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Unadjusted NSE EQ closes (section 3b) in [start, end]: holiday copies and weekends dropped.
+
+    On NSE holidays the source repeats the previous day's row for every stock
+    (``holiday_copy``); those rows are not trading days and are dropped, as are weekend rows
+    (muhurat / special sessions, like the adjusted series). The first row per (symbol, date)
+    in file order is kept (the file has no duplicates today; the rule only makes it certain).
+    """
+    table = pq.read_table(path, columns=["symbol", "date", "close", "holiday_copy"])
+    frame = pd.DataFrame(
+        {
+            "symbol": np.asarray(
+                table.column("symbol").cast(pa.string()).to_pylist(), dtype=object
+            ),
+            "date": to_dates(table.column("date").to_pandas()),
+            "close": table.column("close").to_numpy().astype(np.float64),
+        }
+    )
+    holiday = np.asarray(table.column("holiday_copy").to_numpy(zero_copy_only=False), dtype=bool)
+    dates = pd.DatetimeIndex(frame["date"])
+    in_range = np.asarray((dates >= start) & (dates <= end))
+    weekend = ~is_weekday(dates)
+    bad_close = ~(np.isfinite(frame["close"].to_numpy()) & (frame["close"].to_numpy() > 0))
+    stats = {
+        "holiday_copy_rows_dropped": int((in_range & holiday).sum()),
+        "weekend_rows_dropped": int((in_range & ~holiday & weekend).sum()),
+        "non_positive_close_rows_dropped": int((in_range & ~holiday & ~weekend & bad_close).sum()),
+        "rows_after_snapshot_dropped": int(np.asarray(dates > end).sum()),
+    }
+    frame = frame[in_range & ~holiday & ~weekend & ~bad_close]
+    dup = frame.duplicated(["symbol", "date"], keep="first")
+    stats["duplicate_rows_dropped"] = int(dup.sum())
+    frame = frame[~dup].sort_values(["symbol", "date"])
+    return frame.reset_index(drop=True), stats
+
+
+def choose_traded(
+    universe: pd.DataFrame,
+    chains: dict[str, list[tuple[str, str]]],
+    raw: pd.DataFrame,
+) -> list[PriceChoice]:
+    """Traded closes per universe symbol: the newest ticker of its rename chain with rows.
+
+    The raw file is keyed by today's NSE symbols and a renamed company has rows only from its
+    rename date, so a rename inside the window gives a history that starts on that date, and a
+    rename after the snapshot date gives no rows at all (recorded as a gap, never filled).
+    """
+    groups = {str(k): g for k, g in raw.groupby("symbol", sort=True)}
+    out: list[PriceChoice] = []
+    for sym in universe["symbol"]:
+        choice = PriceChoice(sym, "none", "", raw.iloc[0:0])
+        for ticker, _ in reversed(chains[sym]):
+            g = groups.get(ticker)
+            if g is not None and len(g):
+                src = "nse_raw_eq" if ticker == sym else f"nse_raw_eq_via:{ticker}"
+                choice = PriceChoice(sym, src, ticker, g)
+                break
+        out.append(choice)
+    return out
+
+
+def traded_vs_eod(traded: pd.DataFrame, eod: pd.DataFrame, day: pd.Timestamp) -> dict[str, Any]:
+    """Compare traded closes with the NSE EOD closes on ``day`` (the EOD file's last day).
+
+    The EOD file is back-adjusted only before each event's ex-date, so its close on its own
+    last day is the traded close: every symbol present in both must agree to the paisa.
+    """
+    a = traded[traded["date"] == day].set_index("symbol")["close"]
+    b = eod[eod["date"] == day].set_index("symbol")["close"]
+    both = a.index.intersection(b.index)
+    agree = np.isclose(a[both].to_numpy(), b[both].to_numpy(), rtol=0, atol=0.005)
+    return {
+        "date": iso(day),
+        "symbols_compared": len(both),
+        "agree_to_the_paisa": int(agree.sum()),
+        "disagree": sorted(str(s) for s in both[~agree]),
+    }
+
+
 # ---- corporate actions, shares -----------------------------------------------------------------
 
 
@@ -633,6 +721,23 @@ def build(shared: Path, out: Path) -> dict[str, Any]:
     uni_out = pd.DataFrame(uni_rows)
     uni_out["n_prices"] = uni_out["n_prices"].astype(np.int64)
 
+    # 3b. traded (unadjusted) closes, same window and universe, same rename chains
+    raw, tstats = load_traded_closes(ctx.path(NSE_RAW_PRICES), start, snap)
+    traded_choices = choose_traded(universe, chains, raw)
+    traded = pd.concat(
+        [c.rows.assign(symbol=c.symbol) for c in traded_choices], ignore_index=True
+    ).sort_values(["symbol", "date"])
+    adjusted_first = {
+        str(r["symbol"]): str(r["first_date"]) for _, r in uni_out.iterrows() if r["n_prices"]
+    }
+    traded_first: dict[str, str] = {}
+    traded_last: dict[str, str] = {}
+    for c in traded_choices:
+        if len(c.rows):
+            days = pd.DatetimeIndex(c.rows["date"])
+            traded_first[c.symbol] = str(iso(days.min()))
+            traded_last[c.symbol] = str(iso(days.max()))
+
     # 4. corporate actions and shares
     actions = build_corporate_actions(ctx, chains, snap)
     eod_full, _ = load_long_prices(
@@ -659,6 +764,16 @@ def build(shared: Path, out: Path) -> dict[str, Any]:
     )
     write_parquet(price_table, out / "prices.parquet")
     outputs["prices.parquet"] = price_table.num_rows
+
+    traded_table = pa.table(
+        {
+            "symbol": pa.array(traded["symbol"].astype(str).tolist(), type=pa.string()),
+            "date": date32(pd.DatetimeIndex(traded["date"])),
+            "close": pa.array(traded["close"].to_numpy(dtype=np.float64), type=pa.float64()),
+        }
+    )
+    write_parquet(traded_table, out / "traded_closes.parquet")
+    outputs["traded_closes.parquet"] = traded_table.num_rows
 
     fcols: dict[str, pa.Array] = {"date": date32(pd.DatetimeIndex(levels.index))}
     for spec in FACTORS:
@@ -756,6 +871,32 @@ def build(shared: Path, out: Path) -> dict[str, Any]:
         "symbols_without_prices": sorted(
             str(s) for s in uni_out.loc[uni_out["n_prices"] == 0, "symbol"]
         ),
+        "traded_closes": {
+            "file": "traded_closes.parquet",
+            "source": NSE_RAW_PRICES,
+            "content": "TRADED closes: unadjusted NSE EQ-series closes (bhavcopy), the prices a "
+            "position is valued at and a stock is quoted at; never used for returns",
+            "rules": "holiday_copy rows and weekend rows dropped; same window as prices.parquet "
+            "(price_start to snapshot_date); universe symbols, read under the newest ticker of "
+            "their rename chain that has rows (the source holds a renamed company only from its "
+            "rename date); no gap filling",
+            "symbols": int(sum(1 for c in traded_choices if len(c.rows))),
+            "rows": traded_table.num_rows,
+            "dedupe": tstats,
+            "via": {c.symbol: c.ticker for c in traded_choices if c.ticker not in ("", c.symbol)},
+            "symbols_without_traded_closes": sorted(
+                c.symbol for c in traded_choices if not len(c.rows)
+            ),
+            "history_starts_later_than_adjusted": {
+                s: {"traded_first_date": d, "adjusted_first_date": adjusted_first[s]}
+                for s, d in sorted(traded_first.items())
+                if s in adjusted_first and d > adjusted_first[s]
+            },
+            "last_date_before_snapshot": {
+                s: d for s, d in sorted(traded_last.items()) if d < str(iso(snap))
+            },
+            "check_against_nse_eod_last_day": traded_vs_eod(traded, eod, eod_end),
+        },
         "symbols_below_252_in_factor_period": {
             s: v for s, v in sorted(fstart_days.items()) if v < 252
         },
@@ -773,6 +914,9 @@ def build(shared: Path, out: Path) -> dict[str, Any]:
             "closes from the same EOD source as nse_eod_adj",
             "index_series": "NIFTY50 official niftyindices close, NIFTYBEES NSE close, NIFTY500 "
             "Index_Close from the breadth file",
+            "traded_closes": "NOT adjusted: NSE EQ-series closes as traded (section 3b). Levels "
+            "are comparable with 2024 broker statements; returns jump on splits and bonuses, so "
+            "the service never computes returns from them",
         },
         "dedupe": {
             "yahoo": ystats,
@@ -796,6 +940,10 @@ def build(shared: Path, out: Path) -> dict[str, Any]:
             "Yahoo corporate actions contain some duplicated split events on nearby dates "
             "(e.g. GAEL, INOXWIND); they are kept as published (exact duplicates dropped).",
             "Shares outstanding are implied from full market cap (no free-float/IWF data).",
+            "Traded closes cover only the symbols of the raw NSE file (about today's Nifty 500): "
+            "2024 members that left the index, and companies renamed after the snapshot date "
+            "(e.g. ZOMATO, TATAMOTORS, LTIM), have none (traded_closes.symbols_without_traded_"
+            "closes); companies renamed inside the window have them only from the rename date.",
         ],
         "notes": ctx.notes,
         "inputs": [
@@ -834,6 +982,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"per source: {counts['symbols_per_price_source']}")
     print(f"usable rows in factor period: {counts['symbols_with_usable_rows_in_factor_period']}")
     print(f"without prices: {manifest['symbols_without_prices']}")
+    traded = manifest["traded_closes"]
+    print(
+        f"traded closes: {traded['symbols']} symbols, {traded['rows']} rows; "
+        f"{len(traded['symbols_without_traded_closes'])} symbols without"
+    )
     return 0
 
 

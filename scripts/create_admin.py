@@ -7,12 +7,15 @@ Usage::
     printf '%s\\n' "$PW" | python scripts/create_admin.py --username ops --password-stdin
     ADMIN_PASSWORD=... python scripts/create_admin.py --username ops
 
-Writes to the embedded database in DATA_DIR (the one the API reads). The password is stored
-only as an argon2id hash and must have 12 to 1024 characters. Alternatively, set
-ADMIN_USERNAME and ADMIN_PASSWORD for the service: it creates that admin at start-up when
-no admin exists yet.
+Writes the user where the API reads users, chosen by the same settings and the same builder
+as the app (:func:`app.margin.wiring.build_repositories`): the ``users`` table on Supabase
+when SUPABASE_URL and SUPABASE_KEY are set, otherwise the embedded database in DATA_DIR. The
+password is stored only as an argon2id hash and must have 12 to 1024 characters.
+Alternatively, set ADMIN_USERNAME and ADMIN_PASSWORD for the service: it creates that admin at
+start-up when no admin exists yet.
 
-Exit codes: 0 created; 1 refused (username taken, weak or mismatched password); 2 usage error.
+Exit codes: 0 created; 1 refused (username taken, weak or mismatched password, user store
+unreachable); 2 usage error.
 """
 
 from __future__ import annotations
@@ -29,11 +32,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from app.auth.repository import SQLiteUserRepository  # noqa: E402
+from supabase import SupabaseException  # noqa: E402
+
 from app.auth.security import hash_password  # noqa: E402
 from app.auth.service import check_password_strength, check_username  # noqa: E402
 from app.db.sqlite import Database  # noqa: E402
 from app.errors import ServiceError  # noqa: E402
+from app.margin.wiring import build_repositories  # noqa: E402
 from app.settings import Settings  # noqa: E402
 
 
@@ -72,8 +77,10 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
         print(f"error: {message}", file=sys.stderr)
         return 1
     db = Database(settings.store_path)
+    supabase = None
     try:
-        user = SQLiteUserRepository(db).create(
+        _, users, supabase = build_repositories(settings, db)
+        user = users.create(
             username=username,
             password_hash=hash_password(password),
             role="admin",
@@ -82,9 +89,15 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
     except ServiceError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
+    except SupabaseException as exc:  # e.g. a malformed SUPABASE_URL or SUPABASE_KEY
+        print(f"error: cannot use Supabase: {exc}", file=sys.stderr)
+        return 1
     finally:
+        if supabase is not None:
+            supabase.close()
         db.close()
-    print(f"created admin {user.username!r} (id {user.id}) in {settings.store_path}")
+    where = f"Supabase {settings.supabase_url}" if supabase is not None else settings.store_path
+    print(f"created admin {user.username!r} (id {user.id}) in {where}")
     return 0
 
 

@@ -160,13 +160,18 @@ class LoanLedger(BaseModel):
 
 
 class NseVarDetail(BaseModel):
-    """How the NSE-style rate of a symbol was computed."""
+    """How the NSE-style rate of a symbol was computed (from ADJUSTED-close returns)."""
 
     var_rate: Decimal = Field(examples=["0.0750"])
     elm_rate: Decimal = Field(examples=["0.0500"])
     ewma_sigma: float
     elm_sigma: float
-    n_returns: int
+    n_returns: int = Field(description="Daily log returns used (after exclusions).")
+    n_excluded: int = Field(
+        description="Returns excluded as bad prints (|simple return| > 40%, e.g. a vendor's "
+        "split-timing error) before the EWMA and the ELM.",
+        examples=[0],
+    )
 
 
 class MarginPosition(BaseModel):
@@ -175,39 +180,78 @@ class MarginPosition(BaseModel):
     symbol: str = Field(examples=["RELIANCE"])
     quantity: int = Field(examples=[100])
     cost_basis: Decimal = Field(examples=["150.00"])
-    price: Decimal = Field(description="Latest stored close, in paise.", examples=["200.00"])
-    price_date: dt.date
-    staleness_days: int = Field(examples=[1])
-    stale: bool
-    rate: Decimal = Field(examples=["0.2500"])
-    rate_source: Literal["default", "override", "nse_var", "default_insufficient_history"]
+    priced: bool = Field(
+        description="False when the symbol has no stored traded close: the position is then "
+        "counted at zero value (no collateral value) with no requirement.",
+        examples=[True],
+    )
+    price: Decimal | None = Field(
+        description="Last traded close (unadjusted NSE close) in rupees, to the paisa; the "
+        "price the position is valued at. Null when unpriced.",
+        examples=["200.00"],
+    )
+    price_date: dt.date | None = Field(description="Trading day of the price.")
+    staleness_days: int | None = Field(examples=[1])
+    stale: bool | None
+    rate: Decimal | None = Field(examples=["0.2500"])
+    rate_source: Literal[
+        "default", "override", "nse_var", "default_insufficient_history", "unpriced"
+    ]
     nse_var: NseVarDetail | None = None
-    market_value: Decimal = Field(examples=["20000.00"])
-    requirement: Decimal = Field(examples=["5000.00"])
+    market_value: Decimal = Field(description="quantity x price, exact.", examples=["20000.00"])
+    requirement: Decimal = Field(
+        description="rate x market_value rounded up to the paisa.", examples=["5000.00"]
+    )
 
 
 class MarginReport(BaseModel):
-    """Margin of a client at the latest stored prices."""
+    """Margin of a client at the last traded closes; every amount is exact to the paisa."""
 
     client_id: int = Field(examples=[1])
     client_name: str = Field(examples=["Asha Rao"])
     timestamp: dt.datetime
     rate_model: Literal["maintenance", "nse_var"]
     default_rate: Decimal = Field(examples=["0.2500"])
-    portfolio_value: Decimal = Field(examples=["20000.00"])
+    price_basis: Literal["last traded close"] = Field(
+        description="Which price positions are valued at: the last traded (unadjusted) close "
+        "of each symbol, never an adjusted close.",
+        examples=["last traded close"],
+    )
+    portfolio_value: Decimal = Field(
+        description="Sum of the positions' market values.", examples=["20000.00"]
+    )
     loan_amount: Decimal = Field(examples=["10000.00"])
-    net_equity: Decimal = Field(examples=["10000.00"])
-    margin_requirement: Decimal = Field(examples=["5000.00"])
-    margin_shortfall: Decimal = Field(description="Never negative.", examples=["0.00"])
-    excess: Decimal = Field(examples=["5000.00"])
-    margin_call_triggered: bool = Field(examples=[False])
+    net_equity: Decimal = Field(description="portfolio_value - loan_amount.", examples=["10000.00"])
+    margin_requirement: Decimal = Field(
+        description="Sum of the positions' requirements.", examples=["5000.00"]
+    )
+    margin_shortfall: Decimal = Field(
+        description="max(0, requirement - net_equity); never negative.", examples=["0.00"]
+    )
+    excess: Decimal = Field(
+        description="max(0, net_equity - requirement); without a call requirement + excess = "
+        "net_equity exactly.",
+        examples=["5000.00"],
+    )
+    margin_call_triggered: bool = Field(
+        description="Exactly margin_shortfall > 0.", examples=[False]
+    )
     cash_to_deposit: Decimal = Field(description="Cash that cures the call.", examples=["0.00"])
     market_value_to_sell: Decimal | None = Field(
-        description="Value to sell pro rata (proceeds repay the loan) to cure the call; null "
-        "when selling cannot cure it (net equity below zero).",
+        description="Value to sell pro rata (proceeds repay the loan) to cure the call, rounded "
+        "up to the paisa; null when selling cannot cure it (net equity below zero).",
         examples=["0.00"],
     )
     cure_by_sale_possible: bool
+    valuation_complete: bool = Field(
+        description="False when some position has no traded price (see unpriced_symbols).",
+        examples=[True],
+    )
+    unpriced_symbols: list[str] = Field(
+        description="Held symbols without any stored traded close: counted at zero value (a "
+        "100% haircut), which can only overstate the shortfall, never hide one.",
+        examples=[[]],
+    )
     prices_as_of: dt.date | None = Field(description="Oldest of the positions' price dates.")
     latest_price_date: dt.date | None
     staleness_days: int | None = Field(description="Days since prices_as_of.", examples=[1])
@@ -336,7 +380,11 @@ async def list_positions(client_id: ReadableClientId, service: MarginServiceDep)
 async def add_position(
     client_id: ClientIdPath, body: PositionIn, admin: AdminUser, service: MarginServiceDep
 ) -> Any:
-    """Add a position in a Nifty 500 symbol (409 when already held; admin)."""
+    """Add a position in a Nifty 500 symbol (admin).
+
+    422 for a symbol outside the universe (with suggestions) or without a stored traded
+    close (it could not be valued); 409 when the symbol is already held.
+    """
     return await run_in_threadpool(service.add_position, client_id, body.as_input())
 
 
@@ -349,7 +397,7 @@ async def replace_positions(
     admin: AdminUser,
     service: MarginServiceDep,
 ) -> Any:
-    """Replace all positions of a client in one transaction (admin)."""
+    """Replace all positions of a client in one transaction (admin; 422 as for adding)."""
     return await run_in_threadpool(
         service.replace_positions, client_id, [p.as_input() for p in body]
     )
@@ -484,5 +532,9 @@ async def client_margin(
         ),
     ] = "maintenance",
 ) -> Any:
-    """Margin of a client at the latest prices: equity, requirement, shortfall, cure amounts."""
+    """Margin of a client at the last traded closes: equity, requirement, shortfall, cures.
+
+    Amounts are exact to the paisa and the call is decided on them. Positions without a
+    traded price are listed in ``unpriced_symbols`` and counted at zero value.
+    """
     return await run_in_threadpool(service.margin, client_id, rate_model=rate_model)

@@ -1,10 +1,15 @@
-"""Latest stored prices of Nifty 500 stocks (read-only: a GET never fetches or writes)."""
+"""Last traded closes of Nifty 500 stocks (read-only: a GET never fetches or writes).
+
+The price is the last TRADED close (the unadjusted NSE close of the latest stored trading
+day), never an adjusted close: adjusted levels are back-adjusted for later splits, bonuses
+and dividends and can be several times off the price that traded.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
@@ -17,12 +22,19 @@ router = APIRouter(tags=["stocks"])
 
 
 class StockItem(BaseModel):
-    """A stock with its latest stored price (null when none is stored)."""
+    """A stock with its last traded close (null when none is stored)."""
 
     symbol: str = Field(examples=["RELIANCE"])
     company: str | None = Field(examples=["Reliance Industries Ltd."])
     sector: str | None = Field(examples=["Oil Gas & Consumable Fuels"])
-    price: Decimal | None = Field(description="Latest adjusted close, INR.", examples=["1412.60"])
+    price: Decimal | None = Field(
+        description="Last traded close (unadjusted NSE EQ close), INR, to the paisa.",
+        examples=["2908.40"],
+    )
+    price_basis: Literal["last traded close"] = Field(
+        description="Which price this is: the last traded close, never an adjusted close.",
+        examples=["last traded close"],
+    )
     currency: str = Field("INR", examples=["INR"])
     price_date: dt.date | None = Field(description="Trading day of the price.")
     staleness_days: int | None = Field(description="Calendar days since price_date.", examples=[1])
@@ -31,7 +43,7 @@ class StockItem(BaseModel):
 
 
 class StockQuote(StockItem):
-    """Latest stored price of one stock."""
+    """Last traded close of one stock."""
 
     as_of: dt.date = Field(description="Date the price is valid for (= price_date).")
     timestamp: dt.datetime = Field(description="When this response was made (UTC).")
@@ -45,6 +57,7 @@ class StockPage(BaseModel):
     limit: int
     offset: int
     timestamp: dt.datetime
+    price_basis: Literal["last traded close"] = Field(examples=["last traded close"])
     stale_after_days: int
     items: list[StockItem]
 
@@ -61,7 +74,7 @@ async def stock_quote(
     ],
     service: StockServiceDep,
 ) -> Any:
-    """Latest stored price of a stock with its date and staleness."""
+    """Last traded close of a stock with its date and staleness (409 when none is stored)."""
     return await run_in_threadpool(service.quote, symbol)
 
 
@@ -74,5 +87,5 @@ async def list_stocks(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> Any:
-    """Nifty 500 stocks with their latest stored prices, a page at a time."""
+    """Nifty 500 stocks with their last traded closes (null when none), a page at a time."""
     return await run_in_threadpool(service.page, q=q, limit=limit, offset=offset)

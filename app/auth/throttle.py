@@ -7,6 +7,10 @@ one address). While either key is over its allowance every attempt under it is r
 429, even one with the right password, so guessing cannot continue; a successful login
 clears the username+IP key. Failures live in the ``login_failures`` table of the embedded
 database, so every worker of one host shares them.
+
+A refusal says when to retry twice, with one number: the ``Retry-After`` header and
+``details.retry_after_seconds`` (seconds until the oldest counted failure leaves the window),
+whether or not the general rate limiter is enabled.
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ class LoginThrottle:
                 raise RateLimited(
                     f"Too many failed logins; try again in {retry} seconds.",
                     details={"retry_after_seconds": retry},
+                    headers={"Retry-After": str(retry)},
                 )
 
     def failure(self, username: str, ip: str) -> None:

@@ -19,6 +19,7 @@ from app.errors import DataUnavailable
 logger = logging.getLogger(__name__)
 
 SEED_SOURCE = "snapshot"
+TRADED_CLOSES_FILE = "traded_closes.parquet"
 
 
 @dataclass(frozen=True)
@@ -85,12 +86,43 @@ class Snapshot:
             bars[proxy] = series
         return bars
 
+    @property
+    def traded_fingerprint(self) -> str | None:
+        """Identifies the snapshot's traded closes; None for a snapshot without them."""
+        info = self.manifest.get("outputs", {}).get(TRADED_CLOSES_FILE)
+        if not info:
+            return None
+        return f"{self.snapshot_date.isoformat()}:{info.get('sha256', '')}"
+
+    def traded_closes(self) -> dict[str, list[tuple[dt.date, float]]]:
+        """Every traded (unadjusted NSE EQ) close of the snapshot, keyed by symbol."""
+        if self.traded_fingerprint is None:
+            return {}
+        frame = pd.read_parquet(self.path / TRADED_CLOSES_FILE)
+        out: dict[str, list[tuple[dt.date, float]]] = {}
+        dates = pd.to_datetime(frame["date"]).dt.date
+        for symbol, day, close in zip(frame["symbol"], dates, frame["close"], strict=True):
+            out.setdefault(str(symbol), []).append((day, float(close)))
+        return out
+
     def seed(self, store: PriceStore) -> bool:
-        """Load the snapshot into the store once per snapshot version; True when it did."""
-        if store.get_meta("snapshot_fingerprint") == self.fingerprint:
-            return False
-        written = store.upsert_bars(self.price_bars(), source=SEED_SOURCE, overwrite=False)
-        store.set_meta("snapshot_fingerprint", self.fingerprint)
-        store.set_meta("snapshot_date", self.snapshot_date.isoformat())
-        logger.info("seeded the price store from the bundled snapshot (%d new rows)", written)
-        return True
+        """Load the snapshot into the store once per snapshot version; True when it did.
+
+        Adjusted closes go to ``bars`` and traded closes to ``quotes``, each once per version
+        of its file (a store seeded before traded closes existed gets them on the next start).
+        Existing rows are kept, so fresher provider data is never replaced.
+        """
+        seeded = False
+        if store.get_meta("snapshot_fingerprint") != self.fingerprint:
+            written = store.upsert_bars(self.price_bars(), source=SEED_SOURCE, overwrite=False)
+            store.set_meta("snapshot_fingerprint", self.fingerprint)
+            store.set_meta("snapshot_date", self.snapshot_date.isoformat())
+            logger.info("seeded the price store from the bundled snapshot (%d new rows)", written)
+            seeded = True
+        traded = self.traded_fingerprint
+        if traded is not None and store.get_meta("traded_closes_fingerprint") != traded:
+            written = store.upsert_quotes(self.traded_closes(), source=SEED_SOURCE, overwrite=False)
+            store.set_meta("traded_closes_fingerprint", traded)
+            logger.info("seeded traded closes from the bundled snapshot (%d new rows)", written)
+            seeded = True
+        return seeded

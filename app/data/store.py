@@ -1,10 +1,17 @@
-"""The local price store: daily adjusted closes per ticker in the embedded SQLite database.
+"""The local price store: daily closes per ticker in the embedded SQLite database.
 
-Stocks are keyed by their NSE symbol (``RELIANCE``), factor proxies by their Yahoo ticker
-(``^NSEI``, ``NV20BEES.NS``). Every write is one transaction, so readers (the API) never see
-half a batch and a writer killed mid-way (``kill -9``) leaves the previous data as it was.
-``data_version`` increases with every committed write, so in-memory panels know when to
-reload.
+Two separate series are kept:
+
+* ``bars``: ADJUSTED closes (split-, bonus- and mostly dividend-adjusted), the return series
+  every analytic uses. Stocks are keyed by their NSE symbol (``RELIANCE``), factor proxies by
+  their Yahoo ticker (``^NSEI``, ``NV20BEES.NS``).
+* ``quotes``: TRADED closes (the unadjusted NSE close of the day), the prices positions are
+  valued at and stocks are quoted at. Never used for returns: they jump on splits and bonuses.
+
+Every write is one transaction, so readers (the API) never see half a batch and a writer
+killed mid-way (``kill -9``) leaves the previous data as it was. ``data_version`` increases
+with every committed write of ``bars``, so in-memory return panels know when to reload
+(``quotes`` feed no panel and leave it unchanged).
 """
 
 from __future__ import annotations
@@ -12,13 +19,39 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from app.db.sqlite import Database
+from app.db.sqlite import Database, register_migration
 
 Bar = tuple[dt.date, float]
+
+register_migration(
+    "0004_quotes",
+    """
+    CREATE TABLE IF NOT EXISTS quotes (
+        ticker TEXT NOT NULL,
+        date TEXT NOT NULL,
+        close REAL NOT NULL CHECK (close > 0),
+        source TEXT NOT NULL,
+        PRIMARY KEY (ticker, date)
+    ) WITHOUT ROWID;
+    """,
+)
+
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A stored traded (unadjusted) close."""
+
+    ticker: str
+    date: dt.date
+    close: float
+    source: str
 
 
 class PriceStore:
@@ -101,6 +134,36 @@ class PriceStore:
             )
             self._bump_version(conn)
             return cur.rowcount
+
+    def upsert_quotes(
+        self,
+        quotes: Mapping[str, Iterable[Bar]],
+        *,
+        source: str,
+        overwrite: bool = True,
+    ) -> int:
+        """Insert (or replace) TRADED closes for many tickers in one transaction.
+
+        The same rules as :meth:`upsert_bars` (non-positive or non-finite closes refused before
+        anything is written; ``overwrite=False`` keeps existing rows); ``data_version`` is not
+        changed, because no return panel reads traded closes. Returns the rows written.
+        """
+        rows: list[tuple[str, str, float, str]] = []
+        for ticker, series in quotes.items():
+            for day, close in series:
+                value = float(close)
+                if not math.isfinite(value) or value <= 0:
+                    raise ValueError(f"traded close for {ticker} on {day} is not a positive number")
+                rows.append((ticker, _iso(day), value, source))
+        if not rows:
+            return 0
+        verb = "INSERT OR REPLACE" if overwrite else "INSERT OR IGNORE"
+        with self.db.transaction() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                f"{verb} INTO quotes (ticker, date, close, source) VALUES (?, ?, ?, ?)", rows
+            )
+            return conn.total_changes - before
 
     @staticmethod
     def _bump_version(conn: object) -> None:
@@ -202,6 +265,48 @@ class PriceStore:
         if tickers is not None:
             wide = wide.reindex(columns=list(tickers))
         return wide.astype(np.float64)
+
+    def latest_quotes(self, tickers: Sequence[str]) -> dict[str, Quote]:
+        """Latest traded close per ticker; tickers without any are absent."""
+        out: dict[str, Quote] = {}
+        unique = list(dict.fromkeys(tickers))
+        conn = self.db.connection()
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(
+                "SELECT q.ticker, q.date, q.close, q.source FROM quotes AS q JOIN "
+                f"(SELECT ticker, MAX(date) AS d FROM quotes WHERE ticker IN ({marks}) "
+                "GROUP BY ticker) AS m ON q.ticker = m.ticker AND q.date = m.d",
+                chunk,
+            ).fetchall()
+            for ticker, day, close, source in rows:
+                out[str(ticker)] = Quote(
+                    ticker=str(ticker),
+                    date=dt.date.fromisoformat(str(day)),
+                    close=float(close),
+                    source=str(source),
+                )
+        return out
+
+    def quote_closes(
+        self,
+        ticker: str,
+        *,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+    ) -> list[Bar]:
+        """Traded closes of one ticker in date order."""
+        sql = "SELECT date, close FROM quotes WHERE ticker = ?"
+        params: list[str] = [ticker]
+        if start is not None:
+            sql += " AND date >= ?"
+            params.append(_iso(start))
+        if end is not None:
+            sql += " AND date <= ?"
+            params.append(_iso(end))
+        rows = self.db.connection().execute(sql + " ORDER BY date", params).fetchall()
+        return [(dt.date.fromisoformat(d), float(c)) for d, c in rows]
 
 
 def _iso(day: dt.date | str) -> str:

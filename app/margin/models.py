@@ -1,8 +1,10 @@
 """Records of the margin domain and the money conventions.
 
 Money is :class:`~decimal.Decimal` in rupees everywhere in Python and integer paise in the
-embedded database; amounts entering the service carry at most two decimal places, and
-computed amounts are rounded half-up to paise only when they leave it.
+embedded database; amounts entering the service carry at most two decimal places. Prices are
+Decimals from the stored float's shortest repr rounded half-up to paise; the margin maths
+(:func:`app.analytics.margin.margin_summary`) is exact on those, rounding only each position's
+requirement, up, to the paisa, so every reported amount is whole paise and the parts add up.
 """
 
 from __future__ import annotations

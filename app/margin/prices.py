@@ -1,8 +1,13 @@
-"""Read-only access to the latest stored prices, their dates and staleness.
+"""Read-only access to the latest TRADED closes, their dates and staleness.
 
 Nothing here writes: the price store is filled by the snapshot seed and the data refresh,
-never by a request. A price is the latest stored adjusted close of the symbol, rounded to
-paise; staleness is the number of calendar days between its date and today in India.
+never by a request. A position is valued at, and a stock quoted at, the **last traded
+close** of its symbol: the unadjusted NSE close of the latest stored trading day
+(:meth:`app.data.store.PriceStore.latest_quotes`), as a Decimal from the stored float's
+shortest repr rounded to paise. The ADJUSTED closes (``bars``) are used only for returns
+(the NSE VaR/ELM rate): adjusted levels are back-adjusted for later splits, bonuses and
+dividends and are no price anyone traded at. Staleness is the number of calendar days
+between the price's date and today in India.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from app.data.store import PriceStore
@@ -23,18 +28,19 @@ STALE_AFTER_DAYS = 4
 """A price older than this many calendar days is flagged stale (Friday's close stays fresh
 through a long weekend; a missed refresh on a weekday shows up within two days)."""
 
-_CHUNK = 500
+PRICE_BASIS: Final = "last traded close"
+"""What every price of the margin and stocks APIs is (said in each response)."""
 
 
 class PriceMissing(InsufficientData):
-    """A universe member has no stored price at all (409): nothing is made up instead."""
+    """A universe member has no stored traded close at all (409): nothing is made up instead."""
 
     code = "price_missing"
 
 
 @dataclass(frozen=True)
 class LatestPrice:
-    """The latest stored close of a symbol."""
+    """The last traded close of a symbol."""
 
     symbol: str
     date: dt.date
@@ -43,7 +49,7 @@ class LatestPrice:
 
     @property
     def price(self) -> Decimal:
-        """The close rounded to paise."""
+        """The close as a Decimal (shortest repr of the stored float) rounded to paise."""
         return round_money(self.close)
 
 
@@ -72,30 +78,21 @@ class PriceReader:
         return max(0, (self.today() - day).days)
 
     def latest(self, symbols: Sequence[str]) -> dict[str, LatestPrice]:
-        """Latest close per symbol; symbols without any stored close are absent."""
+        """Last traded close per symbol; symbols without any stored traded close are absent.
+
+        A stored close below half a paisa (no price NSE can print) counts as no price.
+        """
         out: dict[str, LatestPrice] = {}
-        unique = list(dict.fromkeys(symbols))
-        conn = self.store.db.connection()
-        for start in range(0, len(unique), _CHUNK):
-            chunk = unique[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = conn.execute(
-                "SELECT b.ticker, b.date, b.close, b.source FROM bars AS b JOIN "
-                f"(SELECT ticker, MAX(date) AS d FROM bars WHERE ticker IN ({marks}) "
-                "GROUP BY ticker) AS m ON b.ticker = m.ticker AND b.date = m.d",
-                chunk,
-            ).fetchall()
-            for ticker, day, close, source in rows:
-                out[str(ticker)] = LatestPrice(
-                    symbol=str(ticker),
-                    date=dt.date.fromisoformat(str(day)),
-                    close=float(close),
-                    source=str(source),
-                )
+        for symbol, quote in self.store.latest_quotes(symbols).items():
+            latest = LatestPrice(
+                symbol=symbol, date=quote.date, close=quote.close, source=quote.source
+            )
+            if latest.price > 0:
+                out[symbol] = latest
         return out
 
     def history(self, symbol: str, *, max_closes: int) -> list[float]:
-        """The last ``max_closes`` closes of a symbol in date order."""
+        """The last ``max_closes`` ADJUSTED closes of a symbol in date order (for returns)."""
         rows = (
             self.store.db.connection()
             .execute(
@@ -108,7 +105,7 @@ class PriceReader:
 
 
 class StockService:
-    """Latest price of one stock and a paged listing of the universe with prices."""
+    """Last traded close of one stock and a paged listing of the universe with prices."""
 
     def __init__(self, prices: PriceReader, universe: Universe) -> None:
         self.prices = prices
@@ -122,6 +119,7 @@ class StockService:
             "company": company.company if company else None,
             "sector": company.sector if company else None,
             "price": None if latest is None else latest.price,
+            "price_basis": PRICE_BASIS,
             "currency": "INR",
             "price_date": None if latest is None else latest.date,
             "staleness_days": staleness,
@@ -130,12 +128,13 @@ class StockService:
         }
 
     def quote(self, raw_symbol: str) -> dict[str, Any]:
-        """Latest stored price of a universe member (409 price_missing when none is stored)."""
+        """Last traded close of a universe member (409 price_missing when none is stored)."""
         symbol = self.universe.resolve(raw_symbol).symbol
         latest = self.prices.latest([symbol]).get(symbol)
         if latest is None:
             raise PriceMissing(
-                f"No price is stored for {symbol}; it cannot be quoted until data is loaded.",
+                f"No traded close is stored for {symbol}; it cannot be quoted until one is "
+                "loaded (adjusted closes are never shown as a price).",
                 details={"symbol": symbol},
             )
         return {
@@ -158,6 +157,7 @@ class StockService:
             "limit": limit,
             "offset": offset,
             "timestamp": dt.datetime.now(dt.UTC),
+            "price_basis": PRICE_BASIS,
             "stale_after_days": STALE_AFTER_DAYS,
             "items": [self._item(s, latest.get(s)) for s in chunk],
         }

@@ -1,21 +1,38 @@
 """Clients, positions and loans (validated against the universe) and the margin report.
 
-The margin report values every position at the latest stored price of its symbol (never
-the cost basis or an older price) and refuses, with 409 ``price_missing``, to value a
-position whose symbol has no stored price at all. Requirement rates per position, in order:
+Prices. The margin report values every position at the **last traded close** of its symbol
+(the unadjusted NSE close of the latest stored day; never the cost basis, an older price or
+an adjusted close), as a Decimal rounded to paise: the price shown is the price used.
+
+Positions without a traded price. A position can only be created (or a client's positions
+replaced) in a symbol that has a stored traded close: otherwise 422 ``invalid_input``
+("no traded price for this symbol"). A position that exists without one (e.g. its prices were
+removed, or it was created before this rule) is NOT valued at a made-up price: the report lists
+it as unpriced (``valuation_complete`` false, ``unpriced_symbols``) and counts it at zero
+collateral value (a 100% haircut) with no requirement of its own. Since every rate is at most
+100%, that can only overstate the shortfall, never hide one, so the sweep still raises calls
+for such a client instead of skipping them.
+
+Requirement rates per position, in order:
 
 1. an admin's per-symbol override (``PUT /margin/rates/{symbol}``);
-2. with ``rate_model=nse_var``, the NSE-style VaR + ELM rate from the symbol's last year of
-   closes (falling back to the default rate, labelled, when the history is too short);
+2. with ``rate_model=nse_var``, the NSE-style VaR + ELM rate from the returns of the symbol's
+   last year of ADJUSTED closes, bad prints excluded (falling back to the default rate,
+   labelled, when the history is too short);
 3. the default maintenance rate (``MARGIN_DEFAULT_RATE``, 25%).
 
-The maths is :mod:`app.analytics.margin` (float64); amounts are converted to Decimal and
-rounded to paise here, at the edge. Reports never write.
+Money. All amounts are Decimal end to end (:func:`app.analytics.margin.margin_summary`):
+prices and amounts are whole paise, rates Decimal with four decimals, each position's
+requirement is rounded up to the paisa. The margin call is decided on the same amounts the
+report returns, so ``margin_call_triggered == (margin_shortfall > 0)``, and ``requirement +
+excess == net_equity`` (no call) or ``net_equity + shortfall == requirement`` (call), exactly.
+The sweep records the same report, so it never disagrees with ``GET /margin/{id}``.
+Reports never write.
 """
 
 from __future__ import annotations
 
-import math
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,7 +40,7 @@ from typing import Any, Literal
 
 from app.analytics.margin import ELM_WINDOW, margin_summary, nse_var_rate
 from app.data.universe import Universe
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInput, NotFound, UnknownTicker
 from app.margin.models import (
     Client,
     LoanTransaction,
@@ -32,13 +49,14 @@ from app.margin.models import (
     MarginRate,
     NewPosition,
     Position,
-    round_money,
     round_rate,
     to_paise,
     utc_now,
 )
-from app.margin.prices import STALE_AFTER_DAYS, LatestPrice, PriceMissing, PriceReader
+from app.margin.prices import PRICE_BASIS, STALE_AFTER_DAYS, LatestPrice, PriceReader
 from app.margin.repository import MarginRepository
+
+logger = logging.getLogger(__name__)
 
 RateModel = Literal["maintenance", "nse_var"]
 RATE_MODELS: tuple[RateModel, ...] = ("maintenance", "nse_var")
@@ -100,17 +118,38 @@ class MarginService:
         """The universe symbol of forgiving input (404 unknown_ticker with suggestions)."""
         return self.universe.resolve(raw).symbol
 
-    def _new_positions(self, items: Sequence[PositionInput]) -> list[NewPosition]:
+    def _body_symbol(self, raw: str, field: str) -> str:
+        """The universe symbol of a request-body field: an unknown one is invalid input (422)."""
+        try:
+            return self.resolve_symbol(raw)
+        except UnknownTicker as exc:
+            raise InvalidInput(exc.message, details={"field": field, **exc.details}) from exc
+
+    def _new_positions(
+        self, items: Sequence[PositionInput], *, field: str = "symbol"
+    ) -> list[NewPosition]:
+        """Validate positions to store: quantity, cost, a universe symbol with a traded price.
+
+        ``field`` names the body field of item ``i`` in errors (``{i}`` is replaced).
+        """
         out: list[NewPosition] = []
-        for item in items:
+        for i, item in enumerate(items):
             _check_quantity(item.quantity)
             _check_money("cost_basis", item.cost_basis, positive=False)
             out.append(
                 NewPosition(
-                    symbol=self.resolve_symbol(item.symbol),
+                    symbol=self._body_symbol(item.symbol, field.format(i=i)),
                     quantity=item.quantity,
                     cost_basis=item.cost_basis,
                 )
+            )
+        priced = self.prices.latest([p.symbol for p in out])
+        unpriced = list(dict.fromkeys(p.symbol for p in out if p.symbol not in priced))
+        if unpriced:
+            raise InvalidInput(
+                f"No traded price for {', '.join(unpriced)}: a position can only be held in a "
+                "symbol with a stored last traded close, so that it can be valued.",
+                details={"symbols": unpriced, "reason": "no_traded_price"},
             )
         return out
 
@@ -131,7 +170,7 @@ class MarginService:
     ) -> dict[str, Any]:
         """Create a client with an opening loan and positions in one transaction."""
         _check_money("loan_amount", loan_amount, positive=False)
-        new = self._new_positions(positions)
+        new = self._new_positions(positions, field="positions[{i}].symbol")
         client = self.repo.create_client(
             name=name.strip(), loan_amount=loan_amount, positions=new, actor=actor
         )
@@ -178,7 +217,7 @@ class MarginService:
         self, client_id: int, items: Sequence[PositionInput]
     ) -> list[dict[str, Any]]:
         """Replace all positions of a client at once (all validated before anything changes)."""
-        new = self._new_positions(items)
+        new = self._new_positions(items, field="[{i}].symbol")
         return [position_dict(p) for p in self.repo.replace_positions(client_id, new)]
 
     def update_position(
@@ -278,58 +317,75 @@ class MarginService:
                 "ewma_sigma": nse.ewma_sigma,
                 "elm_sigma": nse.elm_sigma,
                 "n_returns": nse.n_returns,
+                "n_excluded": nse.n_excluded,
             }
             return round_rate(nse.rate), "nse_var", detail
         return self.default_rate, "default", None
 
-    def _prices_for(self, positions: Sequence[Position]) -> dict[str, LatestPrice]:
-        latest = self.prices.latest([p.symbol for p in positions])
-        missing = sorted({p.symbol for p in positions} - latest.keys())
-        if missing:
-            raise PriceMissing(
-                f"No stored price for {', '.join(missing)}: the margin cannot be computed "
-                "without a real price. Load prices for these symbols or remove the positions.",
-                details={"symbols": missing},
-            )
-        return latest
-
     def margin(self, client_id: int, *, rate_model: RateModel = "maintenance") -> dict[str, Any]:
-        """The margin report of a client at the latest stored prices (reads only)."""
+        """The margin report of a client at the last traded closes (reads only)."""
         found = self.repo.portfolio(client_id)
         if found is None:
             raise NotFound(f"Client {client_id} does not exist.", details={"client_id": client_id})
         client, positions = found
-        latest = self._prices_for(positions)
-        overrides = self.repo.margin_rates() if positions else {}
-        rated = [(p, *self._rate_for(p.symbol, overrides, rate_model)) for p in positions]
-        prices = [latest[p.symbol].price for p in positions]
+        latest: dict[str, LatestPrice] = self.prices.latest([p.symbol for p in positions])
+        priced = [p for p in positions if p.symbol in latest]
+        unpriced = [p.symbol for p in positions if p.symbol not in latest]
+        overrides = self.repo.margin_rates() if priced else {}
+        rated = {p.symbol: self._rate_for(p.symbol, overrides, rate_model) for p in priced}
         summary = margin_summary(
-            [float(p.quantity) for p in positions],
-            [float(x) for x in prices],
-            [float(rate) for _, rate, _, _ in rated],
-            loan=float(client.loan_amount),
+            [p.quantity for p in priced],
+            [latest[p.symbol].price for p in priced],
+            [rated[p.symbol][0] for p in priced],
+            loan=client.loan_amount,
         )
+        values = dict(zip((p.symbol for p in priced), summary.position_values, strict=True))
+        requirements = dict(
+            zip((p.symbol for p in priced), summary.position_requirements, strict=True)
+        )
+        zero = Decimal("0.00")
         rows: list[dict[str, Any]] = []
-        for i, (position, rate, source, detail) in enumerate(rated):
-            bar = latest[position.symbol]
+        for position in positions:
+            bar = latest.get(position.symbol)
+            if bar is None:
+                rows.append(
+                    {
+                        "symbol": position.symbol,
+                        "quantity": position.quantity,
+                        "cost_basis": position.cost_basis,
+                        "priced": False,
+                        "price": None,
+                        "price_date": None,
+                        "staleness_days": None,
+                        "stale": None,
+                        "rate": None,
+                        "rate_source": "unpriced",
+                        "nse_var": None,
+                        "market_value": zero,
+                        "requirement": zero,
+                    }
+                )
+                continue
+            rate, source, detail = rated[position.symbol]
             age = self.prices.staleness_days(bar.date)
             rows.append(
                 {
                     "symbol": position.symbol,
                     "quantity": position.quantity,
                     "cost_basis": position.cost_basis,
-                    "price": prices[i],
+                    "priced": True,
+                    "price": bar.price,
                     "price_date": bar.date,
                     "staleness_days": age,
                     "stale": age > STALE_AFTER_DAYS,
                     "rate": rate,
                     "rate_source": source,
                     "nse_var": detail,
-                    "market_value": round_money(float(summary.position_values[i])),
-                    "requirement": round_money(float(summary.position_requirements[i])),
+                    "market_value": values[position.symbol],
+                    "requirement": requirements[position.symbol],
                 }
             )
-        as_of = min((latest[p.symbol].date for p in positions), default=None)
+        as_of = min((latest[p.symbol].date for p in priced), default=None)
         staleness = None if as_of is None else self.prices.staleness_days(as_of)
         sell = summary.market_value_to_sell
         return {
@@ -338,18 +394,21 @@ class MarginService:
             "timestamp": utc_now(),
             "rate_model": rate_model,
             "default_rate": self.default_rate,
-            "portfolio_value": round_money(summary.portfolio_value),
+            "price_basis": PRICE_BASIS,
+            "portfolio_value": summary.portfolio_value,
             "loan_amount": client.loan_amount,
-            "net_equity": round_money(summary.net_equity),
-            "margin_requirement": round_money(summary.requirement),
-            "margin_shortfall": round_money(summary.shortfall),
-            "excess": round_money(summary.excess),
+            "net_equity": summary.net_equity,
+            "margin_requirement": summary.requirement,
+            "margin_shortfall": summary.shortfall,
+            "excess": summary.excess,
             "margin_call_triggered": summary.margin_call,
-            "cash_to_deposit": round_money(summary.cash_to_deposit),
-            "market_value_to_sell": None if math.isnan(sell) else round_money(sell),
-            "cure_by_sale_possible": not math.isnan(sell),
+            "cash_to_deposit": summary.cash_to_deposit,
+            "market_value_to_sell": sell,
+            "cure_by_sale_possible": sell is not None,
+            "valuation_complete": not unpriced,
+            "unpriced_symbols": unpriced,
             "prices_as_of": as_of,
-            "latest_price_date": max((r["price_date"] for r in rows), default=None),
+            "latest_price_date": max((latest[p.symbol].date for p in priced), default=None),
             "staleness_days": staleness,
             "stale": None if staleness is None else staleness > STALE_AFTER_DAYS,
             "stale_after_days": STALE_AFTER_DAYS,
@@ -357,11 +416,20 @@ class MarginService:
         }
 
     def check(self, client_id: int) -> MarginCheck | None:
-        """The sweep's view of one client (default rates); None when the client is gone."""
+        """The sweep's view of one client (default rates); None when the client is gone.
+
+        The very report ``GET /margin/{id}`` returns, so the sweep and the API agree.
+        """
         try:
             report = self.margin(client_id, rate_model="maintenance")
         except NotFound:
             return None
+        if report["unpriced_symbols"]:
+            logger.warning(
+                "margin of client %d counts %s at zero value: no traded price",
+                client_id,
+                ", ".join(report["unpriced_symbols"]),
+            )
         return MarginCheck(
             client_id=client_id,
             checked_at=report["timestamp"],

@@ -351,3 +351,32 @@ def test_credential_stuffing_from_one_ip_is_throttled(api: TestClient) -> None:
     ]
     assert statuses[:20] == [401] * 20  # 4 x the per-account allowance, across usernames
     assert statuses[20:] == [429] * 5
+
+
+@pytest.mark.parametrize("limiter_enabled", [False, True])
+@pytest.mark.usefixtures("fast_hashing")
+def test_throttle_refusal_carries_its_own_retry_after(
+    data_dir: Path, limiter_enabled: bool
+) -> None:
+    # The general limiter's window (an hour) has nothing to do with the throttle's (a
+    # minute): the 429 must say the throttle's wait, in the header and the body alike.
+    settings = make_settings(
+        data_dir,
+        jwt_secret=JWT_SECRET,
+        admin_username=ADMIN_USERNAME,
+        admin_password=ADMIN_PASSWORD,
+        login_rate_limit="2/minute",
+        rate_limit_enabled=limiter_enabled,
+        rate_limit="1000/hour",
+    )
+    with TestClient(create_app(settings)) as api:
+        for _ in range(2):
+            failed = api.post("/auth/token", data={"username": ADMIN_USERNAME, "password": "x"})
+            assert failed.status_code == 401
+            assert "retry-after" not in failed.headers
+        blocked = api.post("/auth/token", data={"username": ADMIN_USERNAME, "password": "x"})
+    assert blocked.status_code == 429
+    retry = blocked.json()["error"]["details"]["retry_after_seconds"]
+    assert 1 <= retry <= 60
+    assert blocked.headers["retry-after"] == str(retry)
+    assert f"try again in {retry} seconds" in blocked.json()["error"]["message"]

@@ -34,6 +34,7 @@ OUTPUTS = [
     "shares_outstanding.csv",
     "index_series.parquet",
     "nifty50_constituents.csv",
+    "traded_closes.parquet",
 ]
 
 needs_shared = pytest.mark.skipif(
@@ -187,6 +188,114 @@ def test_bad_prints_are_kept(prices: pd.DataFrame) -> None:
     assert jump < 0.3  # Yahoo split-timing error, kept for the bad-print detector
 
 
+# ---- traded (unadjusted) closes ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def traded() -> pd.DataFrame:
+    frame = pd.read_parquet(SNAPSHOT / "traded_closes.parquet")
+    frame["date"] = pd.to_datetime(frame["date"])
+    return frame
+
+
+def test_traded_closes_schema_window_and_order(
+    traded: pd.DataFrame, universe: pd.DataFrame, snapshot_date: pd.Timestamp
+) -> None:
+    schema = pq.read_schema(SNAPSHOT / "traded_closes.parquet")
+    assert schema.names == ["symbol", "date", "close"]
+    assert schema.field("date").type == pa.date32()
+    assert schema.field("close").type == pa.float64()
+    assert not traded.duplicated(["symbol", "date"]).any()
+    assert (traded["close"] > 0).all()
+    key = list(zip(traded["symbol"], traded["date"], strict=True))
+    assert key == sorted(key)
+    assert set(traded["symbol"]) <= set(universe["symbol"])
+    assert traded["date"].min() >= pd.Timestamp("2021-01-01")
+    assert traded["date"].max() == snapshot_date
+    assert (pd.DatetimeIndex(traded["date"]).day_of_week < 5).all()
+
+
+def test_traded_closes_are_nse_prices_not_adjusted(
+    traded: pd.DataFrame, prices: pd.DataFrame
+) -> None:
+    got = traded.set_index(["symbol", "date"])["close"]
+    adjusted = prices.set_index(["symbol", "date"])["close"]
+    day = pd.Timestamp("2024-06-21")
+    # NSE's closes on the snapshot date; the adjusted series are Yahoo's 2026-adjusted levels.
+    assert got[("RELIANCE", day)] == 2908.40
+    assert got[("KOTAKBANK", day)] == 1775.65
+    assert adjusted[("RELIANCE", day)] == pytest.approx(1436.8724365234375)
+    assert adjusted[("KOTAKBANK", day)] == pytest.approx(354.33, abs=0.01)
+    # Unadjusted: BEL's 2:1 bonus (ex 2022-09-15) divides the traded close by ~3 while the
+    # adjusted series moves like any day; that is why returns never come from traded closes.
+    before, on = pd.Timestamp("2022-09-14"), pd.Timestamp("2022-09-15")
+    assert (got[("BEL", before)], got[("BEL", on)]) == (335.90, 111.10)
+    assert adjusted[("BEL", on)] / adjusted[("BEL", before)] == pytest.approx(1.0, abs=0.05)
+
+
+def test_traded_closes_manifest_and_gaps(
+    traded: pd.DataFrame, manifest: dict[str, Any], universe: pd.DataFrame
+) -> None:
+    info = manifest["traded_closes"]
+    assert info["source"] == "prices/nse_raw_nifty500_daily_2016_2026.parquet"
+    assert info["rows"] == len(traded) == manifest["outputs"]["traded_closes.parquet"]["rows"]
+    have = set(traded["symbol"])
+    assert info["symbols"] == len(have)
+    assert sorted(set(universe["symbol"]) - have) == info["symbols_without_traded_closes"]
+    # No prices at all, and renamed after the snapshot (the source holds them from the rename).
+    for symbol in ["BCG", "SANOFI", "ZOMATO", "TATAMOTORS", "LTIM"]:
+        assert symbol in info["symbols_without_traded_closes"]
+    # Renamed inside the window: read under the new ticker, from the rename date only.
+    assert info["via"] == {"AEGISCHEM": "AEGISLOG", "L&TFH": "LTF", "MCDOWELL-N": "UNITDSPR"}
+    assert traded.loc[traded["symbol"] == "L&TFH", "date"].min() == pd.Timestamp("2024-04-23")
+    later = info["history_starts_later_than_adjusted"]
+    assert later["L&TFH"] == {
+        "traded_first_date": "2024-04-23",
+        "adjusted_first_date": "2021-01-01",
+    }
+    assert later["360ONE"]["traded_first_date"] == "2023-01-23"
+    for symbol, dates in later.items():
+        first = traded.loc[traded["symbol"] == symbol, "date"].min()
+        assert first == pd.Timestamp(dates["traded_first_date"]), symbol
+    assert info["dedupe"]["holiday_copy_rows_dropped"] > 0
+    check = info["check_against_nse_eod_last_day"]
+    assert check["date"] == "2024-06-21"
+    assert check["symbols_compared"] > 350
+    assert check["agree_to_the_paisa"] == check["symbols_compared"]
+
+
+def test_snapshot_seeds_traded_closes_into_quotes(tmp_path: Path) -> None:
+    from app.data.snapshot import Snapshot
+    from app.data.store import PriceStore
+    from app.db.sqlite import Database
+
+    snapshot = Snapshot.load(SNAPSHOT)
+    db = Database(tmp_path / "store.sqlite3")
+    try:
+        store = PriceStore(db)
+        assert snapshot.seed(store) is True
+        latest = store.latest_quotes(["RELIANCE", "BCG", "ZOMATO"])
+        assert set(latest) == {"RELIANCE"}
+        assert (latest["RELIANCE"].date, latest["RELIANCE"].close) == (dt.date(2024, 6, 21), 2908.4)
+        assert latest["RELIANCE"].source == "snapshot"
+        # The adjusted series is untouched and separate.
+        assert store.closes("RELIANCE")[-1][1] == pytest.approx(1436.8724365234375)
+        rows = db.connection().execute("SELECT COUNT(*) FROM quotes").fetchone()[0]
+        assert rows == snapshot.manifest["traded_closes"]["rows"]
+        version = store.data_version()
+        # A store seeded before traded closes existed gets them once, bars untouched.
+        with db.transaction() as conn:
+            conn.execute("DELETE FROM quotes")
+            conn.execute("DELETE FROM store_meta WHERE key = 'traded_closes_fingerprint'")
+        store.upsert_quotes({"RELIANCE": [(dt.date(2024, 6, 24), 2950.0)]}, source="live")
+        assert snapshot.seed(store) is True
+        assert store.latest_quotes(["RELIANCE"])["RELIANCE"].close == 2950.0  # fresher kept
+        assert store.data_version() == version  # traded closes feed no return panel
+        assert snapshot.seed(store) is False
+    finally:
+        db.close()
+
+
 # ---- factors ----------------------------------------------------------------------------------
 
 
@@ -286,6 +395,30 @@ def test_prices_equal_source_values(prices: pd.DataFrame, universe: pd.DataFrame
     mine = got[got.index.get_level_values(0).isin(eod_syms)]
     assert len(mine) == len(eod)
     assert (mine.sort_index() == eod.sort_index()).all()
+
+
+@needs_shared
+def test_traded_closes_equal_source_values(traded: pd.DataFrame) -> None:
+    raw = pd.read_parquet(
+        SHARED / "prices/nse_raw_nifty500_daily_2016_2026.parquet",
+        columns=["symbol", "date", "close", "holiday_copy"],
+        filters=[("symbol", "in", ["RELIANCE", "KOTAKBANK", "LTF", "TCS"])],
+    )
+    raw["symbol"] = raw["symbol"].astype(str)
+    raw = raw[(raw["date"] >= "2021-01-01") & (raw["date"] <= "2024-06-21")]
+    holidays = raw[raw["holiday_copy"]]
+    assert len(holidays) > 0
+    clean = raw[~raw["holiday_copy"]].replace({"symbol": {"LTF": "L&TFH"}})
+    got = traded[traded["symbol"].isin(["RELIANCE", "KOTAKBANK", "L&TFH", "TCS"])]
+    assert len(got) == len(clean)
+    mine = got.set_index(["symbol", "date"])["close"].sort_index()
+    src = clean.set_index(["symbol", "date"])["close"].sort_index()
+    assert (mine == src).all()
+    # Holiday copies (the source repeats the previous day on NSE holidays) are not in it.
+    copies = set(zip(holidays["symbol"], pd.to_datetime(holidays["date"]), strict=True))
+    assert not copies & set(zip(got["symbol"], got["date"], strict=True))
+    assert ("RELIANCE", pd.Timestamp("2024-06-21")) in set(mine.index)
+    assert mine[("RELIANCE", pd.Timestamp("2024-06-21"))] == 2908.40
 
 
 @needs_shared

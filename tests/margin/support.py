@@ -75,8 +75,9 @@ def store_of(client: TestClient) -> PriceStore:
 
 
 def set_price(client: TestClient, symbol: str, close: float, day: dt.date = FRESH_DAY) -> None:
-    """Store a close for ``symbol`` on ``day`` (the latest price when day is after the snapshot)."""
-    store_of(client).upsert_bars({symbol: [(day, close)]}, source="test")
+    """Store a TRADED close for ``symbol`` on ``day`` (the price positions are valued at; the
+    latest one when day is after the snapshot). The adjusted series (``bars``) is untouched."""
+    store_of(client).upsert_quotes({symbol: [(day, close)]}, source="test")
 
 
 def create_client(
@@ -152,9 +153,10 @@ class DbProbe:
             table: self.conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
             for table in WATCHED_TABLES
         }
-        out["bars"] = self.conn.execute(
-            "SELECT COUNT(*), SUM(close), MAX(date) FROM bars"
-        ).fetchone()
+        for table in ("bars", "quotes"):
+            out[table] = self.conn.execute(
+                f"SELECT COUNT(*), SUM(close), MAX(date) FROM {table}"
+            ).fetchone()
         return out
 
     def scalar(self, sql: str, *params: object) -> Any:

@@ -68,7 +68,11 @@ def test_concurrent_position_writes_lose_nothing(
 ) -> None:
     client = create_client(api, admin_headers)
     base = f"/clients/{client['id']}/positions"
-    symbols = _universe(api).symbols[:40]
+    # 40 symbols that have a traded close (positions in the others are refused).
+    store = api.app.state.container.store  # type: ignore[attr-defined]
+    priced = store.latest_quotes(_universe(api).symbols)
+    symbols = [s for s in _universe(api).symbols if s in priced][:40]
+    assert len(symbols) == 40
     adds = [
         lambda s=s: api.post(
             base, json={"symbol": s, "quantity": 10, "cost_basis": "1"}, headers=admin_headers

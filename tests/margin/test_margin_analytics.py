@@ -20,150 +20,200 @@ from app.analytics.margin import (
     margin_summary,
     nse_var_rate,
     portfolio_value,
+    position_requirement,
 )
+
+D = Decimal
 
 
 def test_seed_example() -> None:
     # DOMAIN.md: portfolio 20,000, loan 10,000 -> equity 10,000, requirement 5,000, no call.
-    s = margin_summary([100], [200.0], [0.25], loan=10_000)
-    assert s.portfolio_value == 20_000
-    assert s.net_equity == 10_000
-    assert s.requirement == 5_000
+    s = margin_summary([100], [D("200")], [D("0.25")], loan=D("10000"))
+    assert s.portfolio_value == D("20000.00")
+    assert s.net_equity == D("10000.00")
+    assert s.requirement == D("5000.00")
     assert s.shortfall == 0
-    assert s.excess == 5_000
+    assert s.excess == D("5000.00")
     assert s.margin_call is False
     assert (s.cash_to_deposit, s.market_value_to_sell) == (0, 0)
+    # Every amount is a two-decimal Decimal (what the API prints).
+    assert str(s.portfolio_value) == "20000.00"
+    assert str(s.shortfall) == "0.00"
 
 
 def test_long_only_with_per_symbol_rates() -> None:
     # 10 x 1,000 at 25% and 50 x 400 at 40%: MV = 10,000 + 20,000 = 30,000;
     # R = 2,500 + 8,000 = 10,500; loan 22,000 -> E = 8,000; shortfall 2,500.
     # Value-weighted rate m = 10,500 / 30,000 = 0.35 -> sell 2,500 / 0.35 = 7,142.857...
-    s = margin_summary([10, 50], [1_000.0, 400.0], [0.25, 0.40], loan=22_000)
-    np.testing.assert_allclose(s.position_values, [10_000, 20_000])
-    np.testing.assert_allclose(s.position_requirements, [2_500, 8_000])
-    assert s.portfolio_value == pytest.approx(30_000)
-    assert s.requirement == pytest.approx(10_500)
-    assert s.net_equity == pytest.approx(8_000)
-    assert s.shortfall == pytest.approx(2_500)
+    # rounded UP to the paisa: 7,142.86.
+    s = margin_summary([10, 50], [D(1000), D(400)], [D("0.25"), D("0.40")], loan=D(22000))
+    assert s.position_values == (D("10000.00"), D("20000.00"))
+    assert s.position_requirements == (D("2500.00"), D("8000.00"))
+    assert s.portfolio_value == D(30000)
+    assert s.requirement == D(10500)
+    assert s.net_equity == D(8000)
+    assert s.shortfall == D(2500)
     assert s.excess == 0
     assert s.margin_call is True
-    assert s.cash_to_deposit == pytest.approx(2_500)
-    assert s.market_value_to_sell == pytest.approx(2_500 / 0.35)
+    assert s.cash_to_deposit == D(2500)
+    assert s.market_value_to_sell == D("7142.86")
+
+
+def test_position_requirements_round_up_to_the_paisa() -> None:
+    # 3 x 1,775.65 = 5,326.95 at 25% = 1,331.7375 -> 1,331.74 (never understated);
+    # 7 x 0.05 = 0.35 at 0.3333 = 0.116655 -> 0.12.
+    assert position_requirement(D("5326.95"), D("0.25")) == D("1331.74")
+    assert position_requirement(D("0.35"), D("0.3333")) == D("0.12")
+    s = margin_summary([3, 7], [D("1775.65"), D("0.05")], [D("0.25"), D("0.3333")], loan=D(0))
+    assert s.requirement == D("1331.86") == sum(s.position_requirements)
+
+
+def test_reviewer_cases_are_exact() -> None:
+    # 4 x 821.43 with loan 2,464.29: E = R = 821.43 -> no call, nothing short, no excess.
+    s = margin_summary([4], [D("821.43")], [D("0.25")], loan=D("2464.29"))
+    assert (s.net_equity, s.requirement) == (D("821.43"), D("821.43"))
+    assert (s.shortfall, s.excess, s.margin_call) == (0, 0, False)
+    # In floats the same inputs called a margin on a shortfall that printed as 0.00.
+    as_float = 4 * 821.43 - 2464.29 - 0.25 * (4 * 821.43)
+    assert as_float != 0
 
 
 def test_uniform_rate_sale_is_shortfall_over_rate() -> None:
     # DOMAIN.md: with one rate m, market value to sell = shortfall / m.
     # MV 100,000, loan 80,000 -> E 20,000; R 25,000; shortfall 5,000; sell 5,000 / 0.25.
-    s = margin_summary([1_000], [100.0], [0.25], loan=80_000)
-    assert s.shortfall == pytest.approx(5_000)
-    assert s.market_value_to_sell == pytest.approx(20_000)
+    s = margin_summary([1_000], [D(100)], [D("0.25")], loan=D(80_000))
+    assert s.shortfall == D(5_000)
+    assert s.market_value_to_sell == D(20_000)
     # Check the cure: sell 20,000, repay the loan with it.
-    mv, loan = 100_000 - 20_000, 80_000 - 20_000
-    assert max(0.0, 0.25 * mv - (mv - loan)) == pytest.approx(0, abs=1e-9)
+    after = margin_summary([800], [D(100)], [D("0.25")], loan=D(60_000))
+    assert after.shortfall == 0
 
 
 def test_loan_larger_than_portfolio() -> None:
     # MV 20,000, loan 30,000 -> E = -10,000; R 5,000; shortfall 15,000. Selling everything
-    # leaves -10,000 of equity, so no sale cures it: NaN, and only cash does.
-    s = margin_summary([100], [200.0], [0.25], loan=30_000)
-    assert s.net_equity == -10_000
-    assert s.shortfall == 15_000
+    # leaves -10,000 of equity, so no sale cures it: None, and only cash does.
+    s = margin_summary([100], [D(200)], [D("0.25")], loan=D(30_000))
+    assert s.net_equity == D(-10_000)
+    assert s.shortfall == D(15_000)
     assert s.excess == 0
     assert s.margin_call
-    assert s.cash_to_deposit == 15_000
-    assert math.isnan(s.market_value_to_sell)
+    assert s.cash_to_deposit == D(15_000)
+    assert s.market_value_to_sell is None
 
 
 def test_equity_exactly_zero_is_cured_by_selling_everything() -> None:
-    s = margin_summary([100], [200.0], [0.25], loan=20_000)
-    assert s.shortfall == 5_000
-    assert s.market_value_to_sell == pytest.approx(20_000)
+    s = margin_summary([100], [D(200)], [D("0.25")], loan=D(20_000))
+    assert s.shortfall == D(5_000)
+    assert s.market_value_to_sell == D(20_000)
 
 
 def test_zero_positions() -> None:
-    empty = margin_summary([], [], [], loan=0)
+    empty = margin_summary([], [], [], loan=D(0))
     assert (empty.portfolio_value, empty.requirement, empty.shortfall, empty.excess) == (0, 0, 0, 0)
     assert not empty.margin_call
-    indebted = margin_summary([], [], [], loan=1_000)
-    assert indebted.net_equity == -1_000
-    assert indebted.shortfall == 1_000
-    assert indebted.cash_to_deposit == 1_000
-    assert math.isnan(indebted.market_value_to_sell)
+    indebted = margin_summary([], [], [], loan=D(1_000))
+    assert indebted.net_equity == D(-1_000)
+    assert indebted.shortfall == D(1_000)
+    assert indebted.cash_to_deposit == D(1_000)
+    assert indebted.market_value_to_sell is None
 
 
 def test_no_loan_never_calls() -> None:
-    s = margin_summary([3, 7], [10.0, 20.0], [1.0, 1.0], loan=0)
+    s = margin_summary([3, 7], [D(10), D(20)], [D(1), D(1)], loan=D(0))
     assert s.shortfall == 0
     assert s.excess == 0  # a 100% rate leaves no excess and no call
+
+
+def test_huge_amounts_stay_exact() -> None:
+    # 10^9 shares at 10^13 rupees: products far beyond the default 28-digit Decimal context.
+    s = margin_summary([10**9], [D("9999999999999.99")], [D("0.3333")], loan=D(0))
+    assert s.portfolio_value == D("9999999999999990000000.00")
+    assert s.requirement == D("3332999999999996667000.00")
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"quantities": [1], "prices": [float("nan")], "rates": [0.25]}, "prices"),
-        ({"quantities": [1], "prices": [float("inf")], "rates": [0.25]}, "prices"),
-        ({"quantities": [-1], "prices": [10.0], "rates": [0.25]}, "quantities"),
-        ({"quantities": [1], "prices": [0.0], "rates": [0.25]}, "prices"),
-        ({"quantities": [1], "prices": [10.0], "rates": [0.0]}, "rates"),
-        ({"quantities": [1], "prices": [10.0], "rates": [1.5]}, "rates"),
-        ({"quantities": [1, 2], "prices": [10.0], "rates": [0.25]}, "shape"),
-        ({"quantities": [[1]], "prices": [[10.0]], "rates": [[0.25]]}, "one-dimensional"),
+        ({"quantities": [1], "prices": [D("NaN")], "rates": [D("0.25")]}, "prices"),
+        ({"quantities": [1], "prices": [D("Infinity")], "rates": [D("0.25")]}, "prices"),
+        ({"quantities": [1], "prices": [10.0], "rates": [D("0.25")]}, "prices"),
+        ({"quantities": [1], "prices": [D("10.001")], "rates": [D("0.25")]}, "paise"),
+        ({"quantities": [-1], "prices": [D(10)], "rates": [D("0.25")]}, "quantities"),
+        ({"quantities": [1.5], "prices": [D(10)], "rates": [D("0.25")]}, "quantities"),
+        ({"quantities": [1], "prices": [D(0)], "rates": [D("0.25")]}, "prices"),
+        ({"quantities": [1], "prices": [D(10)], "rates": [D(0)]}, "rates"),
+        ({"quantities": [1], "prices": [D(10)], "rates": [D("1.5")]}, "rates"),
+        ({"quantities": [1], "prices": [D(10)], "rates": [0.25]}, "rates"),
+        ({"quantities": [1, 2], "prices": [D(10)], "rates": [D("0.25")]}, "length"),
     ],
 )
-def test_bad_inputs_raise_naming_the_argument(kwargs: dict[str, list[float]], match: str) -> None:
+def test_bad_inputs_raise_naming_the_argument(kwargs: dict[str, list[object]], match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        margin_summary(kwargs["quantities"], kwargs["prices"], kwargs["rates"], loan=0)
+        margin_summary(
+            kwargs["quantities"],  # type: ignore[arg-type]
+            kwargs["prices"],  # type: ignore[arg-type]
+            kwargs["rates"],  # type: ignore[arg-type]
+            loan=D(0),
+        )
 
 
 def test_bad_loan_raises() -> None:
     with pytest.raises(ValueError, match="loan"):
-        margin_summary([1], [1.0], [0.25], loan=-1)
+        margin_summary([1], [D(1)], [D("0.25")], loan=D(-1))
     with pytest.raises(ValueError, match="loan"):
-        margin_summary([1], [1.0], [0.25], loan=float("nan"))
+        margin_summary([1], [D(1)], [D("0.25")], loan=D("NaN"))
+    with pytest.raises(ValueError, match="loan"):
+        margin_summary([1], [D(1)], [D("0.25")], loan=D("0.001"))
 
 
-def _decimal_reference(
-    quantities: list[int], prices: list[Decimal], rates: list[Decimal], loan: Decimal
-) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
-    """The same maths in exact Decimal arithmetic (slow and obviously right)."""
-    mv = sum((q * p for q, p in zip(quantities, prices, strict=True)), Decimal(0))
-    req = sum((q * p * m for q, p, m in zip(quantities, prices, rates, strict=True)), Decimal(0))
-    equity = mv - loan
-    return mv, equity, req, max(Decimal(0), req - equity), max(Decimal(0), equity - req)
-
-
+paise = st.integers(min_value=1, max_value=5_000_000).map(lambda n: Decimal(n) / 100)
 positions_strategy = st.lists(
     st.tuples(
         st.integers(min_value=1, max_value=100_000),
-        st.integers(min_value=1, max_value=5_000_000).map(lambda paise: Decimal(paise) / 100),
-        st.sampled_from([Decimal("0.25"), Decimal("0.30"), Decimal("0.40"), Decimal("1")]),
+        paise,
+        st.sampled_from([D("0.25"), D("0.30"), D("0.40"), D("0.3333"), D("0.1275"), D("1")]),
     ),
     max_size=8,
 )
 
 
 @given(positions=positions_strategy, loan_paise=st.integers(0, 10**11))
-def test_matches_exact_decimal_reference(
+def test_amounts_are_exact_paise_and_add_up(
     positions: list[tuple[int, Decimal, Decimal]], loan_paise: int
 ) -> None:
     quantities = [q for q, _, _ in positions]
     prices = [p for _, p, _ in positions]
     rates = [m for _, _, m in positions]
     loan = Decimal(loan_paise) / 100
-    s = margin_summary(
-        quantities, [float(p) for p in prices], [float(m) for m in rates], loan=float(loan)
-    )
-    mv, equity, req, shortfall, excess = _decimal_reference(quantities, prices, rates, loan)
-    tol = 1e-6 * max(1.0, float(mv), float(loan))
-    assert s.portfolio_value == pytest.approx(float(mv), abs=tol)
-    assert s.net_equity == pytest.approx(float(equity), abs=tol)
-    assert s.requirement == pytest.approx(float(req), abs=tol)
-    assert s.shortfall == pytest.approx(float(shortfall), abs=tol)
-    assert s.excess == pytest.approx(float(excess), abs=tol)
+    s = margin_summary(quantities, prices, rates, loan=loan)
+    money = [
+        s.portfolio_value,
+        s.net_equity,
+        s.requirement,
+        s.shortfall,
+        s.excess,
+        s.cash_to_deposit,
+        *s.position_values,
+        *s.position_requirements,
+    ]
+    for amount in money:
+        assert amount == amount.quantize(D("0.01")), amount
+        assert amount.as_tuple().exponent == -2, amount  # printed with exactly two decimals
+    assert s.portfolio_value == sum((q * p for q, p in zip(quantities, prices, strict=True)), D(0))
+    assert s.portfolio_value == sum(s.position_values, D(0))
+    assert s.requirement == sum(s.position_requirements, D(0))
+    for value, rate, req in zip(s.position_values, rates, s.position_requirements, strict=True):
+        assert value * rate <= req < value * rate + D("0.01")  # rounded up, never down
+    assert s.net_equity == s.portfolio_value - loan
+    assert s.margin_call == (s.shortfall > 0)
+    assert not (s.shortfall > 0 and s.excess > 0)
     assert s.shortfall >= 0
     assert s.excess >= 0
-    assert s.shortfall == 0 or s.excess == 0
+    if s.margin_call:
+        assert s.net_equity + s.shortfall == s.requirement
+        assert s.cash_to_deposit == s.shortfall
+    else:
+        assert s.requirement + s.excess == s.net_equity
 
 
 @given(positions=positions_strategy, loan_paise=st.integers(0, 10**11))
@@ -171,31 +221,30 @@ def test_selling_the_cure_amount_cures_the_call(
     positions: list[tuple[int, Decimal, Decimal]], loan_paise: int
 ) -> None:
     quantities = [q for q, _, _ in positions]
-    prices = [float(p) for _, p, _ in positions]
-    rates = [float(m) for _, _, m in positions]
-    loan = loan_paise / 100
+    prices = [p for _, p, _ in positions]
+    rates = [m for _, _, m in positions]
+    loan = Decimal(loan_paise) / 100
     s = margin_summary(quantities, prices, rates, loan=loan)
-    if not s.margin_call or math.isnan(s.market_value_to_sell):
+    if not s.margin_call or s.market_value_to_sell is None:
         assert s.net_equity < 0 or not s.margin_call
         return
-    share = s.market_value_to_sell / s.portfolio_value  # sold pro rata
-    assert share <= 1 + 1e-12
-    after = margin_summary(
-        [q * (1 - share) for q in quantities],
-        prices,
-        rates,
-        loan=max(0.0, loan - s.market_value_to_sell),
+    sell = s.market_value_to_sell
+    assert 0 < sell <= s.portfolio_value
+    # Sold pro rata (exact fractions of each value), proceeds repay the loan: equity is
+    # unchanged and the unrounded requirement drops to at most the equity.
+    share = sell / s.portfolio_value
+    exact_after = sum(
+        (v * (1 - share) * m for v, m in zip(s.position_values, rates, strict=True)), D(0)
     )
-    scale = max(1.0, s.portfolio_value)
-    assert after.shortfall == pytest.approx(0, abs=1e-7 * scale)
+    assert exact_after <= s.net_equity + D("1e-20")
 
 
 def test_portfolio_value_and_requirement_helpers() -> None:
-    assert portfolio_value([2, 3], [10.0, 20.0]) == 80
-    assert margin_requirement([20.0, 60.0], [0.5, 0.25]) == 25
-    assert cure_amounts(portfolio_value=100, net_equity=10, requirement=25) == (
-        15,
-        pytest.approx(60),
+    assert portfolio_value([2, 3], [D(10), D(20)]) == D(80)
+    assert margin_requirement([D(20), D(60)], [D("0.5"), D("0.25")]) == D(25)
+    assert cure_amounts(portfolio_value=D(100), net_equity=D(10), requirement=D(25)) == (
+        D(15),
+        D(60),
     )
 
 
@@ -249,6 +298,32 @@ def test_elm_uses_only_the_last_six_months() -> None:
     # The last 126 returns are +-1% (126 is even: mean 0, sd = 0.01 * sqrt(126 / 125)).
     assert rate.elm_sigma == pytest.approx(0.01 * math.sqrt(126 / 125), rel=1e-9)
     assert rate.n_returns == 326
+
+
+def test_bad_prints_are_excluded_before_ewma_and_elm() -> None:
+    # +-2% alternating returns with one fake -75% day (a vendor's split-timing error) in the
+    # middle: the day is dropped, not zeroed, so the rate equals the one of the clean series.
+    clean = _alternating_closes(0.02, 60)
+    closes = np.concatenate([clean[:31], clean[31:] * 0.25])  # return 30 becomes ln(0.25 e^s)
+    rate = nse_var_rate(closes)
+    assert rate.n_excluded == 1
+    assert rate.n_returns == 59
+    kept = np.delete(np.diff(np.log(clean)), 30)
+    assert rate.ewma_sigma == pytest.approx(ewma_volatility(kept), rel=1e-12)
+    assert rate.elm_sigma == pytest.approx(float(np.std(kept, ddof=1)), rel=1e-12)
+    raw = nse_var_rate(closes, bad_print_threshold=None)
+    assert raw.n_excluded == 0
+    assert raw.n_returns == 60
+    assert raw.elm_rate > 0.25  # one -139% log return dominates six months of sigma
+    assert rate.elm_rate == pytest.approx(0.05)  # back on the floor (1.5 x 2% < 5%)
+    # A real +-35% move is no bad print and stays.
+    assert nse_var_rate(_alternating_closes(0.30, 30)).n_excluded == 0
+
+
+def test_too_few_returns_after_exclusion_is_insufficient_history() -> None:
+    closes = np.concatenate([_alternating_closes(0.01, 19), [1.0]])  # 20 returns, 1 bad
+    with pytest.raises(ValueError, match="1 excluded as bad prints"):
+        nse_var_rate(closes)
 
 
 def test_nse_rate_needs_history_and_positive_closes() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -10,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.analytics.margin import nse_var_rate
+from app.settings import SNAPSHOT_DIR
 from tests.margin.support import (
     FRESH_DAY,
     DbProbe,
@@ -49,11 +51,14 @@ def test_seed_example_reproduced_exactly(api: TestClient, admin_headers: dict[st
     assert body["margin_call_triggered"] is False
     assert body["cash_to_deposit"] == "0.00"
     assert body["market_value_to_sell"] == "0.00"
+    assert body["price_basis"] == "last traded close"
+    assert (body["valuation_complete"], body["unpriced_symbols"]) == (True, [])
     (row,) = body["positions"]
     assert row == {
         "symbol": "RELIANCE",
         "quantity": 100,
         "cost_basis": "150.00",
+        "priced": True,
         "price": "200.00",
         "price_date": FRESH_DAY.isoformat(),
         "staleness_days": (_today_india() - FRESH_DAY).days,
@@ -73,7 +78,6 @@ def test_values_at_the_latest_price_not_cost_or_oldest(
     api: TestClient, admin_headers: dict[str, str]
 ) -> None:
     store = store_of(api)
-    first_day = store.coverage()["TCS"][0]
     set_price(api, "TCS", 1000.0, dt.date(2024, 6, 25))
     set_price(api, "TCS", 999.0, dt.date(2024, 6, 24))  # older than the 25th: not used
     client = create_client(
@@ -82,7 +86,7 @@ def test_values_at_the_latest_price_not_cost_or_oldest(
     body = _margin(api, admin_headers, client["id"])
     assert body["portfolio_value"] == "3000.00"  # 3 x 1000, not 3 x 1 and not 3 x the first
     assert body["positions"][0]["price_date"] == "2024-06-25"
-    oldest = store.closes("TCS", end=first_day)[0][1]
+    oldest = store.quote_closes("TCS")[0][1]
     assert body["positions"][0]["price"] != f"{oldest:.2f}"
 
 
@@ -170,7 +174,8 @@ def test_stale_prices_are_reported(api: TestClient, admin_headers: dict[str, str
     rows = {r["symbol"]: r for r in body["positions"]}
     assert rows["RELIANCE"]["staleness_days"] == 0
     assert rows["RELIANCE"]["stale"] is False
-    old = store_of(api).last_dates(["HDFCBANK"])["HDFCBANK"]
+    old = store_of(api).latest_quotes(["HDFCBANK"])["HDFCBANK"].date
+    assert old == dt.date(2024, 6, 21)  # the snapshot's last traded close
     assert rows["HDFCBANK"]["price_date"] == old.isoformat()
     assert rows["HDFCBANK"]["staleness_days"] == (today - old).days
     assert rows["HDFCBANK"]["stale"] is True
@@ -179,23 +184,150 @@ def test_stale_prices_are_reported(api: TestClient, admin_headers: dict[str, str
     assert body["stale"] is True
 
 
-def test_symbol_without_any_price_is_a_clear_error(
+def test_positions_are_valued_at_the_last_traded_close(
+    api: TestClient, admin_headers: dict[str, str]
+) -> None:
+    # NSE's traded closes on 2024-06-21 (the adjusted closes were 1436.87 and 354.33).
+    client = create_client(
+        api,
+        admin_headers,
+        loan="5000",
+        positions=[
+            {"symbol": "RELIANCE", "quantity": 2, "cost_basis": "2500"},
+            {"symbol": "KOTAKBANK", "quantity": 3, "cost_basis": "1700"},
+        ],
+    )
+    body = _margin(api, admin_headers, client["id"])
+    rows = {r["symbol"]: r for r in body["positions"]}
+    assert (rows["RELIANCE"]["price"], rows["RELIANCE"]["price_date"]) == ("2908.40", "2024-06-21")
+    assert (rows["KOTAKBANK"]["price"], rows["KOTAKBANK"]["price_date"]) == (
+        "1775.65",
+        "2024-06-21",
+    )
+    # 2 x 2,908.40 + 3 x 1,775.65 = 5,816.80 + 5,326.95 = 11,143.75; R = 1,454.20 + 1,331.74
+    # (1,331.7375 rounded up to the paisa) = 2,785.94; E = 6,143.75; excess = 3,357.81.
+    assert body["portfolio_value"] == "11143.75"
+    assert body["net_equity"] == "6143.75"
+    assert (rows["RELIANCE"]["requirement"], rows["KOTAKBANK"]["requirement"]) == (
+        "1454.20",
+        "1331.74",
+    )
+    assert body["margin_requirement"] == "2785.94"
+    assert body["excess"] == "3357.81"
+    assert body["margin_call_triggered"] is False
+
+
+def test_equity_equal_to_requirement_is_no_call(
+    api: TestClient, admin_headers: dict[str, str]
+) -> None:
+    # 4 x 821.43 = 3,285.72; R = 821.43 exactly; loan 2,464.29 -> E = 821.43 = R. In floats
+    # E - R came out > 0 while the rounded shortfall said 0.00: now no call, nothing short.
+    set_price(api, "360ONE", 821.43)
+    client = create_client(
+        api,
+        admin_headers,
+        loan="2464.29",
+        positions=[{"symbol": "360ONE", "quantity": 4, "cost_basis": "800"}],
+    )
+    body = _margin(api, admin_headers, client["id"])
+    assert (body["portfolio_value"], body["margin_requirement"], body["net_equity"]) == (
+        "3285.72",
+        "821.43",
+        "821.43",
+    )
+    assert (body["margin_shortfall"], body["excess"]) == ("0.00", "0.00")
+    assert body["margin_call_triggered"] is False
+    # One paisa more loan is a one-paisa call.
+    api.post(
+        f"/clients/{client['id']}/loan/transactions",
+        json={"type": "draw", "amount": "0.01"},
+        headers=admin_headers,
+    )
+    body = _margin(api, admin_headers, client["id"])
+    assert (body["margin_shortfall"], body["margin_call_triggered"]) == ("0.01", True)
+    assert body["cash_to_deposit"] == "0.01"
+    assert body["market_value_to_sell"] == "0.04"  # 0.01 / 25%
+
+
+@pytest.mark.parametrize("symbol", ["BCG", "SANOFI", "ZOMATO"])
+def test_positions_without_a_traded_price_are_refused(
+    api: TestClient, admin_headers: dict[str, str], probe: DbProbe, symbol: str
+) -> None:
+    # BCG and SANOFI have no price at all; ZOMATO was renamed (ETERNAL) after the snapshot and
+    # the traded-close source holds it only from then: no traded close, only adjusted ones.
+    assert api.get(f"/stocks/{symbol}").status_code == 409
+    client = create_client(api, admin_headers)
+    cid = client["id"]
+    before = probe.dump()
+    position = {"symbol": symbol.lower(), "quantity": 1, "cost_basis": "1"}
+    attempts = [
+        api.post(f"/clients/{cid}/positions", json=position, headers=admin_headers),
+        api.put(
+            f"/clients/{cid}/positions",
+            json=[{"symbol": "ITC", "quantity": 1, "cost_basis": "1"}, position],
+            headers=admin_headers,
+        ),
+        api.post("/clients", json={"name": "x", "positions": [position]}, headers=admin_headers),
+    ]
+    for response in attempts:
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["code"] == "invalid_input"
+        assert error["details"] == {"symbols": [symbol], "reason": "no_traded_price"}
+        assert f"No traded price for {symbol}" in error["message"]
+    assert probe.dump() == before
+
+
+def test_existing_position_without_a_price_is_reported_unpriced(
     api: TestClient, admin_headers: dict[str, str], probe: DbProbe
 ) -> None:
+    set_price(api, "INFY", 1000.0)
     client = create_client(
-        api, admin_headers, positions=[{"symbol": "WIPRO", "quantity": 5, "cost_basis": "1"}]
+        api,
+        admin_headers,
+        loan="4000",
+        positions=[
+            {"symbol": "WIPRO", "quantity": 5, "cost_basis": "1"},
+            {"symbol": "INFY", "quantity": 10, "cost_basis": "1"},
+        ],
     )
     with store_of(api).db.transaction() as conn:
-        conn.execute("DELETE FROM bars WHERE ticker = 'WIPRO'")
-    response = api.get(f"/margin/{client['id']}", headers=admin_headers)
-    assert response.status_code == 409
-    error = response.json()["error"]
-    assert error["code"] == "price_missing"
-    assert error["details"]["symbols"] == ["WIPRO"]
-    assert "WIPRO" in error["message"]
+        conn.execute("DELETE FROM quotes WHERE ticker = 'WIPRO'")
+    body = _margin(api, admin_headers, client["id"])
+    assert body["valuation_complete"] is False
+    assert body["unpriced_symbols"] == ["WIPRO"]
+    rows = {r["symbol"]: r for r in body["positions"]}
+    assert rows["WIPRO"] == {
+        "symbol": "WIPRO",
+        "quantity": 5,
+        "cost_basis": "1.00",
+        "priced": False,
+        "price": None,
+        "price_date": None,
+        "staleness_days": None,
+        "stale": None,
+        "rate": None,
+        "rate_source": "unpriced",
+        "nse_var": None,
+        "market_value": "0.00",
+        "requirement": "0.00",
+    }
+    # Only INFY counts: MV 10,000, R 2,500, E 6,000 -> no call; WIPRO adds no collateral.
+    assert (body["portfolio_value"], body["margin_requirement"], body["excess"]) == (
+        "10000.00",
+        "2500.00",
+        "3500.00",
+    )
+    assert body["prices_as_of"] == FRESH_DAY.isoformat()
+    # Still no price for WIPRO as a quote; its adjusted closes are never shown as one.
     quote = api.get("/stocks/WIPRO")
     assert quote.status_code == 409
     assert quote.json()["error"]["code"] == "price_missing"
+    # Changing the held quantity of an unpriced position is allowed (it is valued at zero).
+    patched = api.patch(
+        f"/clients/{client['id']}/positions/WIPRO", json={"quantity": 6}, headers=admin_headers
+    )
+    assert patched.status_code == 200, patched.text
 
 
 def test_nse_var_rate_model_matches_the_hand_computation(
@@ -204,7 +336,7 @@ def test_nse_var_rate_model_matches_the_hand_computation(
     client = create_client(
         api, admin_headers, positions=[{"symbol": "SBIN", "quantity": 10, "cost_basis": "500"}]
     )
-    closes = [c for _, c in store_of(api).closes("SBIN")][-253:]
+    closes = [c for _, c in store_of(api).closes("SBIN")][-253:]  # ADJUSTED closes
     expected = nse_var_rate(closes)
     body = _margin(api, admin_headers, client["id"], rate_model="nse_var")
     assert body["rate_model"] == "nse_var"
@@ -212,6 +344,7 @@ def test_nse_var_rate_model_matches_the_hand_computation(
     assert row["rate_source"] == "nse_var"
     assert float(row["rate"]) == pytest.approx(expected.rate, abs=5e-5)
     assert row["nse_var"]["n_returns"] == 252
+    assert row["nse_var"]["n_excluded"] == 0
     assert row["nse_var"]["ewma_sigma"] == pytest.approx(expected.ewma_sigma, rel=1e-12)
     value = float(row["market_value"])
     assert float(row["requirement"]) == pytest.approx(value * float(row["rate"]), abs=0.01)
@@ -219,6 +352,27 @@ def test_nse_var_rate_model_matches_the_hand_computation(
     api.put("/margin/rates/SBIN", json={"rate": "0.5"}, headers=admin_headers)
     body = _margin(api, admin_headers, client["id"], rate_model="nse_var")
     assert body["positions"][0]["rate_source"] == "override"
+
+
+@pytest.mark.parametrize("symbol", ["CGCL", "GPIL", "MOTILALOFS"])
+def test_nse_var_excludes_bad_prints(
+    api: TestClient, admin_headers: dict[str, str], symbol: str
+) -> None:
+    # Yahoo's adjusted series fall ~75% on 2024-01-01 (a split-timing error, not a market
+    # move). Kept, that one return alone makes the ELM sigma ~0.13 (ELM ~20%).
+    client = create_client(
+        api, admin_headers, positions=[{"symbol": symbol, "quantity": 10, "cost_basis": "1"}]
+    )
+    closes = [c for _, c in store_of(api).closes(symbol)][-253:]
+    with_bad = nse_var_rate(closes, bad_print_threshold=None)
+    assert with_bad.elm_rate > 0.18
+    body = _margin(api, admin_headers, client["id"], rate_model="nse_var")
+    (row,) = body["positions"]
+    assert row["nse_var"]["n_excluded"] == 1
+    assert row["nse_var"]["n_returns"] == 251
+    assert float(row["nse_var"]["elm_rate"]) < 0.08
+    assert float(row["rate"]) < with_bad.rate - 0.10
+    assert float(row["rate"]) == pytest.approx(nse_var_rate(closes).rate, abs=5e-5)
 
 
 def test_nse_var_falls_back_to_default_without_history(
@@ -323,7 +477,8 @@ def test_loan_transactions(api: TestClient, admin_headers: dict[str, str]) -> No
 
 # --- bad input changes nothing --------------------------------------------------------------
 BAD_POSITIONS: list[tuple[str, Any, int]] = [
-    ("unknown symbol", {"symbol": "NOTASTOCK", "quantity": 1, "cost_basis": "1"}, 404),
+    ("unknown symbol", {"symbol": "NOTASTOCK", "quantity": 1, "cost_basis": "1"}, 422),
+    ("no traded price", {"symbol": "SANOFI", "quantity": 1, "cost_basis": "1"}, 422),
     ("negative quantity", {"symbol": "TCS", "quantity": -5, "cost_basis": "1"}, 422),
     ("zero quantity", {"symbol": "TCS", "quantity": 0, "cost_basis": "1"}, 422),
     ("fractional quantity", {"symbol": "TCS", "quantity": 1.5, "cost_basis": "1"}, 422),
@@ -438,6 +593,43 @@ def test_bad_loan_and_patch_input_changes_nothing(
     assert probe.dump() == before
 
 
+def test_unknown_symbol_in_a_body_is_invalid_input_with_suggestions(
+    api: TestClient, admin_headers: dict[str, str]
+) -> None:
+    client = create_client(api, admin_headers)
+    cid = client["id"]
+    position = {"symbol": "RELIANC", "quantity": 1, "cost_basis": "1"}
+    cases = [
+        (api.post(f"/clients/{cid}/positions", json=position, headers=admin_headers), "symbol"),
+        (
+            api.put(
+                f"/clients/{cid}/positions",
+                json=[{"symbol": "ITC", "quantity": 1, "cost_basis": "1"}, position],
+                headers=admin_headers,
+            ),
+            "[1].symbol",
+        ),
+        (
+            api.post(
+                "/clients", json={"name": "x", "positions": [position]}, headers=admin_headers
+            ),
+            "positions[0].symbol",
+        ),
+    ]
+    for response, field in cases:
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["code"] == "invalid_input"
+        assert error["details"]["field"] == field
+        assert error["details"]["ticker"] == "RELIANC"
+        assert error["details"]["suggestions"][0] == "RELIANCE"
+        assert "Did you mean RELIANCE" in error["message"]
+    # A symbol in the URL path names a resource: unknown is still 404.
+    missing = api.delete(f"/clients/{cid}/positions/RELIANC", headers=admin_headers)
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "unknown_ticker"
+
+
 def test_bad_rates_are_refused(api: TestClient, admin_headers: dict[str, str]) -> None:
     for rate in ["0", "-0.1", "1.5", "NaN", "0.12345"]:
         response = api.put("/margin/rates/TCS", json={"rate": rate}, headers=admin_headers)
@@ -487,7 +679,20 @@ def test_gets_never_write(api: TestClient, admin_headers: dict[str, str], probe:
 
 
 # --- stocks ---------------------------------------------------------------------------------
-def test_stock_quote_is_the_latest_stored_price(api: TestClient) -> None:
+def test_stock_quote_is_the_last_traded_close(api: TestClient) -> None:
+    # The snapshot's traded closes: NSE's 2024-06-21 closes, not Yahoo's adjusted levels
+    # (RELIANCE 1436.87, KOTAKBANK 354.33 adjusted).
+    for symbol, price in [("RELIANCE", "2908.40"), ("KOTAKBANK", "1775.65"), ("TCS", "3810.75")]:
+        body = api.get(f"/stocks/{symbol}").json()
+        assert (body["price"], body["price_date"], body["as_of"]) == (
+            price,
+            "2024-06-21",
+            "2024-06-21",
+        ), symbol
+        assert body["price_basis"] == "last traded close"
+        assert body["source"] == "snapshot"
+        assert body["staleness_days"] == (_today_india() - dt.date(2024, 6, 21)).days
+        assert body["stale"] is True
     set_price(api, "TCS", 4000.123)
     body = api.get("/stocks/tcs.ns").json()
     assert body["symbol"] == "TCS"
@@ -509,7 +714,14 @@ def test_stock_pages(api: TestClient) -> None:
     symbols = [i["symbol"] for i in first["items"] + second["items"]]
     assert len(set(symbols)) == 20
     assert symbols == sorted(symbols)
-    assert all(i["price"] is not None for i in first["items"])
+    assert first["price_basis"] == "last traded close"
+    manifest = json.loads((SNAPSHOT_DIR / "manifest.json").read_text())
+    no_traded = set(manifest["traded_closes"]["symbols_without_traded_closes"])
+    everything = api.get("/stocks", params={"limit": 500}).json()["items"]
+    everything += api.get("/stocks", params={"limit": 500, "offset": 500}).json()["items"]
+    assert len(everything) == first["total"]
+    assert {i["symbol"] for i in everything if i["price"] is None} == no_traded
+    assert {i["price_date"] for i in everything if i["price"] is not None} >= {"2024-06-21"}
     found = api.get("/stocks", params={"q": "reliance"}).json()
     assert "RELIANCE" in [i["symbol"] for i in found["items"]]
     assert api.get("/stocks", params={"limit": 0}).status_code == 422

@@ -94,7 +94,11 @@ def test_sweep_opens_updates_and_resolves_calls(
     assert api.get("/margin/calls", headers=user).status_code == 403
 
 
-def test_sweep_skips_clients_without_prices(api: TestClient, admin_headers: dict[str, str]) -> None:
+def test_sweep_counts_unpriced_positions_at_zero(
+    api: TestClient, admin_headers: dict[str, str]
+) -> None:
+    # A position without any traded price used to make the sweep skip the client forever.
+    # Now it is counted at zero value: the loan is uncovered, so a call opens.
     client = create_client(
         api,
         admin_headers,
@@ -102,12 +106,17 @@ def test_sweep_skips_clients_without_prices(api: TestClient, admin_headers: dict
         positions=[{"symbol": "WIPRO", "quantity": 1, "cost_basis": "1"}],
     )
     with _db(api).transaction() as conn:
-        conn.execute("DELETE FROM bars WHERE ticker = 'WIPRO'")
+        conn.execute("DELETE FROM quotes WHERE ticker = 'WIPRO'")
     context = _context(api)
     result = run_margin_sweep(context.margin, context.repo)
-    assert client["id"] in result.skipped
-    assert "WIPRO" in result.skipped[client["id"]]
-    assert result.calls_opened == 0
+    assert result.skipped == {}
+    assert result.calls_opened == 1
+    (event,) = api.get("/margin/calls", headers=admin_headers).json()["items"]
+    assert event["client_id"] == client["id"]
+    assert (event["portfolio_value"], event["margin_shortfall"]) == ("0.00", "1000000.00")
+    report = api.get(f"/margin/{client['id']}", headers=admin_headers).json()
+    assert report["unpriced_symbols"] == ["WIPRO"]
+    assert report["margin_shortfall"] == event["margin_shortfall"]
 
 
 def test_lease_has_one_holder_at_a_time(tmp_path: Path) -> None:
