@@ -449,6 +449,34 @@ def choose_traded(
     return out
 
 
+def eod_last_day_quotes(
+    choices: list[PriceChoice],
+    chains: dict[str, list[tuple[str, str]]],
+    eod: pd.DataFrame,
+    eod_end: pd.Timestamp,
+    snap: pd.Timestamp,
+) -> pd.DataFrame:
+    """The traded close on the snapshot date for symbols the raw file does not carry.
+
+    The NSE EOD file back-adjusts only for events up to its own last day, so its close ON that
+    day is the close as traded (checked: it matches the raw file to the paisa for every symbol
+    both carry). Symbols renamed after the snapshot date (ZOMATO, TATAMOTORS, LTIM ...) get that
+    one real quote; earlier days stay empty rather than be filled from adjusted data.
+    """
+    if eod_end != snap:
+        return eod.iloc[0:0][["symbol", "date", "close"]]
+    last = eod[eod["date"] == eod_end].set_index("symbol")["close"]
+    rows = []
+    for c in choices:
+        if len(c.rows):
+            continue
+        for ticker, _ in chains[c.symbol]:
+            if ticker in last.index:
+                rows.append({"symbol": c.symbol, "date": eod_end, "close": float(last[ticker])})
+                break
+    return pd.DataFrame(rows, columns=["symbol", "date", "close"])
+
+
 def traded_vs_eod(traded: pd.DataFrame, eod: pd.DataFrame, day: pd.Timestamp) -> dict[str, Any]:
     """Compare traded closes with the NSE EOD closes on ``day`` (the EOD file's last day).
 
@@ -724,8 +752,10 @@ def build(shared: Path, out: Path) -> dict[str, Any]:
     # 3b. traded (unadjusted) closes, same window and universe, same rename chains
     raw, tstats = load_traded_closes(ctx.path(NSE_RAW_PRICES), start, snap)
     traded_choices = choose_traded(universe, chains, raw)
+    last_day_fill = eod_last_day_quotes(traded_choices, chains, eod, eod_end, snap)
     traded = pd.concat(
-        [c.rows.assign(symbol=c.symbol) for c in traded_choices], ignore_index=True
+        [c.rows.assign(symbol=c.symbol) for c in traded_choices] + [last_day_fill],
+        ignore_index=True,
     ).sort_values(["symbol", "date"])
     adjusted_first = {
         str(r["symbol"]): str(r["first_date"]) for _, r in uni_out.iterrows() if r["n_prices"]
@@ -880,13 +910,16 @@ def build(shared: Path, out: Path) -> dict[str, Any]:
             "(price_start to snapshot_date); universe symbols, read under the newest ticker of "
             "their rename chain that has rows (the source holds a renamed company only from its "
             "rename date); no gap filling",
-            "symbols": int(sum(1 for c in traded_choices if len(c.rows))),
+            "symbols": int(traded["symbol"].nunique()),
             "rows": traded_table.num_rows,
             "dedupe": tstats,
             "via": {c.symbol: c.ticker for c in traded_choices if c.ticker not in ("", c.symbol)},
             "symbols_without_traded_closes": sorted(
-                c.symbol for c in traded_choices if not len(c.rows)
+                c.symbol
+                for c in traded_choices
+                if not len(c.rows) and c.symbol not in set(last_day_fill["symbol"])
             ),
+            "snapshot_day_only_from_nse_eod": sorted(set(last_day_fill["symbol"])),
             "history_starts_later_than_adjusted": {
                 s: {"traded_first_date": d, "adjusted_first_date": adjusted_first[s]}
                 for s, d in sorted(traded_first.items())

@@ -242,9 +242,15 @@ def test_traded_closes_manifest_and_gaps(
     have = set(traded["symbol"])
     assert info["symbols"] == len(have)
     assert sorted(set(universe["symbol"]) - have) == info["symbols_without_traded_closes"]
-    # No prices at all, and renamed after the snapshot (the source holds them from the rename).
-    for symbol in ["BCG", "SANOFI", "ZOMATO", "TATAMOTORS", "LTIM"]:
-        assert symbol in info["symbols_without_traded_closes"]
+    # No prices anywhere.
+    assert info["symbols_without_traded_closes"] == ["BCG", "SANOFI"]
+    # Renamed after the snapshot (the raw source holds them only from the rename) or left the
+    # index since: one real quote, the NSE EOD file's close on its own last day.
+    day_only = info["snapshot_day_only_from_nse_eod"]
+    for symbol in ["ZOMATO", "TATAMOTORS", "LTIM", "IDFC", "PEL"]:
+        assert symbol in day_only
+        rows = traded[traded["symbol"] == symbol]
+        assert list(rows["date"]) == [pd.Timestamp("2024-06-21")]
     # Renamed inside the window: read under the new ticker, from the rename date only.
     assert info["via"] == {"AEGISCHEM": "AEGISLOG", "L&TFH": "LTF", "MCDOWELL-N": "UNITDSPR"}
     assert traded.loc[traded["symbol"] == "L&TFH", "date"].min() == pd.Timestamp("2024-04-23")
@@ -275,7 +281,8 @@ def test_snapshot_seeds_traded_closes_into_quotes(tmp_path: Path) -> None:
         store = PriceStore(db)
         assert snapshot.seed(store) is True
         latest = store.latest_quotes(["RELIANCE", "BCG", "ZOMATO"])
-        assert set(latest) == {"RELIANCE"}
+        assert set(latest) == {"RELIANCE", "ZOMATO"}  # BCG has no price anywhere
+        assert latest["ZOMATO"].date == dt.date(2024, 6, 21)
         assert (latest["RELIANCE"].date, latest["RELIANCE"].close) == (dt.date(2024, 6, 21), 2908.4)
         assert latest["RELIANCE"].source == "snapshot"
         # The adjusted series is untouched and separate.
@@ -451,3 +458,15 @@ def test_rebuild_is_byte_identical(tmp_path: Path) -> None:
     )
     for name in [*OUTPUTS, "manifest.json"]:
         assert (out / name).read_bytes() == (SNAPSHOT / name).read_bytes(), name
+
+
+@needs_shared
+def test_snapshot_day_quotes_are_the_nse_eod_last_day_closes(traded: pd.DataFrame) -> None:
+    eod = pd.read_parquet(
+        SHARED / "prices/nse_eod_adj_nifty500universe_daily_2019_2024.parquet",
+        columns=["symbol", "date", "close"],
+    )
+    eod = eod[pd.to_datetime(eod["date"]) == pd.Timestamp("2024-06-21")].set_index("symbol")
+    for symbol in ["ZOMATO", "TATAMOTORS", "PEL"]:
+        quote = traded.loc[traded["symbol"] == symbol, "close"].item()
+        assert quote == pytest.approx(float(eod.loc[symbol, "close"]), abs=1e-9)

@@ -249,12 +249,19 @@ def test_equity_equal_to_requirement_is_no_call(
     assert body["market_value_to_sell"] == "0.04"  # 0.01 / 25%
 
 
-@pytest.mark.parametrize("symbol", ["BCG", "SANOFI", "ZOMATO"])
+def test_renamed_symbol_is_priced_at_its_snapshot_day_traded_close(api: TestClient) -> None:
+    # ZOMATO was renamed (ETERNAL) after the snapshot: its one traded quote is the NSE close of
+    # 2024-06-21, not an adjusted price.
+    body = api.get("/stocks/ZOMATO").json()
+    assert body["price_date"] == "2024-06-21"
+    assert body["price"] == "193.95"
+
+
+@pytest.mark.parametrize("symbol", ["BCG", "SANOFI"])
 def test_positions_without_a_traded_price_are_refused(
     api: TestClient, admin_headers: dict[str, str], probe: DbProbe, symbol: str
 ) -> None:
-    # BCG and SANOFI have no price at all; ZOMATO was renamed (ETERNAL) after the snapshot and
-    # the traded-close source holds it only from then: no traded close, only adjusted ones.
+    # BCG and SANOFI have no price at all.
     assert api.get(f"/stocks/{symbol}").status_code == 409
     client = create_client(api, admin_headers)
     cid = client["id"]
