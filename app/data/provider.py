@@ -12,10 +12,13 @@ from typing import Protocol, runtime_checkable
 class FetchResult:
     """Closes per ticker that were fetched, and a reason per ticker that failed.
 
-    A failed ticker never appears in ``bars``: it is reported, not stored as data.
+    A failed ticker never appears in ``bars``: it is reported, not stored as data. ``bars``
+    are adjusted closes (for returns); ``quotes`` the closes as traded on each day (for
+    valuation), where the provider has them.
     """
 
     bars: dict[str, list[tuple[dt.date, float]]] = field(default_factory=dict)
+    quotes: dict[str, list[tuple[dt.date, float]]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
 
 

@@ -1,7 +1,9 @@
 """The live market-data provider: Yahoo Finance daily adjusted closes through yfinance.
 
 ``YFinanceProvider`` implements :class:`app.data.provider.MarketDataProvider` on top of the
-public ``yf.download`` (its real parser, multi-ticker merge and ``auto_adjust=True``):
+public ``yf.download`` (its real parser and multi-ticker merge, ``auto_adjust=False`` so one
+download gives both ``Adj Close`` — split- and dividend-adjusted, for returns — and ``Close``,
+the close as traded that day, for valuation):
 
 * Store tickers map to Yahoo symbols (``RELIANCE`` -> ``RELIANCE.NS``; ``^NSEI`` and tickers
   that already carry a suffix, such as ``NV20BEES.NS``, are sent unchanged) and back.
@@ -337,14 +339,16 @@ class YFinanceProvider:
             return FetchResult(failed=dict.fromkeys(to_store.values(), reason))
 
         bars: dict[str, list[tuple[dt.date, float]]] = {}
+        quotes: dict[str, list[tuple[dt.date, float]]] = {}
         failed: dict[str, str] = {}
         for batch in _chunks(list(to_store), self.batch_size):
             if self._known_down():
                 reason = self._unreachable_reason()
                 failed.update({to_store[s]: reason for s in batch})
                 continue
-            got, lost = self._fetch_batch(batch, start, end)
+            got, traded, lost = self._fetch_batch(batch, start, end)
             bars.update({to_store[s]: series for s, series in got.items()})
+            quotes.update({to_store[s]: series for s, series in traded.items()})
             failed.update({to_store[s]: reason for s, reason in lost.items()})
         if failed:
             logger.warning(
@@ -353,12 +357,17 @@ class YFinanceProvider:
                 len(to_store),
                 *next(iter(failed.items())),
             )
-        return FetchResult(bars=bars, failed=failed)
+        return FetchResult(bars=bars, quotes=quotes, failed=failed)
 
     def _fetch_batch(
         self, symbols: list[str], start: dt.date, end: dt.date | None
-    ) -> tuple[dict[str, list[tuple[dt.date, float]]], dict[str, str]]:
+    ) -> tuple[
+        dict[str, list[tuple[dt.date, float]]],
+        dict[str, list[tuple[dt.date, float]]],
+        dict[str, str],
+    ]:
         got: dict[str, list[tuple[dt.date, float]]] = {}
+        traded: dict[str, list[tuple[dt.date, float]]] = {}
         failed: dict[str, str] = {}
         pending = list(symbols)
         retrying = Retrying(
@@ -375,9 +384,10 @@ class YFinanceProvider:
                     frame, reasons = self._download(pending, start, end)
                     retry: dict[str, str] = {}
                     for symbol in pending:
-                        series = _closes_of(frame, symbol, start, end)
+                        series = _closes_of(frame, symbol, start, end, field="Adj Close")
                         if series:
                             got[symbol] = series
+                            traded[symbol] = _closes_of(frame, symbol, start, end, field="Close")
                             continue
                         reason = reasons.get(symbol) or "Yahoo returned no usable closes"
                         if is_rate_limit(reason) or is_transient(reason):
@@ -400,7 +410,7 @@ class YFinanceProvider:
             if network_down and len(exc.reasons) == len(symbols):
                 with self._state_lock:
                     self._record(False, next(iter(exc.reasons.values())))
-        return got, failed
+        return got, traded, failed
 
     def _download(
         self, symbols: list[str], start: dt.date, end: dt.date | None
@@ -424,7 +434,7 @@ class YFinanceProvider:
                     symbols,
                     start=start.isoformat(),
                     end=(end + dt.timedelta(days=1)).isoformat() if end is not None else None,
-                    auto_adjust=True,
+                    auto_adjust=False,
                     actions=False,
                     session=self._session,
                     threads=self.threads if self.threads > 1 else False,
@@ -468,12 +478,18 @@ def build_market_data_provider(settings: Settings) -> MarketDataProvider:
 
 
 def _closes_of(
-    frame: pd.DataFrame | None, symbol: str, start: dt.date, end: dt.date | None
+    frame: pd.DataFrame | None,
+    symbol: str,
+    start: dt.date,
+    end: dt.date | None,
+    *,
+    field: str,
 ) -> list[tuple[dt.date, float]]:
-    """Clean closes of one ticker: finite, positive, on weekdays within [start, end]."""
+    """Clean values of one column (``Adj Close`` or ``Close``) of one ticker: finite,
+    positive, on weekdays within [start, end]."""
     if frame is None or frame.empty:
         return []
-    key: Any = ("Close", symbol) if isinstance(frame.columns, pd.MultiIndex) else "Close"
+    key: Any = (field, symbol) if isinstance(frame.columns, pd.MultiIndex) else field
     try:
         column = frame[key]
     except KeyError:

@@ -294,6 +294,10 @@ class RefreshService:
                 logger.info("re-based %s: stored history x %.8f", ticker, outcome.factor)
         if writes:
             self.store.upsert_bars(writes, source=self.provider.name)
+        # Closes as traded (for valuation), for the tickers whose adjusted closes were taken.
+        traded = {t: result.quotes[t] for t in outcomes if result.quotes.get(t)}
+        if traded:
+            self.store.upsert_quotes(traded, source=self.provider.name)
         for ticker, outcome in outcomes.items():
             report.fetched[ticker] = outcome.new_rows
             if outcome.revised:

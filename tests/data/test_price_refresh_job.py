@@ -83,6 +83,11 @@ def test_refresh_on_start_extends_the_store_from_the_provider(
         new = store.closes("RELIANCE", start=dt.date(2024, 7, 1), end=dt.date(2024, 7, 31))
         want = adj_closes(frames["RELIANCE.NS"], dt.date(2024, 7, 1), dt.date(2024, 7, 31))
         assert [d for d, _ in new] == [d for d, _ in want]
+        # Traded closes for valuation move forward too (margin, /stocks).
+        quote = store.latest_quotes(["RELIANCE"])["RELIANCE"]
+        assert quote.date == last["RELIANCE"]
+        assert quote.source == "yfinance"
+        assert quote.close == pytest.approx(frames["RELIANCE.NS"].loc[quote.date, "close"])
         # A ticker Yahoo does not know is reported, never stored: INFY stays at the snapshot.
         assert last["INFY"] == SNAPSHOT_END
 

@@ -112,6 +112,10 @@ def test_multi_ticker_download_returns_real_adjusted_closes(frames: dict[str, An
     reliance = dict(result.bars["RELIANCE"])
     assert reliance[START] == pytest.approx(frames["RELIANCE.NS"].loc[START, "adj_close"])
     assert reliance[START] < frames["RELIANCE.NS"].loc[START, "close"]
+    # The quotes are the closes as traded that day (no later split in this window).
+    traded = dict(result.quotes["RELIANCE"])
+    assert traded[START] == pytest.approx(frames["RELIANCE.NS"].loc[START, "close"])
+    assert set(result.quotes) == set(result.bars)
     assert provider.reachable() is True
 
 
@@ -188,7 +192,7 @@ def test_tickers_are_downloaded_in_batches(
 
     def spy(tickers: list[str], **kwargs: Any) -> Any:
         calls.append(list(tickers))
-        assert kwargs["auto_adjust"] is True
+        assert kwargs["auto_adjust"] is False  # one download: Adj Close and Close
         assert kwargs["progress"] is False
         return real_download(tickers, **kwargs)
 
