@@ -65,7 +65,10 @@ class Snapshot:
             )
         ]
         return cls(
-            path=path, manifest=manifest, universe=Universe(companies), factor_meta=factor_meta
+            path=path,
+            manifest=manifest,
+            universe=Universe(companies, aliases=_renamed(frame)),
+            factor_meta=factor_meta,
         )
 
     def price_bars(self) -> dict[str, list[tuple[dt.date, float]]]:
@@ -126,3 +129,13 @@ class Snapshot:
             logger.info("seeded traded closes from the bundled snapshot (%d new rows)", written)
             seeded = True
         return seeded
+
+
+def _renamed(universe: pd.DataFrame) -> dict[str, str]:
+    """Current symbol -> listed symbol, from ``price_source = yahoo_adj_close_via:<NEW>``."""
+    prefix = "yahoo_adj_close_via:"
+    return {
+        str(source)[len(prefix) :]: str(symbol)
+        for symbol, source in zip(universe["symbol"], universe["price_source"], strict=True)
+        if str(source).startswith(prefix)
+    }

@@ -240,3 +240,12 @@ def test_health_says_when_the_data_is_stale(data_dir: Path) -> None:
     assert body["data"]["stale"] is True
     assert body["data"]["age_days"] > 800
     assert "market data is" in body["reasons"][0]
+
+
+@pytest.mark.parametrize(("current", "listed"), [("ETERNAL", "ZOMATO"), ("tmpv.ns", "TATAMOTORS")])
+def test_current_symbols_of_renamed_members_resolve(
+    client: TestClient, current: str, listed: str
+) -> None:
+    body = client.get(f"/factors/{current}").json()
+    assert body["ticker"] == listed
+    assert body["betas"] == client.get(f"/factors/{listed}").json()["betas"]
