@@ -45,16 +45,12 @@ def normalise_ticker(raw: str) -> str:
 class Universe:
     """Members by symbol, with resolution of user input to a member."""
 
-    def __init__(
-        self, companies: list[Company], *, aliases: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, companies: list[Company], *, aliases: dict[str, str] | None = None) -> None:
         self._by_symbol = {c.symbol: c for c in companies}
         self.companies = sorted(companies, key=lambda c: c.symbol)
         #: Current NSE symbol -> universe symbol, for members renamed since the list
         #: (ETERNAL -> ZOMATO, TMPV -> TATAMOTORS).
-        self.aliases = {
-            new: old for new, old in (aliases or {}).items() if old in self._by_symbol
-        }
+        self.aliases = {new: old for new, old in (aliases or {}).items() if old in self._by_symbol}
 
     def __len__(self) -> int:
         return len(self._by_symbol)
@@ -79,9 +75,7 @@ class Universe:
     def resolve(self, raw: str) -> Company:
         """Resolve forgiving input to a member or raise :class:`UnknownTicker` with suggestions."""
         symbol = normalise_ticker(raw)
-        company = self._by_symbol.get(symbol) or self._by_symbol.get(
-            self.aliases.get(symbol, "")
-        )
+        company = self._by_symbol.get(symbol) or self._by_symbol.get(self.aliases.get(symbol, ""))
         if company is not None:
             return company
         suggestions = self.suggest(raw)
