@@ -10,18 +10,31 @@ Usage::
     python scripts/compute_heatmap.py --resume             # continue an interrupted run
     python scripts/compute_heatmap.py --dry-run            # compute and report, write nothing
     python scripts/compute_heatmap.py --refresh-data       # delta-fetch prices first
+    python scripts/compute_heatmap.py --require-supabase   # fail unless Supabase is configured
 
 Writes to Supabase when SUPABASE_URL and SUPABASE_KEY are set, else to the embedded store in
 DATA_DIR (the one the API reads). Only one run at a time: a second one exits with code 4.
 
+What is published (nothing is written otherwise, exit 2):
+    * never a heatmap older than the one served: an older --as-of needs --dry-run;
+    * a --universe run over part of the universe is merged into the served heatmap of the
+      same as-of date (its tickers' rows replaced, the others kept); with nothing served, or
+      a heatmap of another date, it is refused.
+
 Exit codes:
-    0  every requested window and mode computed for every ticker
-    1  partial: some tickers (listed with reasons) or some windows failed; what succeeded
-       is served
-    2  usage error (bad arguments, unreadable --universe file)
-    3  total failure: nothing was written (no data, store unreachable, refresh unavailable)
-    (with --refresh-data, prices that could not be refreshed make a success a 1)
-    4  another run holds the lock; nothing was done
+    0  complete: every requested window computed; tickers without enough data (no stored
+       prices, fewer usable returns than the window needs) are listed but expected
+    1  partial: a window failed, or a ticker failed for another reason (unknown symbol,
+       failed fit), or --refresh-data could not refresh tickers that have stored prices;
+       what succeeded is served
+    2  usage error: bad arguments, unreadable --universe file, --as-of outside the stored
+       history, a run that may not publish (see above), --require-supabase without Supabase
+    3  total failure: nothing computed (no data, heatmap store unreachable, refresh service
+       missing), or --refresh-data fetched nothing at all: the heatmap is then still computed
+       and published from the stored prices (labelled with their as-of date), but the run
+       exits 3 so the failed refresh is seen
+    4  another run holds the lock (its owner and expiry are printed); nothing was done
+    (2 and 4 take precedence over a failed refresh's 3)
 """
 
 from __future__ import annotations
@@ -33,14 +46,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from app.data.factors import FACTOR_PROXIES  # noqa: E402
 from app.data.store import PriceStore  # noqa: E402
 from app.data.universe import Universe, normalise_ticker  # noqa: E402
-from app.errors import InvalidInput  # noqa: E402
+from app.errors import DataUnavailable, InvalidInput, ServiceError  # noqa: E402
 from app.heatmap.job import (  # noqa: E402
     DEFAULT_CHUNK_SIZE,
     DEFAULT_LEASE_TTL_S,
@@ -51,6 +66,7 @@ from app.heatmap.job import (  # noqa: E402
     ProgressReporter,
     TqdmProgress,
 )
+from app.heatmap.store import Lease  # noqa: E402
 from app.services.factors import PRESET_WINDOWS, validate_window  # noqa: E402
 from app.services.market import MODES  # noqa: E402
 from app.settings import Settings  # noqa: E402
@@ -61,7 +77,13 @@ EXIT_USAGE = 2
 EXIT_FAILED = 3
 EXIT_LOCKED = 4
 
-EXIT_CODES = {"ok": EXIT_OK, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED, "locked": EXIT_LOCKED}
+EXIT_CODES = {
+    "ok": EXIT_OK,
+    "partial": EXIT_PARTIAL,
+    "refused": EXIT_USAGE,
+    "failed": EXIT_FAILED,
+    "locked": EXIT_LOCKED,
+}
 MAX_LISTED_FAILURES = 20
 
 logger = logging.getLogger("compute_heatmap")
@@ -85,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0] if __doc__ else None,
-        epilog="Exit codes: 0 ok, 1 partial failure, 2 usage error, 3 total failure, "
+        epilog="Exit codes: 0 complete (tickers without enough data are expected), 1 partial "
+        "failure, 2 usage error or not publishable, 3 total failure or failed --refresh-data, "
         "4 another run holds the lock.",
     )
     parser.add_argument(
@@ -103,23 +126,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--as-of",
         type=_date,
-        help="Compute as the data stood on this date (prices after it are ignored).",
+        help="Compute as the data stood on this date (prices after it are ignored); must lie in "
+        "the stored history. Published only if not older than the served heatmap.",
     )
     parser.add_argument(
         "--universe",
         type=Path,
-        help="CSV file with a 'symbol' column: compute only these tickers.",
+        help="CSV file with a 'symbol' column: compute only these tickers (merged into the "
+        "served heatmap of the same date; refused otherwise).",
     )
     parser.add_argument(
         "--resume",
         action="store_true",
-        help="Continue an interrupted run from its checkpoint; skip windows already complete.",
+        help="Continue an interrupted run from its checkpoint; skip windows whose served "
+        "heatmap is of the same date and covers every requested ticker.",
     )
-    parser.add_argument("--dry-run", action="store_true", help="Compute and report; write nothing.")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="Compute and report; write nothing (not even --refresh-data prices).",
+    )
     parser.add_argument(
         "--refresh-data",
         action="store_true",
-        help="Delta-fetch prices from the provider into the store first.",
+        help="Delta-fetch prices of the selected tickers and the factor proxies first.",
+    )
+    parser.add_argument(
+        "--require-supabase",
+        action="store_true",
+        help="Exit 2 unless SUPABASE_URL and SUPABASE_KEY are set (scheduled runs: never "
+        "write to a throwaway embedded store).",
     )
     parser.add_argument(
         "--chunk-size",
@@ -161,11 +197,31 @@ def read_universe_file(path: Path) -> tuple[str, ...]:
     return tuple(dict.fromkeys(symbols))
 
 
-def refresh_prices(settings: Settings, store: PriceStore, universe: Universe) -> bool:
-    """Delta-fetch prices with :class:`app.services.refresh.RefreshService` (imported lazily).
+class RefreshOutcome(NamedTuple):
+    """What ``--refresh-data`` achieved.
 
-    Returns True when every ticker was refreshed. Raises RuntimeError with a clear message
-    when this build has no refresh service.
+    ``failed_stored``: tickers with stored prices that could not be refreshed (their rows use
+    older prices: a partial run); ``failed_new``: tickers without any stored prices the provider
+    had none for either (expected, like their heatmap failure); ``nothing_fetched``: no ticker
+    was refreshed and some that should have been failed (offline, provider down).
+    """
+
+    fetched: int
+    failed_stored: tuple[str, ...]
+    failed_new: tuple[str, ...]
+
+    @property
+    def nothing_fetched(self) -> bool:
+        """The refresh failed as a whole."""
+        return self.fetched == 0 and bool(self.failed_stored)
+
+
+def refresh_prices(
+    settings: Settings, store: PriceStore, universe: Universe, symbols: Sequence[str]
+) -> RefreshOutcome:
+    """Delta-fetch ``symbols`` and the factor proxies with :class:`RefreshService` (lazy import).
+
+    Raises RuntimeError with a clear message when this build has no refresh service.
     """
     try:
         refresh = importlib.import_module("app.services.refresh")
@@ -174,12 +230,27 @@ def refresh_prices(settings: Settings, store: PriceStore, universe: Universe) ->
             "--refresh-data needs app.services.refresh.RefreshService, which this build does "
             "not have; run without --refresh-data to use the stored prices"
         ) from exc
+    tickers = list(dict.fromkeys([*symbols, *FACTOR_PROXIES]))
+    stored = set(store.last_dates(tickers))
     service = refresh.RefreshService.from_settings(settings, store=store, universe=universe)
-    report = service.refresh()
+    report = service.refresh(tickers)
     print(report.summary())
     for ticker, reason in sorted(report.failed.items())[:MAX_LISTED_FAILURES]:
-        print(f"  refresh {ticker}: {reason}")
-    return not report.failed
+        known = "" if ticker in stored else " (no stored prices either: expected)"
+        print(f"  refresh {ticker}: {reason}{known}")
+    if len(report.failed) > MAX_LISTED_FAILURES:
+        print(f"  ... and {len(report.failed) - MAX_LISTED_FAILURES} more")
+    failed = sorted(report.failed)
+    return RefreshOutcome(
+        fetched=len(report.fetched),
+        failed_stored=tuple(t for t in failed if t in stored),
+        failed_new=tuple(t for t in failed if t not in stored),
+    )
+
+
+def _expires(lease: Lease) -> str:
+    left = (lease.expires_at - dt.datetime.now(dt.UTC)).total_seconds()
+    return f"{lease.expires_at.isoformat(timespec='seconds')} (in {max(left, 0.0):.0f} s)"
 
 
 def _print_result(result: JobResult) -> None:
@@ -191,10 +262,34 @@ def _print_result(result: JobResult) -> None:
             more = len(outcome.failures) - MAX_LISTED_FAILURES
             print(f"  ... and {more} more (GET /heatmap/status lists them all)")
     if result.error:
-        print(f"error: {result.error}")
+        print(f"error: {result.error}", file=sys.stderr)
+    for refusal in result.refused:
+        print(f"error: not published: {refusal}", file=sys.stderr)
     if result.locked:
-        print("another heatmap run holds the lock; nothing was done")
-    print(f"heatmap run {result.run_id}: {result.status}")
+        holder = result.lock_holder
+        if holder is None:
+            print(
+                "another heatmap run held the lock (it has been released since); nothing was done"
+            )
+        else:
+            print(
+                f"another heatmap run holds the lock: {holder.owner}, until {_expires(holder)}; "
+                "nothing was done. A killed run's lock lapses then: rerun (with --resume) after "
+                "that time."
+            )
+    status = result.status
+    detail = {
+        "ok": "complete",
+        "partial": "partial",
+        "refused": "refused, nothing was written",
+        "failed": "failed",
+        "locked": "locked",
+    }[status]
+    if result.outcomes and all(o.state == "dry_run" for o in result.outcomes):
+        detail = "dry run, nothing was written"
+    if status == "ok" and result.without_enough_data:
+        detail += f", {len(result.without_enough_data)} tickers without enough data"
+    print(f"heatmap run {result.run_id}: {status} ({detail})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -214,21 +309,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from app.data.snapshot import Snapshot
     from app.db.sqlite import Database
-    from app.errors import ServiceError
     from app.heatmap.service import build_heatmap_store
     from app.logging_setup import configure_logging
 
     settings = Settings()  # a fresh read of the environment (and .env) for this run
-    refreshed = True
+    if args.require_supabase and not settings.supabase_enabled:
+        print(
+            "error: --require-supabase: SUPABASE_URL and SUPABASE_KEY must both be set; "
+            f"refusing to write to the embedded store in {settings.data_dir}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     configure_logging(settings.log_level, json_lines=settings.log_json)
     db = Database(settings.store_path)
     try:
         store = PriceStore(db)
+        refreshed: RefreshOutcome | None = None
         try:
             snapshot = Snapshot.load(settings.snapshot_dir)
             snapshot.seed(store)
-            if args.refresh_data:
-                refreshed = refresh_prices(settings, store, snapshot.universe)
+            if args.refresh_data and args.dry_run:
+                print("dry run: --refresh-data skipped (a dry run writes nothing, not even prices)")
+            elif args.refresh_data:
+                selected = symbols if symbols is not None else snapshot.universe.symbols
+                refreshed = refresh_prices(settings, store, snapshot.universe, selected)
+                if refreshed.nothing_fetched:
+                    print(
+                        "the price refresh fetched nothing: the heatmap is computed from the "
+                        "stored prices, and the run will exit 3"
+                    )
             heatmaps = build_heatmap_store(settings, db, strict=not args.dry_run)
         except (RuntimeError, ServiceError) as exc:
             print(f"error: {getattr(exc, 'message', str(exc))}", file=sys.stderr)
@@ -250,15 +359,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             dry_run=args.dry_run,
         )
         progress: ProgressReporter = TqdmProgress() if sys.stderr.isatty() else LogProgress()
-        result = job.run(options, progress)
+        try:
+            result = job.run(options, progress)
+        except ServiceError as exc:  # the job handles its store's outages; this is a backstop
+            what = (
+                "the heatmap store is unreachable"
+                if isinstance(exc, DataUnavailable)
+                else ("the heatmap run stopped")
+            )
+            print(f"error: {what}: {exc.message}", file=sys.stderr)
+            return EXIT_FAILED
         _print_result(result)
-        code = EXIT_CODES[result.status]
-        if code == EXIT_OK and not refreshed:
-            print("some prices could not be refreshed: the heatmap uses their stored history")
-            return EXIT_PARTIAL
-        return code
+        return _exit_code(result, refreshed)
     finally:
         db.close()
+
+
+def _exit_code(result: JobResult, refreshed: RefreshOutcome | None) -> int:
+    code = EXIT_CODES[result.status]
+    if code in (EXIT_USAGE, EXIT_LOCKED) or refreshed is None:
+        return code
+    if refreshed.nothing_fetched:
+        as_of = next((o.as_of for o in result.outcomes if o.as_of), None)
+        label = f" as of {as_of}" if as_of else ""
+        print(f"exit 3: the price refresh failed; the heatmap uses the stored prices{label}")
+        return EXIT_FAILED
+    if code == EXIT_OK and refreshed.failed_stored:
+        print(
+            f"{len(refreshed.failed_stored)} tickers with stored prices could not be refreshed: "
+            "their rows use the stored history"
+        )
+        return EXIT_PARTIAL
+    return code
 
 
 if __name__ == "__main__":

@@ -117,6 +117,23 @@ class SectorAggregate(Aggregate):
     sector: str = Field(examples=["Financial Services"])
 
 
+class FailureItem(BaseModel):
+    """A ticker that could not be computed, and why."""
+
+    symbol: str = Field(examples=["NEWLISTING"])
+    code: str = Field(
+        description="no_data (no stored prices), insufficient_data (too few usable returns), "
+        "unknown_symbol, fit_failed, or unknown (no recorded reason).",
+        examples=["insufficient_data"],
+    )
+    reason: str = Field(
+        examples=[
+            "NEWLISTING has 180 usable daily returns in the 504-day window ending 2024-06-21; "
+            "at least 404 are needed."
+        ]
+    )
+
+
 class HeatmapResponse(BaseModel):
     """Betas of every stock of the universe with sector aggregates."""
 
@@ -135,18 +152,9 @@ class HeatmapResponse(BaseModel):
     overall: Aggregate = Field(description="Summary over every stock of the heatmap.")
     sectors: list[SectorAggregate]
     rows: list[HeatmapRow]
-
-
-class FailureItem(BaseModel):
-    """A ticker the run could not compute."""
-
-    symbol: str = Field(examples=["NEWLISTING"])
-    code: str = Field(examples=["insufficient_data"])
-    reason: str = Field(
-        examples=[
-            "NEWLISTING has 180 usable daily returns in the 504-day window ending 2024-06-21; "
-            "at least 404 are needed."
-        ]
+    missing: list[FailureItem] = Field(
+        description="Universe members (of the sector filter, if any) without a row, with the "
+        "reason the precompute run recorded (or the on-demand fit gave)."
     )
 
 
@@ -155,7 +163,9 @@ class HeatmapStatus(BaseModel):
 
     window: int = Field(examples=[252])
     mode: str = Field(examples=["excess"])
-    state: Literal["never-run", "running", "complete", "failed"]
+    state: Literal["never-run", "running", "complete", "failed", "unknown"] = Field(
+        description="unknown: the run store is unreachable and no earlier answer is mirrored."
+    )
     run_id: str | None
     total: int = Field(description="Tickers in the run.", examples=[500])
     completed: int = Field(description="Tickers computed.", examples=[497])
@@ -167,6 +177,11 @@ class HeatmapStatus(BaseModel):
     heartbeat_at: dt.datetime | None = Field(description="Last progress write of the runner.")
     as_of: dt.date | None
     error: str | None
+    degraded: bool = Field(
+        description="True when the run store (Supabase) is unreachable: the answer is the "
+        "last run record this server saw, or state unknown.",
+        examples=[False],
+    )
 
 
 class HeatmapStatusAll(BaseModel):
@@ -189,7 +204,11 @@ async def heatmap(
     mode: ModeQuery = "excess",
     sector: Annotated[
         str | None,
-        Query(max_length=80, description="Only this sector (case-insensitive).", examples=["IT"]),
+        Query(
+            max_length=80,
+            description="Only this sector (NSE industry label, case-insensitive).",
+            examples=["Information Technology"],
+        ),
     ] = None,
     sort: Annotated[
         str,

@@ -6,6 +6,13 @@ aggregates and every sort order in an in-process memo, re-validated against the 
 When nothing was ever precomputed for a (window, mode), the rows are computed on demand from
 the price store with the same batched fit as the job and memoised by panel version; a GET
 never writes to the store.
+
+Every heatmap also lists the universe members it has no row for (``missing``), with the reason
+recorded by the run that left them out (precomputed) or given by the on-demand fit.
+
+While the heatmap store is degraded (Supabase down, reads from the embedded mirror), the
+status endpoints serve the last run record this process saw, flagged ``degraded``, or state
+``unknown`` when it saw none; the outage is logged once per cool-down, not per request.
 """
 
 from __future__ import annotations
@@ -26,9 +33,17 @@ import orjson
 from app.data.factors import FACTOR_NAMES
 from app.data.universe import Universe
 from app.db.sqlite import Database
-from app.errors import InsufficientData, InvalidInput
+from app.errors import InsufficientData, InvalidInput, ServiceError
 from app.heatmap.job import DEFAULT_LEASE_TTL_S, compute_window
-from app.heatmap.store import HeatmapRow, HeatmapStore, SQLiteHeatmapStore, TickerFailure
+from app.heatmap.store import (
+    HeatmapRow,
+    HeatmapStore,
+    RunRecord,
+    SQLiteHeatmapStore,
+    StoredHeatmap,
+    TickerFailure,
+    recorded_failures,
+)
 from app.services.factors import PRESET_WINDOWS, validate_mode, validate_window
 from app.services.market import ReturnsPanel
 
@@ -49,6 +64,8 @@ MEMO_SIZE = 16
 BODIES_PER_HEATMAP = 64
 #: Bodies smaller than this are not compressed (as GZipMiddleware's minimum_size).
 GZIP_MIN_BYTES = 1024
+#: Seconds between two log lines about a heatmap store that cannot answer a status read.
+STATUS_LOG_COOLDOWN_S = 60.0
 
 
 def build_heatmap_store(settings: Settings, db: Database, *, strict: bool = False) -> HeatmapStore:
@@ -131,6 +148,8 @@ class _Prepared:
     sectors: list[dict[str, Any]]
     overall: dict[str, Any]
     checked_at: float
+    missing: list[TickerFailure] = field(default_factory=list)  # universe members without a row
+    missing_known: bool = True  # False: the run records could not be read; retried later
     _orders: dict[str, list[HeatmapRow]] = field(default_factory=dict)
     _bodies: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -174,6 +193,8 @@ def _prepare(
     computed_at: dt.datetime,
     rows: list[HeatmapRow],
     failures: list[TickerFailure],
+    missing: list[TickerFailure],
+    missing_known: bool = True,
 ) -> _Prepared:
     rows = sorted(rows, key=lambda r: str(r["symbol"]))
     return _Prepared(
@@ -189,6 +210,8 @@ def _prepare(
         sectors=sector_aggregates(rows),
         overall=aggregate(rows),
         checked_at=time.monotonic(),
+        missing=missing,
+        missing_known=missing_known,
     )
 
 
@@ -235,6 +258,7 @@ class HeatmapService:
         self._memo: OrderedDict[tuple[int, str], _Prepared] = OrderedDict()
         self._locks: dict[tuple[int, str], threading.Lock] = {}
         self._guard = threading.Lock()
+        self._status_logged_at = -float("inf")
 
     def invalidate(self) -> None:
         """Forget every memoised heatmap (after an in-process job run)."""
@@ -263,14 +287,48 @@ class HeatmapService:
                     self._locks.pop(old, None)
             return fresh
 
+    def _missing(self, stored: StoredHeatmap) -> tuple[list[TickerFailure], bool]:
+        """Universe members without a row in ``stored``, with the reasons the runs recorded.
+
+        Returns the list and whether the run records could be read (else every reason is
+        ``unknown`` and the caller retries later).
+        """
+        absent = sorted(set(self.universe.symbols) - {str(r["symbol"]) for r in stored.rows})
+        if not absent:
+            return [], True
+        known = True
+        runs: list[RunRecord] = []
+        try:
+            runs = self.store.recent_runs(stored.window, stored.mode)
+        except ServiceError as exc:
+            known = False
+            logger.debug("heatmap run records unavailable for missing tickers: %s", exc.message)
+        recorded = recorded_failures(stored.as_of, stored.run_id, runs)
+        missing = [
+            recorded.get(symbol)
+            or TickerFailure(
+                symbol,
+                "unknown",
+                f"No recorded run of this heatmap says why {symbol} has no row.",
+            )
+            for symbol in absent
+        ]
+        return missing, known
+
     def _refresh(self, window: int, mode: str, entry: _Prepared | None) -> _Prepared:
         stamp = self.store.window_stamp(window, mode)
         if stamp is not None:
             if entry is not None and entry.source == "precomputed" and entry.stamp == stamp:
+                if not entry.missing_known:
+                    stored = self.store.read_window(window, mode)
+                    if stored is not None and stored.run_id == entry.stamp:
+                        entry.missing, entry.missing_known = self._missing(stored)
+                        entry._bodies.clear()
                 entry.checked_at = time.monotonic()
                 return entry
             stored = self.store.read_window(window, mode)
             if stored is not None:
+                missing, known = self._missing(stored)
                 return _prepare(
                     window=window,
                     mode=mode,
@@ -281,6 +339,8 @@ class HeatmapService:
                     computed_at=stored.computed_at,
                     rows=stored.rows,
                     failures=[],
+                    missing=missing,
+                    missing_known=known,
                 )
         panel = self.panel_source()
         version = f"panel:{panel.version}:{panel.as_of.isoformat()}"
@@ -313,6 +373,7 @@ class HeatmapService:
             computed_at=dt.datetime.now(dt.UTC),
             rows=rows,
             failures=failures,
+            missing=[f for f in failures if self.universe.get(f.symbol) is not None],
         )
 
     def heatmap(
@@ -337,9 +398,11 @@ class HeatmapService:
         entry = self.prepared(window, mode)
         rows = entry.ordered(sort)
         sectors = entry.sectors
+        missing = entry.missing
         if sector_name is not None:
             rows = [r for r in rows if r["sector"] == sector_name]
             sectors = [s for s in sectors if s["sector"] == sector_name]
+            missing = [m for m in missing if self._sector_of(m.symbol) == sector_name]
         total = len(rows)
         page = rows[offset : offset + limit if limit is not None else None]
         return {
@@ -358,6 +421,7 @@ class HeatmapService:
             "overall": entry.overall,
             "sectors": sectors,
             "rows": page,
+            "missing": [m.to_dict() for m in missing],
         }
 
     def heatmap_json(
@@ -392,6 +456,10 @@ class HeatmapService:
             return raw, False
         return entry.body(("gzip", *key), lambda: gzip.compress(raw, compresslevel=6)), True
 
+    def _sector_of(self, symbol: str) -> str | None:
+        company = self.universe.get(symbol)
+        return None if company is None else company.sector
+
     def _resolve_sector(self, sector: str | None) -> str | None:
         if sector is None:
             return None
@@ -405,16 +473,36 @@ class HeatmapService:
         )
 
     # --- status --------------------------------------------------------------------------
+    def _latest_run(self, window: int, mode: str) -> tuple[RunRecord | None, bool, bool]:
+        """(latest run, degraded, known): the store's answer, or its mirror's while degraded.
+
+        A store that cannot answer at all gives (None, True, False), logged at most once per
+        :data:`STATUS_LOG_COOLDOWN_S`.
+        """
+        try:
+            runs = self.store.recent_runs(window, mode, limit=1)
+        except ServiceError as exc:
+            now = time.monotonic()
+            if now - self._status_logged_at >= STATUS_LOG_COOLDOWN_S:
+                self._status_logged_at = now
+                logger.warning("heatmap status unavailable: %s", exc.message)
+            return None, True, False
+        return (runs[0] if runs else None), self.store.degraded, True
+
     def status(self, window: int, mode: str) -> dict[str, Any]:
-        """State and progress of the latest run of (window, mode)."""
+        """State and progress of the latest run of (window, mode).
+
+        ``degraded`` is True when the store could not be asked and the answer comes from the
+        embedded mirror (the last run record this process saw), or is ``unknown``.
+        """
         validate_window(window)
         validate_mode(mode)
-        record = self.store.latest_run(window, mode)
+        record, degraded, known = self._latest_run(window, mode)
         if record is None:
             return {
                 "window": window,
                 "mode": mode,
-                "state": "never-run",
+                "state": "unknown" if degraded or not known else "never-run",
                 "run_id": None,
                 "total": 0,
                 "completed": 0,
@@ -426,12 +514,14 @@ class HeatmapService:
                 "heartbeat_at": None,
                 "as_of": None,
                 "error": None,
+                "degraded": degraded,
             }
         state: str = record.state
         error = record.error
         now = dt.datetime.now(dt.UTC)
         if (
             state == "running"
+            and not degraded  # a mirrored heartbeat is old because the mirror is, not the run
             and record.heartbeat_at is not None
             and (now - record.heartbeat_at).total_seconds() > self.stale_after_s
         ):
@@ -460,6 +550,7 @@ class HeatmapService:
             "heartbeat_at": _iso(record.heartbeat_at),
             "as_of": _iso(record.as_of),
             "error": error,
+            "degraded": degraded,
         }
 
     def status_all(self, mode: str) -> dict[str, Any]:

@@ -13,6 +13,10 @@ A heatmap store keeps, per (window, mode):
 It also hands out **leases** (a name held by one owner until a deadline), which make the
 precompute a single runner across processes, workers and replicas.
 
+``degraded`` is True while a store answers reads from a local mirror instead of its primary
+(only :class:`app.heatmap.supabase_store.ResilientHeatmapStore` ever is): the job refuses to
+decide anything on such reads, the status endpoints label them.
+
 Two adapters implement the port: :class:`SQLiteHeatmapStore` (the embedded default, tables
 registered below) and the Supabase adapter, built by
 ``app.heatmap.supabase.build_supabase_heatmap_store(settings)`` when Supabase is configured
@@ -41,18 +45,34 @@ from app.db.sqlite import Database, register_migration
 RunState = Literal["running", "complete", "failed"]
 HeatmapRow = dict[str, Any]
 
+#: Run records kept per (window, mode); older ones are pruned when a run starts.
+RUNS_KEPT = 20
+
+#: Failure codes that are a property of the data, not a fault: a ticker with no stored price
+#: history at all, or with fewer usable returns in the window than the regression needs.
+#: A full run always has a few (recent listings, names the provider has no prices for); they
+#: are recorded and reported but do not make a run "partial".
+EXPECTED_FAILURE_CODES = frozenset({"no_data", "insufficient_data"})
+
 
 @dataclass(frozen=True)
 class TickerFailure:
     """A ticker the run could not compute, with a machine code and a human reason.
 
     ``code`` is ``no_data`` (no stored prices), ``insufficient_data`` (fewer usable returns
-    than the window needs) or ``unknown_symbol`` (not in the universe).
+    than the window needs), ``unknown_symbol`` (not in the universe), ``fit_failed`` (enough
+    returns, but the regression gave no finite estimate) or, in ``GET /heatmap``'s ``missing``
+    list only, ``unknown`` (no recorded run says why the ticker has no row).
     """
 
     symbol: str
     code: str
     reason: str
+
+    @property
+    def expected(self) -> bool:
+        """A structural lack of data (see :data:`EXPECTED_FAILURE_CODES`), not a fault."""
+        return self.code in EXPECTED_FAILURE_CODES
 
     def to_dict(self) -> dict[str, str]:
         """JSON form."""
@@ -119,11 +139,44 @@ class RunRecord:
     owner: str | None = None
 
 
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a lease and until when (UTC)."""
+
+    name: str
+    owner: str
+    expires_at: dt.datetime
+
+
+def recorded_failures(
+    as_of: dt.date, run_id: str, runs: Sequence[RunRecord]
+) -> dict[str, TickerFailure]:
+    """Why tickers have no row in the heatmap served as of ``as_of`` by run ``run_id``.
+
+    The served rows come from the run ``run_id`` and, when that run covered part of the
+    universe (a merge), from earlier runs of the same date. So the reason for a ticker is
+    the failure recorded by the newest of those runs that attempted it: ``runs`` (newest
+    first) are searched among the served run itself and the complete runs of the same date.
+    """
+    found: dict[str, TickerFailure] = {}
+    for run in runs:
+        if run.as_of != as_of or (run.state != "complete" and run.run_id != run_id):
+            continue
+        for failure in run.failures:
+            found.setdefault(failure.symbol, failure)
+    return found
+
+
 @runtime_checkable
 class HeatmapStore(Protocol):
     """Port of the heatmap persistence (embedded SQLite or Supabase)."""
 
     backend: str
+
+    @property
+    def degraded(self) -> bool:
+        """True while reads are answered by a local mirror instead of the primary store."""
+        ...
 
     # --- served heatmap ------------------------------------------------------------------
     def replace_window(
@@ -188,6 +241,13 @@ class HeatmapStore(Protocol):
         """The most recently started run of (window, mode), or None."""
         ...
 
+    def recent_runs(self, window: int, mode: str, *, limit: int = RUNS_KEPT) -> list[RunRecord]:
+        """The ``limit`` most recently started runs of (window, mode), newest first.
+
+        A store with a mirror answers from it while :attr:`degraded` (like ``read_window``).
+        """
+        ...
+
     # --- resume checkpoint ---------------------------------------------------------------
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Replace the checkpoint of (window, mode) with this one (cumulative rows)."""
@@ -212,6 +272,10 @@ class HeatmapStore(Protocol):
 
     def release_lease(self, name: str, owner: str) -> None:
         """Release ``name`` if ``owner`` holds it."""
+        ...
+
+    def lease_holder(self, name: str) -> Lease | None:
+        """Who holds ``name`` now, or None when it is free or expired."""
         ...
 
 
@@ -257,9 +321,6 @@ register_migration(
     """,
 )
 
-#: Run records kept per (window, mode); older ones are pruned when a run starts.
-RUNS_KEPT = 20
-
 
 def _ts(value: float | None) -> dt.datetime | None:
     return None if value is None else dt.datetime.fromtimestamp(float(value), dt.UTC)
@@ -281,6 +342,7 @@ class SQLiteHeatmapStore:
     """
 
     backend = "embedded"
+    degraded = False
 
     def __init__(self, db: Database, *, clock: Any = time.time) -> None:
         self.db = db
@@ -440,17 +502,56 @@ class SQLiteHeatmapStore:
 
     def latest_run(self, window: int, mode: str) -> RunRecord | None:
         """The most recently started run of (window, mode)."""
-        row = (
+        runs = self.recent_runs(window, mode, limit=1)
+        return runs[0] if runs else None
+
+    def recent_runs(self, window: int, mode: str, *, limit: int = RUNS_KEPT) -> list[RunRecord]:
+        """The ``limit`` most recently started runs of (window, mode), newest first."""
+        rows = (
             self.db.connection()
             .execute(
                 "SELECT * FROM heatmap_runs WHERE window_days = ? AND mode = ? "
-                "ORDER BY started_at DESC, rowid DESC LIMIT 1",
-                (window, mode),
+                "ORDER BY started_at DESC, rowid DESC LIMIT ?",
+                (window, mode, max(limit, 1)),
             )
-            .fetchone()
+            .fetchall()
         )
-        if row is None:
-            return None
+        return [self._record(row) for row in rows]
+
+    def put_run(self, record: RunRecord) -> None:
+        """Insert or replace a run record as it is (to mirror another store's record)."""
+        started = record.started_at or record.heartbeat_at or dt.datetime.now(dt.UTC)
+        heartbeat = record.heartbeat_at or started
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO heatmap_runs (run_id, window_days, mode, state, as_of, "
+                "total, completed, failures, started_at, finished_at, heartbeat_at, error, owner) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.run_id,
+                    record.window,
+                    record.mode,
+                    record.state,
+                    record.as_of.isoformat() if record.as_of else None,
+                    record.total,
+                    record.completed,
+                    _failures_json(record.failures),
+                    started.timestamp(),
+                    record.finished_at.timestamp() if record.finished_at else None,
+                    heartbeat.timestamp(),
+                    record.error,
+                    record.owner,
+                ),
+            )
+            conn.execute(
+                "DELETE FROM heatmap_runs WHERE window_days = ? AND mode = ? AND run_id NOT IN "
+                "(SELECT run_id FROM heatmap_runs WHERE window_days = ? AND mode = ? "
+                "ORDER BY started_at DESC LIMIT ?)",
+                (record.window, record.mode, record.window, record.mode, RUNS_KEPT),
+            )
+
+    @staticmethod
+    def _record(row: Any) -> RunRecord:
         return RunRecord(
             run_id=str(row["run_id"]),
             window=int(row["window_days"]),
@@ -540,3 +641,16 @@ class SQLiteHeatmapStore:
         """Release ``name`` if ``owner`` holds it."""
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
+
+    def lease_holder(self, name: str) -> Lease | None:
+        """Who holds ``name`` now, or None when it is free or expired."""
+        row = (
+            self.db.connection()
+            .execute("SELECT owner, expires_at FROM leases WHERE name = ?", (name,))
+            .fetchone()
+        )
+        if row is None or float(row["expires_at"]) <= float(self._clock()):
+            return None
+        expires_at = _ts(row["expires_at"])
+        assert expires_at is not None
+        return Lease(name=name, owner=str(row["owner"]), expires_at=expires_at)

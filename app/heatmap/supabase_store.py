@@ -8,13 +8,14 @@ Tables and RPCs are in ``supabase/migrations/0001_cache.sql``:
 * run records: ``heatmap_runs`` (``start_heatmap_run`` RPC inserts and prunes old runs);
 * resume checkpoints: ``heatmap_checkpoints``, one row per (window, mode);
 * leases: the ``acquire_lease``/``release_lease`` RPCs (atomic upsert-if-expired on the
-  database clock).
+  database clock); ``job_leases`` is read to name the holder of a busy lease.
 
 Every Supabase failure raises :class:`app.cache.resilience.BackendUnavailable` (a 503 if it
 reaches a route). Timestamps written by this adapter come from ``clock`` (UTC seconds).
 
-:class:`ResilientHeatmapStore` wraps it with an embedded mirror so ``GET /heatmap`` keeps
-serving during an outage; :func:`build_supabase_heatmap_store` builds either.
+:class:`ResilientHeatmapStore` wraps it with an embedded mirror so ``GET /heatmap`` and the
+status endpoints keep serving during an outage; :func:`build_supabase_heatmap_store` builds
+either.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ from app.heatmap.store import (
     Checkpoint,
     HeatmapRow,
     HeatmapStore,
+    Lease,
     RunRecord,
+    SQLiteHeatmapStore,
     StoredHeatmap,
     TickerFailure,
 )
@@ -51,6 +54,7 @@ WINDOWS = "heatmap_windows"
 ROWS = "heatmap_cache"
 RUNS = "heatmap_runs"
 CHECKPOINTS = "heatmap_checkpoints"
+LEASES = "job_leases"
 #: How often a read retries when a replace of the window landed between two of its pages.
 READ_ATTEMPTS = 3
 
@@ -71,6 +75,7 @@ class SupabaseHeatmapStore:
     """:class:`HeatmapStore` on Supabase (see the module docstring)."""
 
     backend = "supabase"
+    degraded = False
 
     def __init__(
         self, connection: SupabaseConnection, *, clock: Callable[[], float] = time.time
@@ -250,6 +255,11 @@ class SupabaseHeatmapStore:
 
     def latest_run(self, window: int, mode: str) -> RunRecord | None:
         """The most recently started run of (window, mode), or None."""
+        runs = self.recent_runs(window, mode, limit=1)
+        return runs[0] if runs else None
+
+    def recent_runs(self, window: int, mode: str, *, limit: int = RUNS_KEPT) -> list[RunRecord]:
+        """The ``limit`` most recently started runs of (window, mode), newest first."""
         response = call(
             "heatmap run read",
             lambda: (
@@ -258,13 +268,15 @@ class SupabaseHeatmapStore:
                 .match(self._key(window, mode))
                 .order("started_at", desc=True)
                 .order("heartbeat", desc=True)
-                .limit(1)
+                .limit(max(limit, 1))
                 .execute()
             ),
         )
-        if not response.data:
-            return None
-        row: dict[str, Any] = response.data[0]  # type: ignore[assignment]
+        rows: list[dict[str, Any]] = response.data  # type: ignore[assignment]
+        return [self._record(row) for row in rows]
+
+    @staticmethod
+    def _record(row: dict[str, Any]) -> RunRecord:
         return RunRecord(
             run_id=str(row["run_id"]),
             window=int(row["window"]),
@@ -354,25 +366,64 @@ class SupabaseHeatmapStore:
         params = {"p_name": name, "p_owner": owner}
         call("lease release", lambda: self.client.rpc("release_lease", params).execute())
 
+    def lease_holder(self, name: str) -> Lease | None:
+        """Who holds ``name`` now (expiry on the database clock), or None when free/expired."""
+        response = call(
+            "lease read",
+            lambda: (
+                self.client.table(LEASES)
+                .select("owner,expires_at")
+                .eq("name", name)
+                .limit(1)
+                .execute()
+            ),
+        )
+        if not response.data:
+            return None
+        row: dict[str, Any] = response.data[0]  # type: ignore[assignment]
+        expires_at = parse_timestamp(row["expires_at"])
+        if expires_at <= self._now():
+            return None
+        return Lease(name=name, owner=str(row["owner"]), expires_at=expires_at)
+
     def close(self) -> None:
         """Close the HTTP connections."""
         self.connection.close()
 
 
+def _stamp(value: dt.datetime | None) -> float | None:
+    return None if value is None else round(value.timestamp(), 3)
+
+
+def _same_run(mirrored: RunRecord | None, record: RunRecord) -> bool:
+    """Whether the mirror already holds ``record`` (timestamps to the millisecond: the mirror
+    stores them as float seconds)."""
+    if mirrored is None:
+        return False
+    fields = ("state", "as_of", "total", "completed", "failures", "error", "owner")
+    return all(getattr(mirrored, f) == getattr(record, f) for f in fields) and all(
+        _stamp(getattr(mirrored, f)) == _stamp(getattr(record, f))
+        for f in ("started_at", "finished_at", "heartbeat_at")
+    )
+
+
 class ResilientHeatmapStore:
     """Supabase heatmap store whose *reads* survive an outage through an embedded mirror.
 
-    * ``read_window`` and ``window_stamp`` use the primary while the circuit is closed; every
-      served window read (or written) through it is mirrored into ``fallback``, and while the
-      circuit is open they are answered from that mirror, so ``GET /heatmap`` keeps serving
-      the last heatmap this process saw instead of failing.
-    * Run records, checkpoints and leases stay on the primary only: a local answer would be
-      wrong (another replica may hold the lease or run the job). While the circuit is open they
-      fail fast with :class:`BackendUnavailable`, without waiting for a timeout.
+    * ``read_window``, ``window_stamp`` and ``recent_runs`` use the primary while the circuit
+      is closed; every served window and run record read (or written) through it is mirrored
+      into ``fallback``, and while the circuit is open they are answered from that mirror, so
+      ``GET /heatmap`` and ``GET /heatmap/status`` keep serving what this process last saw
+      (flagged by :attr:`degraded`) instead of failing. The outage is logged once, by the
+      breaker, not per request.
+    * ``latest_run``, checkpoints and leases stay on the primary only: the job decides on them
+      and a local answer would be wrong (another replica may hold the lease or run the job).
+      While the circuit is open they fail fast with :class:`BackendUnavailable`, without
+      waiting for a timeout.
     """
 
     def __init__(
-        self, primary: HeatmapStore, fallback: HeatmapStore, *, breaker: CircuitBreaker
+        self, primary: HeatmapStore, fallback: SQLiteHeatmapStore, *, breaker: CircuitBreaker
     ) -> None:
         self.primary = primary
         self.fallback = fallback
@@ -393,6 +444,11 @@ class ResilientHeatmapStore:
                 answered = True
         self.backend = self.primary.backend if self.breaker.is_closed else self.fallback.backend
         return answered, result
+
+    @property
+    def degraded(self) -> bool:
+        """True while the circuit is not closed: reads come from the embedded mirror."""
+        return not self.breaker.is_closed
 
     def _required(self, what: str, operation: Callable[[], T]) -> T:
         if not self.breaker.allow():
@@ -517,6 +573,17 @@ class ResilientHeatmapStore:
             "the heatmap run status", lambda: self.primary.latest_run(window, mode)
         )
 
+    def recent_runs(self, window: int, mode: str, *, limit: int = RUNS_KEPT) -> list[RunRecord]:
+        """The primary's recent runs (mirrored locally), or the mirror's while degraded."""
+        answered, runs = self._attempt(lambda: self.primary.recent_runs(window, mode, limit=limit))
+        if not answered or runs is None:
+            return self.fallback.recent_runs(window, mode, limit=limit)
+        mirrored = {r.run_id: r for r in self.fallback.recent_runs(window, mode, limit=limit)}
+        for record in reversed(runs):  # oldest first, so pruning keeps the newest
+            if not _same_run(mirrored.get(record.run_id), record):
+                self.fallback.put_run(record)
+        return runs
+
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Save the checkpoint on the primary."""
         self._required("saving a checkpoint", lambda: self.primary.save_checkpoint(checkpoint))
@@ -543,6 +610,10 @@ class ResilientHeatmapStore:
         """Release the lease on the primary."""
         self._required("releasing the job lease", lambda: self.primary.release_lease(name, owner))
 
+    def lease_holder(self, name: str) -> Lease | None:
+        """The lease holder on the primary."""
+        return self._required("reading the job lease", lambda: self.primary.lease_holder(name))
+
     def status(self) -> dict[str, Any]:
         """Backend, circuit state and last error (no remote call)."""
         circuit = self.breaker.status()
@@ -563,7 +634,7 @@ class ResilientHeatmapStore:
 def build_supabase_heatmap_store(
     settings: Settings,
     *,
-    fallback: HeatmapStore | None = None,
+    fallback: SQLiteHeatmapStore | None = None,
     breaker: CircuitBreaker | None = None,
 ) -> HeatmapStore:
     """The Supabase heatmap store for SUPABASE_URL/SUPABASE_KEY (no network I/O here).

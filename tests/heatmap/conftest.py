@@ -53,8 +53,9 @@ def make_job(
     return build
 
 
-def script_env(data_dir: Path) -> dict[str, str]:
-    """Environment of a CLI run against the test data dir (offline, no Supabase)."""
+def script_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment of a CLI run against the test data dir (offline, no Supabase unless in
+    ``extra``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUPABASE")}
     env.update(
         {
@@ -64,18 +65,22 @@ def script_env(data_dir: Path) -> dict[str, str]:
             "PYTHONPATH": str(REPO_ROOT),
         }
     )
+    env.update(extra)
     return env
 
 
 @pytest.fixture
 def run_script(data_dir: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run scripts/compute_heatmap.py with arguments; return the completed process."""
+    """Run scripts/compute_heatmap.py with arguments (``env``: extra environment variables);
+    return the completed process."""
 
-    def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, timeout: float = 120, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, str(SCRIPT), *args],
             cwd=REPO_ROOT,
-            env=script_env(data_dir),
+            env=script_env(data_dir, **(env or {})),
             capture_output=True,
             text=True,
             timeout=timeout,

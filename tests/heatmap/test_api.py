@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 from collections.abc import Callable
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from app.api.heatmap import HeatmapResponse, HeatmapStatus
 from app.data.factors import FACTOR_NAMES
 from app.heatmap.job import HeatmapJob, JobOptions, compute_window
 from app.heatmap.service import heatmap_service_for
@@ -87,8 +89,10 @@ def test_on_demand_when_nothing_is_precomputed_and_the_get_writes_nothing(
     assert body["run_id"] is None
     assert body["as_of"] == "2024-06-21"
     job = make_job()
-    rows, _ = compute_window(job.panel(None), job.universe, job.universe.symbols, 126, "raw")
+    rows, failures = compute_window(job.panel(None), job.universe, job.universe.symbols, 126, "raw")
     assert body["rows"] == rows
+    assert body["missing"] == [f.to_dict() for f in failures]
+    assert [m["symbol"] for m in body["missing"]] == ["BCG", "SANOFI"]
     # Nothing was written by the GET.
     conn = db.connection()
     assert conn.execute("SELECT COUNT(*) FROM heatmap_windows").fetchone()[0] == 0
@@ -181,21 +185,109 @@ def test_openapi_documents_the_heatmap_models(client: TestClient) -> None:
         schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
         assert schema == {"$ref": f"#/components/schemas/{model}"}
         assert operation["description"] or operation["summary"]
-    sort = next(p for p in spec["paths"]["/heatmap"]["get"]["parameters"] if p["name"] == "sort")
+    parameters = spec["paths"]["/heatmap"]["get"]["parameters"]
+    sort = next(p for p in parameters if p["name"] == "sort")
     assert "-market" in str(sort)
+    # Every documented example of the query parameters is accepted.
+    examples = {p["name"]: p["schema"]["examples"] for p in parameters if "examples" in p["schema"]}
+    assert examples["sector"] == ["Information Technology"]
+    for name, values in examples.items():
+        for value in values:
+            response = client.get("/heatmap", params={name: value})
+            assert response.status_code == 200, (name, value, response.text)
+    assert "missing" in spec["components"]["schemas"]["HeatmapResponse"]["properties"]
+    status = spec["components"]["schemas"]["HeatmapStatus"]["properties"]
+    assert "degraded" in status
+    assert "unknown" in str(status["state"])
 
 
 def test_status_body_matches_its_schema(
     client: TestClient, make_job: Callable[..., HeatmapJob]
 ) -> None:
-    make_job().run(JobOptions(windows=(504,), symbols=("TCS", "BCG")))
+    make_job().run(JobOptions(windows=(504,)))
     body = client.get("/heatmap/status", params={"window": 504}).json()
     assert body["state"] == "complete"
-    assert body["failures"] == [
-        {"symbol": "BCG", "code": "no_data", "reason": "No price history is stored for BCG."}
+    assert body["degraded"] is False
+    assert body["failures"][1] == {
+        "symbol": "BCG",
+        "code": "no_data",
+        "reason": "No price history is stored for BCG.",
+    }
+    assert [f["symbol"] for f in body["failures"]] == [
+        "ACI",
+        "BCG",
+        "BIKAJI",
+        "CONCORDBIO",
+        "FIVESTAR",
+        "KAYNES",
+        "KFINTECH",
+        "MANKIND",
+        "MEDANTA",
+        "NSLNISP",
+        "SANOFI",
     ]
-    assert (body["total"], body["completed"], body["failed"]) == (2, 1, 1)
+    assert (body["total"], body["completed"], body["failed"]) == (501, 490, 11)
     assert body["progress_pct"] == 100.0
+    assert set(body) == set(HeatmapStatus.model_fields)
+    HeatmapStatus.model_validate(body)
+
+
+def test_missing_lists_the_universe_members_without_a_row(
+    client: TestClient, precomputed: str, make_job: Callable[..., HeatmapJob]
+) -> None:
+    body = client.get("/heatmap", params={"window": 252}).json()
+    status = client.get("/heatmap/status", params={"window": 252}).json()
+    assert [m["symbol"] for m in body["missing"]] == ["BCG", "CONCORDBIO", "SANOFI"]
+    assert body["missing"] == status["failures"]  # the run's recorded reasons
+    assert body["missing"][0] == {
+        "symbol": "BCG",
+        "code": "no_data",
+        "reason": "No price history is stored for BCG.",
+    }
+    assert body["missing"][1]["code"] == "insufficient_data"
+    assert "at least 202 are needed" in body["missing"][1]["reason"]
+    universe = make_job().universe
+    assert sorted([r["symbol"] for r in body["rows"]] + [m["symbol"] for m in body["missing"]]) == (
+        sorted(universe.symbols)
+    )
+    it = client.get("/heatmap", params={"window": 252, "sector": "Information Technology"})
+    assert [m["symbol"] for m in it.json()["missing"]] == ["BCG"]
+    health = client.get("/heatmap", params={"window": 252, "sector": "Healthcare"}).json()
+    assert [m["symbol"] for m in health["missing"]] == ["CONCORDBIO", "SANOFI"]
+    HeatmapResponse.model_validate(body)
+
+
+def test_missing_after_a_merge_combines_the_reasons_of_both_runs(
+    client: TestClient, make_job: Callable[..., HeatmapJob]
+) -> None:
+    container = client.app.state.container  # type: ignore[attr-defined]
+    heatmap_service_for(container).check_interval_s = 0.0
+    make_job().run(JobOptions(windows=(252,)))
+    container.db.connection().execute("DELETE FROM bars WHERE ticker = 'TCS'")
+    merge = make_job().run(JobOptions(windows=(252,), symbols=("TCS", "INFY")))
+    body = client.get("/heatmap", params={"window": 252}).json()
+    assert body["run_id"] == merge.run_id
+    assert {m["symbol"]: m["code"] for m in body["missing"]} == {
+        "BCG": "no_data",
+        "CONCORDBIO": "insufficient_data",
+        "SANOFI": "no_data",
+        "TCS": "no_data",
+    }
+
+
+def test_missing_without_a_recorded_reason_says_so(
+    client: TestClient, make_job: Callable[..., HeatmapJob]
+) -> None:
+    container = client.app.state.container  # type: ignore[attr-defined]
+    job = make_job()
+    rows, _ = compute_window(job.panel(None), job.universe, ["INFY", "TCS"], 126, "excess")
+    container.db.connection()  # the app's store: a heatmap written without any run record
+    job.heatmaps.replace_window(126, "excess", "hand-made", dt.date(2024, 6, 21), rows)
+    body = client.get("/heatmap", params={"window": 126}).json()
+    assert body["source"] == "precomputed"
+    assert len(body["missing"]) == 499
+    assert body["missing"][0]["code"] == "unknown"
+    assert "No recorded run of this heatmap says why" in body["missing"][0]["reason"]
 
 
 def test_a_window_longer_than_the_history_is_409_not_an_empty_heatmap(client: TestClient) -> None:

@@ -42,7 +42,7 @@ def _schedule(
     def run_job() -> JobResult:
         ran.append(name)
         job = HeatmapJob(prices=PriceStore(db), heatmaps=store, universe=snapshot.universe)
-        return job.run(JobOptions(windows=(126,), symbols=("RELIANCE", "TCS", "INFY")))
+        return job.run(JobOptions(windows=(126,)))
 
     return HeatmapSchedule(parse_cron(CRON, "Asia/Kolkata"), store, run_job, instance=name)
 

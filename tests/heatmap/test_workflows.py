@@ -71,8 +71,10 @@ def _fake_python(folder: Path, code: int) -> Path:
     [
         (0, False, "heatmap complete"),
         (1, False, "::warning::"),
-        (3, True, "::error::"),
+        (2, True, "::error::heatmap run refused"),
+        (3, True, "::error::heatmap run failed"),
         (4, True, "holds the lock"),
+        (5, True, "::error::heatmap run failed (exit 5)"),
     ],
 )
 def test_weekly_heatmap_step_maps_exit_codes(
@@ -89,13 +91,14 @@ def test_weekly_heatmap_step_maps_exit_codes(
     done = subprocess.run(
         ["bash", "-e", "-c", script], env=env, capture_output=True, text=True, check=False
     )
-    assert (done.returncode != 0) is job_fails
+    assert done.returncode == (code if job_fails else 0)
     assert annotation in done.stdout
     args = (shims / "args").read_text().split()
     assert args == [
         "scripts/compute_heatmap.py",
         "--mode",
         "both",
+        "--require-supabase",
         "--refresh-data",
         "--as-of",
         "2024-06-21",
@@ -112,6 +115,34 @@ def test_weekly_heatmap_step_maps_exit_codes(
     assert parsed.mode == "both"
     assert parsed.refresh_data
     assert parsed.resume
+    assert parsed.require_supabase
+
+
+def _load_cli() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cli", REPO_ROOT / "scripts/compute_heatmap.py")
+    assert spec is not None
+    assert spec.loader is not None
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    return cli
+
+
+def test_render_cron_runs_both_modes_and_requires_supabase() -> None:
+    blueprint = yaml.safe_load((REPO_ROOT / "render.yaml").read_text())
+    (cron,) = [s for s in blueprint["services"] if s["type"] == "cron"]
+    command = cron["startCommand"].split()
+    assert command[:2] == ["python", "scripts/compute_heatmap.py"]
+    parsed = _load_cli().build_parser().parse_args(command[2:])
+    assert parsed.mode == "both"  # like the GitHub workflow
+    assert parsed.refresh_data
+    assert parsed.require_supabase
+    env = {e["key"]: e for e in cron["envVars"]}
+    assert env["SUPABASE_URL"] == {"key": "SUPABASE_URL", "sync": False}
+    assert env["SUPABASE_KEY"] == {"key": "SUPABASE_KEY", "sync": False}
+    workflow_args = _step(_load("weekly_heatmap.yml"), "heatmap", "Compute the heatmap")["run"]
+    assert "args=(--mode both --require-supabase)" in workflow_args
 
 
 class _Health(http.server.BaseHTTPRequestHandler):
