@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.support import skip_or_fail
+
 DATA_DIR = Path(
     os.environ.get("SHARED_DATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "data")
 )
@@ -117,7 +119,7 @@ def real_panel() -> FactorPanel:
     NaN, which removes those rows for every stock.
     """
     if not DATA_DIR.is_dir():
-        pytest.skip(f"shared data not found at {DATA_DIR}")
+        skip_or_fail(f"shared data not found at {DATA_DIR}")
     panel = build_panel(list(REFERENCE_TICKERS))
     y = panel.y.copy()
     x = panel.x.copy()

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from app.analytics.quality import MAD_TO_SIGMA, bad_print_mask
 from tests.analytics.conftest import DATA_DIR
+from tests.support import skip_or_fail
 
 FAKE_PRINTS = ("CGCL", "GPIL", "MOTILALOFS")  # fake ~-75% days on 2024-01-01 (Yahoo)
 VOLATILE = ("IDEA", "SUZLON", "YESBANK", "PAYTM", "ADANIENT", "IRFC")
@@ -28,7 +29,7 @@ def _returns(wide: pd.DataFrame, start: str, end: str) -> pd.DataFrame:
 def yahoo_returns() -> pd.DataFrame:
     """Adjusted-close returns of the whole Yahoo Nifty 750 panel, 2022-2024."""
     if not DATA_DIR.is_dir():
-        pytest.skip(f"shared data not found at {DATA_DIR}")
+        skip_or_fail(f"shared data not found at {DATA_DIR}")
     long = pd.read_parquet(
         DATA_DIR / "prices/yahoo_nifty750_daily_1991_2026.parquet",
         columns=["symbol", "date", "adj_close"],
@@ -46,7 +47,7 @@ def yahoo_returns() -> pd.DataFrame:
 def raw_nse_returns() -> tuple[pd.DataFrame, np.ndarray]:
     """Unadjusted NSE close returns 2022-2024 and the split/bonus ex-date mask."""
     if not DATA_DIR.is_dir():
-        pytest.skip(f"shared data not found at {DATA_DIR}")
+        skip_or_fail(f"shared data not found at {DATA_DIR}")
     long = pd.read_parquet(
         DATA_DIR / "prices/nse_raw_nifty500_daily_2016_2026.parquet",
         columns=["symbol", "date", "close", "holiday_copy"],

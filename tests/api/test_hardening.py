@@ -60,7 +60,7 @@ def _json_body_post(openapi: dict[str, Any]) -> str:
             and not operation.get("security")
         ):
             return path
-    pytest.skip("the app has no open POST route with a JSON body")
+    pytest.fail("the app has no open POST route with a JSON body")
 
 
 def _assert_413(response: httpx.Response) -> None:

@@ -29,9 +29,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-import pytest
 import requests
 from requests.adapters import BaseAdapter
+
+from tests.support import skip_or_fail
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("SHARED_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
@@ -48,10 +49,7 @@ def require_shared_data() -> None:
     """Skip (or fail under CI=true) when the shared real-data folder is missing."""
     if YAHOO_PANEL.exists() and NSEI_FILE.exists():
         return
-    message = f"real NSE data not found under {SHARED_DATA} (set SHARED_DATA_DIR)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    skip_or_fail(f"real NSE data not found under {SHARED_DATA} (set SHARED_DATA_DIR)")
 
 
 @lru_cache(maxsize=8)

@@ -12,7 +12,6 @@ fail instead, so a missing install step cannot hide behind a green run.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import NoReturn
 
@@ -27,13 +26,12 @@ from tests.services.local import (
 from tests.services.local import (
     supabase_stack as start_supabase_stack,
 )
+from tests.support import skip_or_fail
 
 
 def unavailable(reason: str) -> NoReturn:
     """Skip with ``reason``, or fail when running on CI (``CI=true``)."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"required test service unavailable on CI: {reason}", pytrace=False)
-    pytest.skip(f"test service unavailable: {reason}")
+    skip_or_fail(f"test service unavailable: {reason}")
 
 
 @pytest.fixture(scope="session")
