@@ -35,6 +35,7 @@ lint: setup-dev                  ## ruff and mypy
 	$(BIN)/ruff check app scripts tests
 	$(BIN)/ruff format --check app scripts tests
 	$(BIN)/mypy app scripts
+	$(BIN)/lint-imports
 
 bench: setup-dev                 ## the benchmark scripts quoted in the README
 	$(BIN)/python scripts/bench_rolling_ols.py
@@ -42,7 +43,7 @@ bench: setup-dev                 ## the benchmark scripts quoted in the README
 	$(BIN)/python scripts/bench_api.py
 	$(BIN)/python scripts/load_test.py
 
-snapshot: setup-dev              ## rebuild app/data/snapshot from ../shared/data
+snapshot: setup-dev              ## rebuild app/market/data from ../shared/data
 	$(BIN)/python scripts/build_snapshot.py
 
 clean:

@@ -1,23 +1,65 @@
-"""The object graph of one running service, built in the lifespan and torn down after it."""
+"""The composition root: builds every domain's objects for one running service.
+
+:func:`build_container` opens the stores, seeds the embedded price store from the bundled
+snapshot and wires each domain's services; :func:`start_jobs` hands the scheduled jobs
+(heatmap precompute, price refresh, margin sweep, cache purge) to the scheduler and creates
+the first admin. Nothing else in the service builds a domain object, and no domain imports
+this module: routers reach their service through :func:`app.core.deps.provide`.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from app.cache.base import BetaCache
+from app.auth.repository import SQLiteUserRepository, UserRepository
+from app.auth.security import AuthNotConfigured, require_secret
+from app.auth.service import AuthService
+from app.auth.throttle import LoginThrottle, parse_rate_limit
+from app.cache.base import CACHE_PURGE_INTERVAL_S, BetaCache, purge_job
 from app.cache.sqlite import SQLiteBetaCache
-from app.data.snapshot import Snapshot
-from app.data.store import PriceStore
-from app.data.yfinance_provider import build_market_data_provider
-from app.db.sqlite import Database
-from app.services.factors import FactorService
-from app.services.market import PanelCache
-from app.settings import Settings
+from app.core.db import Database
+from app.core.errors import ServiceError
+from app.core.lease import JobLease, Lease, SupabaseLease, process_owner
+from app.core.settings import Settings
+from app.core.supabase import SupabaseConnection
+from app.factors.service import PRESET_WINDOWS, FactorService
+from app.heatmap.job import HeatmapJob, JobOptions, JobResult
+from app.heatmap.schedule import HeatmapSchedule, precompute_job
+from app.heatmap.service import HeatmapService, build_heatmap_store
+from app.indices.custom import CustomIndexService, IndexRepository, SharesBook
+from app.margin.repository import MarginRepository, SQLiteMarginRepository
+from app.margin.service import MarginService
+from app.margin.sweep import LEASE_INTERVALS, LEASE_NAME, margin_sweep_job
+from app.market.panel import MODES, PanelCache
+from app.market.provider import MarketDataProvider
+from app.market.quotes import PriceReader, StockService
+from app.market.refresh import (
+    PRICE_REFRESH_LEASE,
+    PRICE_REFRESH_LEASE_S,
+    RefreshService,
+    price_refresh_job,
+)
+from app.market.snapshot import Snapshot
+from app.market.store import PriceStore
+from app.market.tickers import TickerService
+from app.market.yfinance_provider import build_market_data_provider
+from app.scheduler import AppScheduler, parse_cron
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Jobs:
+    """The scheduled work of the service, as plain callables (also run directly by tests)."""
+
+    heatmap: Callable[[], JobResult]
+    price_refresh: Callable[[], None]
+    cache_purge: Callable[[], None]
+    margin_sweep: Callable[[], None]
+    margin_sweep_lease: JobLease
 
 
 @dataclass
@@ -28,16 +70,29 @@ class Container:
     db: Database
     store: PriceStore
     snapshot: Snapshot
+    provider: MarketDataProvider
     cache: BetaCache
     panels: PanelCache
     factors: FactorService
+    tickers: TickerService
+    heatmap: HeatmapService
+    indices: CustomIndexService
+    users: UserRepository
+    auth: AuthService
+    margin_repo: MarginRepository
+    margin: MarginService
+    prices: PriceReader
+    stocks: StockService
+    supabase: SupabaseConnection | None
+    jobs: Jobs
     started_at: dt.datetime
-    extras: dict[str, Any] = field(default_factory=dict)
+    scheduler: AppScheduler | None = None
+    heatmap_schedule: HeatmapSchedule | None = None
+    _closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
-        """Release connections (the database and any remote cache client)."""
-        closer = getattr(self.cache, "close", None)
-        if callable(closer):
+        """Release connections (the database and any remote client)."""
+        for closer in self._closers:
             closer()
         self.db.close()
 
@@ -52,30 +107,162 @@ def build_beta_cache(settings: Settings, db: Database) -> BetaCache:
     return build_supabase_beta_cache(settings, fallback=embedded)
 
 
+def build_user_data(
+    settings: Settings, db: Database
+) -> tuple[MarginRepository, UserRepository, SupabaseConnection | None]:
+    """Margin and user repositories: Supabase when SUPABASE_URL/KEY are set, else embedded."""
+    if not settings.supabase_enabled:
+        return SQLiteMarginRepository(db), SQLiteUserRepository(db), None
+    from app.auth.supabase import SupabaseUserRepository
+    from app.core.supabase import connect_from_settings
+    from app.margin.supabase import SupabaseMarginRepository
+
+    connection = connect_from_settings(settings)
+    return SupabaseMarginRepository(connection), SupabaseUserRepository(connection), connection
+
+
+def _lease(
+    db: Database, supabase: SupabaseConnection | None, name: str, ttl_seconds: float
+) -> JobLease:
+    if supabase is not None:
+        return SupabaseLease(supabase, name, owner=process_owner(), ttl_seconds=ttl_seconds)
+    return Lease(db, name, owner=process_owner(), ttl_seconds=ttl_seconds)
+
+
 def build_container(settings: Settings) -> Container:
-    """Open the store, seed it from the snapshot, and wire the services."""
+    """Open the stores, seed the price store from the snapshot, and wire every domain."""
     db = Database(settings.store_path)
     store = PriceStore(db)
     snapshot = Snapshot.load(settings.snapshot_dir)
     snapshot.seed(store)
+    universe = snapshot.universe
+    # The live provider never touches the network here: it probes lazily.
+    provider = build_market_data_provider(settings)
     cache = build_beta_cache(settings, db)
-    panels = PanelCache(store, snapshot.universe.symbols)
+    panels = PanelCache(store, universe.symbols)
     factors = FactorService(
         panels=panels,
-        universe=snapshot.universe,
+        universe=universe,
         cache=cache,
         ttl_hours=settings.cache_ttl_hours,
         snapshot_date=snapshot.snapshot_date,
     )
-    return Container(
+    heatmap = HeatmapService(
+        store=build_heatmap_store(settings, db), panel_source=panels.get, universe=universe
+    )
+    indices = CustomIndexService(
+        IndexRepository(db), store, universe, SharesBook.load(snapshot.path)
+    )
+    margin_repo, users, supabase = build_user_data(settings, db)
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+    throttle = LoginThrottle(db, parse_rate_limit(settings.login_rate_limit))
+    auth = AuthService(users, throttle, secret=secret, expire_minutes=settings.jwt_expire_minutes)
+    prices = PriceReader(store, timezone=settings.scheduler_timezone)
+    margin = MarginService(margin_repo, prices, universe, default_rate=settings.margin_default_rate)
+
+    def make_heatmap_job() -> HeatmapJob:
+        return HeatmapJob(
+            prices=store, heatmaps=heatmap.store, universe=universe, panel_source=panels.get
+        )
+
+    def make_refresh() -> RefreshService:
+        return RefreshService.from_settings(
+            settings, store=store, universe=universe, provider=provider
+        )
+
+    # The price store is per host (SQLite), so its refresh lease is too.
+    refresh_lease = Lease(
+        db, PRICE_REFRESH_LEASE, owner=process_owner(), ttl_seconds=PRICE_REFRESH_LEASE_S
+    )
+    sweep_minutes = settings.margin_sweep_minutes or 0
+    sweep_lease = _lease(db, supabase, LEASE_NAME, max(sweep_minutes, 1) * 60 * LEASE_INTERVALS)
+    jobs = Jobs(
+        heatmap=precompute_job(
+            heatmap, make_heatmap_job, JobOptions(windows=PRESET_WINDOWS, modes=MODES)
+        ),
+        price_refresh=price_refresh_job(make_refresh, refresh_lease),
+        cache_purge=purge_job(cache),
+        margin_sweep=margin_sweep_job(margin, margin_repo, sweep_lease),
+        margin_sweep_lease=sweep_lease,
+    )
+    container = Container(
         settings=settings,
         db=db,
         store=store,
         snapshot=snapshot,
+        provider=provider,
         cache=cache,
         panels=panels,
         factors=factors,
+        tickers=TickerService(store, universe),
+        heatmap=heatmap,
+        indices=indices,
+        users=users,
+        auth=auth,
+        margin_repo=margin_repo,
+        margin=margin,
+        prices=prices,
+        stocks=StockService(prices, universe),
+        supabase=supabase,
+        jobs=jobs,
         started_at=dt.datetime.now(dt.UTC),
-        # The live provider never touches the network here: it probes lazily.
-        extras={"provider": build_market_data_provider(settings)},
     )
+    for resource in (cache, supabase):
+        closer = getattr(resource, "close", None)
+        if callable(closer):
+            container._closers.append(closer)
+    return container
+
+
+def create_first_admin(container: Container) -> None:
+    """Create the first admin from ADMIN_USERNAME/ADMIN_PASSWORD when no admin exists yet."""
+    settings = container.settings
+    try:
+        require_secret(settings.jwt_secret.get_secret_value() if settings.jwt_secret else None)
+    except AuthNotConfigured as exc:
+        logger.warning("margin API authentication is off (503): %s", exc.message)
+    password = settings.admin_password.get_secret_value() if settings.admin_password else None
+    try:
+        container.auth.ensure_first_admin(settings.admin_username, password)
+    except ServiceError as exc:
+        logger.error("first admin not created from ADMIN_USERNAME: %s", exc.message)
+
+
+def start_jobs(container: Container) -> AppScheduler:
+    """Hand the configured jobs to a new scheduler and start it (nothing runs if unset)."""
+    settings = container.settings
+    jobs = container.jobs
+    scheduler = AppScheduler(settings.scheduler_timezone)
+    if settings.heatmap_cron:
+        trigger = parse_cron(settings.heatmap_cron, settings.scheduler_timezone)
+        schedule = HeatmapSchedule(trigger, container.heatmap.store, jobs.heatmap)
+        scheduler.add_cron("heatmap", trigger, schedule.tick)
+        container.heatmap_schedule = schedule
+    if settings.price_refresh_cron:
+        trigger = parse_cron(
+            settings.price_refresh_cron,
+            settings.scheduler_timezone,
+            setting="PRICE_REFRESH_CRON",
+        )
+        scheduler.add_cron("price-refresh", trigger, jobs.price_refresh)
+    if settings.price_refresh_on_start:
+        scheduler.add_once("price-refresh-on-start", jobs.price_refresh)
+    scheduler.add_interval("cache-purge", CACHE_PURGE_INTERVAL_S, jobs.cache_purge)
+    minutes = settings.margin_sweep_minutes
+    if minutes is not None and minutes > 0:
+        scheduler.add_interval(LEASE_NAME, minutes * 60, jobs.margin_sweep, run_now=True)
+        logger.info("margin sweep scheduled every %s minutes", minutes)
+    scheduler.start()
+    container.scheduler = scheduler
+    return scheduler
+
+
+def stop_jobs(container: Container) -> None:
+    """Stop the scheduler (running jobs finish first) and give the sweep lease up."""
+    if container.scheduler is not None:
+        container.scheduler.shutdown(wait=True)
+    if container.settings.margin_sweep_minutes:
+        try:
+            container.jobs.margin_sweep_lease.release()
+        except ServiceError as exc:  # it expires by itself
+            logger.warning("margin sweep lease not released: %s", exc.message)

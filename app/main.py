@@ -12,16 +12,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 
 from app import __version__
-from app.api.router import mount_routes
-from app.api.schemas import install_error_documentation
-from app.container import build_container
-from app.errors import DataUnavailable, install_error_handlers
-from app.logging_setup import configure_logging
-from app.margin.wiring import start_margin_runtime
-from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from app.ratelimit import EXEMPT_PATHS, exempt_routes, install_rate_limiting
-from app.scheduler import start_scheduler
-from app.settings import Settings, get_settings
+from app.api import mount_routes
+from app.container import build_container, create_first_admin, start_jobs, stop_jobs
+from app.core.errors import DataUnavailable, install_error_handlers
+from app.core.logging import configure_logging
+from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from app.core.ratelimit import EXEMPT_PATHS, exempt_routes, install_rate_limiting
+from app.core.schemas import install_error_documentation
+from app.core.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -58,13 +56,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             container.snapshot.snapshot_date,
             container.cache.backend,
         )
-        scheduler = start_scheduler(container)
-        margin_runtime = await run_in_threadpool(start_margin_runtime, container, scheduler)
+        await run_in_threadpool(create_first_admin, container)
+        start_jobs(container)
         try:
             yield
         finally:
-            scheduler.shutdown(wait=True)
-            margin_runtime.stop()
+            stop_jobs(container)
             container.close()
 
     app = FastAPI(

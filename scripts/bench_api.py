@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fastapi.testclient import TestClient
 
-from app.data.snapshot import Snapshot
+from app.core.settings import SNAPSHOT_DIR, Settings
 from app.main import create_app
-from app.settings import SNAPSHOT_DIR, Settings
+from app.market.snapshot import Snapshot
 
 
 def _timed(client: TestClient, url: str) -> float:

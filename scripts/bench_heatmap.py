@@ -34,18 +34,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.data.store import PriceStore
-from app.db.sqlite import Database
+from app.core.db import Database
+from app.core.settings import SNAPSHOT_DIR, Settings
+from app.factors.service import PRESET_WINDOWS
 from app.heatmap.job import HeatmapJob, JobOptions, compute_window, load_panel
 from app.heatmap.store import SQLiteHeatmapStore
-from app.services.factors import PRESET_WINDOWS
-from app.settings import SNAPSHOT_DIR, Settings
+from app.market.store import PriceStore
 
 MODE = "excess"
 
 
 def _seed(path: str) -> None:
-    from app.data.snapshot import Snapshot
+    from app.market.snapshot import Snapshot
 
     db = Database(Path(path))
     Snapshot.load(SNAPSHOT_DIR).seed(PriceStore(db))
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         print("seeding the store from the snapshot failed", file=sys.stderr)
         return 1
 
-    from app.data.snapshot import Snapshot
+    from app.market.snapshot import Snapshot
 
     universe = Snapshot.load(SNAPSHOT_DIR).universe
     db = Database(store_path)

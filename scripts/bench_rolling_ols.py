@@ -29,9 +29,9 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.analytics.rolling_ols import rolling_ols
-from app.data.snapshot import Snapshot
-from app.services.market import build_panel
-from app.settings import SNAPSHOT_DIR
+from app.core.settings import SNAPSHOT_DIR
+from app.market.panel import build_panel
+from app.market.snapshot import Snapshot
 
 
 def load_panel(

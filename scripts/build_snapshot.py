@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""Build the bundled real-data snapshot in ``app/data/snapshot`` from the shared NSE data.
+"""Build the bundled real-data snapshot in ``app/market/data`` from the shared NSE data.
 
 Usage::
 
-    python scripts/build_snapshot.py --shared ../shared/data --out app/data/snapshot
+    python scripts/build_snapshot.py --shared ../shared/data --out app/market/data
 
 The shared directory defaults to ``$SHARED_DATA_DIR`` or ``<repo>/../shared/data``. The build is
 deterministic: the same inputs give byte-identical outputs (everything is sorted, no wall-clock
@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 BUILDER_VERSION = "1.1.0"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = REPO_ROOT / "app" / "data" / "snapshot"
+DEFAULT_OUT = REPO_ROOT / "app" / "market" / "data"
 
 PRICE_START = date(2021, 1, 1)
 INDEX_START = date(2019, 7, 22)

@@ -52,10 +52,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from app.data.factors import FACTOR_PROXIES  # noqa: E402
-from app.data.store import PriceStore  # noqa: E402
-from app.data.universe import Universe, normalise_ticker  # noqa: E402
-from app.errors import DataUnavailable, InvalidInput, ServiceError  # noqa: E402
+from app.core.errors import DataUnavailable, InvalidInput, ServiceError  # noqa: E402
+from app.core.settings import Settings  # noqa: E402
+from app.factors.service import PRESET_WINDOWS, validate_window  # noqa: E402
 from app.heatmap.job import (  # noqa: E402
     DEFAULT_CHUNK_SIZE,
     DEFAULT_LEASE_TTL_S,
@@ -67,9 +66,10 @@ from app.heatmap.job import (  # noqa: E402
     TqdmProgress,
 )
 from app.heatmap.store import Lease  # noqa: E402
-from app.services.factors import PRESET_WINDOWS, validate_window  # noqa: E402
-from app.services.market import MODES  # noqa: E402
-from app.settings import Settings  # noqa: E402
+from app.market.factors import FACTOR_PROXIES  # noqa: E402
+from app.market.panel import MODES  # noqa: E402
+from app.market.store import PriceStore  # noqa: E402
+from app.market.universe import Universe, normalise_ticker  # noqa: E402
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1
@@ -224,10 +224,10 @@ def refresh_prices(
     Raises RuntimeError with a clear message when this build has no refresh service.
     """
     try:
-        refresh = importlib.import_module("app.services.refresh")
+        refresh = importlib.import_module("app.market.refresh")
     except ImportError as exc:
         raise RuntimeError(
-            "--refresh-data needs app.services.refresh.RefreshService, which this build does "
+            "--refresh-data needs app.market.refresh.RefreshService, which this build does "
             "not have; run without --refresh-data to use the stored prices"
         ) from exc
     tickers = list(dict.fromkeys([*symbols, *FACTOR_PROXIES]))
@@ -307,10 +307,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
 
-    from app.data.snapshot import Snapshot
-    from app.db.sqlite import Database
+    from app.core.db import Database
+    from app.core.logging import configure_logging
     from app.heatmap.service import build_heatmap_store
-    from app.logging_setup import configure_logging
+    from app.market.snapshot import Snapshot
 
     settings = Settings()  # a fresh read of the environment (and .env) for this run
     if args.require_supabase and not settings.supabase_enabled:

@@ -8,7 +8,7 @@ Usage::
     ADMIN_PASSWORD=... python scripts/create_admin.py --username ops
 
 Writes the user where the API reads users, chosen by the same settings and the same builder
-as the app (:func:`app.margin.wiring.build_repositories`): the ``users`` table on Supabase
+as the app (:func:`app.container.build_user_data`): the ``users`` table on Supabase
 when SUPABASE_URL and SUPABASE_KEY are set, otherwise the embedded database in DATA_DIR. The
 password is stored only as an argon2id hash and must have 12 to 1024 characters.
 Alternatively, set ADMIN_USERNAME and ADMIN_PASSWORD for the service: it creates that admin at
@@ -36,10 +36,10 @@ from supabase import SupabaseException  # noqa: E402
 
 from app.auth.security import hash_password  # noqa: E402
 from app.auth.service import check_password_strength, check_username  # noqa: E402
-from app.db.sqlite import Database  # noqa: E402
-from app.errors import ServiceError  # noqa: E402
-from app.margin.wiring import build_repositories  # noqa: E402
-from app.settings import Settings  # noqa: E402
+from app.container import build_user_data  # noqa: E402
+from app.core.db import Database  # noqa: E402
+from app.core.errors import ServiceError  # noqa: E402
+from app.core.settings import Settings  # noqa: E402
 
 
 def _read_password(args: argparse.Namespace, stdin: TextIO) -> str:
@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
     db = Database(settings.store_path)
     supabase = None
     try:
-        _, users, supabase = build_repositories(settings, db)
+        _, users, supabase = build_user_data(settings, db)
         user = users.create(
             username=username,
             password_hash=hash_password(password),

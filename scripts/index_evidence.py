@@ -7,7 +7,7 @@ Usage::
     python scripts/index_evidence.py --no-write      # print only
     python scripts/index_evidence.py --shared ../shared/data --out docs/INDEX_EVIDENCE.md
 
-Reads the bundled snapshot (``app/data/snapshot``: index_series.parquet, prices, shares,
+Reads the bundled snapshot (``app/market/data``: index_series.parquet, prices, shares,
 Nifty 50 lists) and, when present, the shared data folder (``$SHARED_DATA_DIR`` or
 ``../shared/data``) for what the snapshot lacks: split-only (price-return) Yahoo closes, used to
 estimate the Nifty 50's dividends and to rebuild the index on a price basis.
@@ -47,12 +47,12 @@ import pandas as pd  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
 
 from app.analytics import tracking  # noqa: E402
-from app.data.snapshot import Snapshot  # noqa: E402
-from app.data.store import PriceStore  # noqa: E402
-from app.db.sqlite import Database  # noqa: E402
+from app.core.db import Database  # noqa: E402
+from app.core.settings import SNAPSHOT_DIR  # noqa: E402
 from app.indices.custom import SharesBook, compute_index  # noqa: E402
 from app.indices.schemas import CustomIndexCreate  # noqa: E402
-from app.settings import SNAPSHOT_DIR  # noqa: E402
+from app.market.snapshot import Snapshot  # noqa: E402
+from app.market.store import PriceStore  # noqa: E402
 
 FloatArray = NDArray[np.float64]
 

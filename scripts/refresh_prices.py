@@ -102,13 +102,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("error: --tickers lists no tickers", file=sys.stderr)
             return EXIT_USAGE
 
-    from app.data.snapshot import Snapshot
-    from app.data.store import PriceStore
-    from app.db.sqlite import Database
-    from app.errors import ServiceError
-    from app.logging_setup import configure_logging
-    from app.services.refresh import RefreshService
-    from app.settings import Settings
+    from app.core.db import Database
+    from app.core.errors import ServiceError
+    from app.core.logging import configure_logging
+    from app.core.settings import Settings
+    from app.market.refresh import RefreshService
+    from app.market.snapshot import Snapshot
+    from app.market.store import PriceStore
 
     settings = Settings()  # a fresh read of the environment (and .env) for this run
     configure_logging(settings.log_level, json_lines=settings.log_json)

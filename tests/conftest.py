@@ -11,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 
-from app.data.snapshot import Snapshot
-from app.data.store import PriceStore
-from app.db.sqlite import Database
+from app.core.db import Database
+from app.core.settings import SNAPSHOT_DIR, Settings
 from app.main import create_app
-from app.settings import SNAPSHOT_DIR, Settings
+from app.market.snapshot import Snapshot
+from app.market.store import PriceStore
 
 # Real PostgreSQL/PostgREST/Redis fixtures: supabase_stack, clean_supabase, redis_url.
 pytest_plugins = ["tests.services.fixtures"]

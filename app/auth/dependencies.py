@@ -1,8 +1,8 @@
-"""FastAPI dependencies of the margin API: the caller, admin-only access, client scoping.
+"""FastAPI dependencies of authenticated routes: the caller, admin-only access, client scoping.
 
 ``OAuth2PasswordBearer(tokenUrl="auth/token")`` makes Swagger UI's *Authorize* button log in
 through ``POST /auth/token``. It is created with ``auto_error=False`` so that a missing token
-goes through :class:`app.errors.AuthError` (JSON body, ``WWW-Authenticate: Bearer``).
+goes through :class:`app.core.errors.AuthError` (JSON body, ``WWW-Authenticate: Bearer``).
 """
 
 from __future__ import annotations
@@ -14,11 +14,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
 
 from app.auth.service import AuthService, Principal
-from app.deps import ContainerDep
-from app.margin.prices import StockService
-from app.margin.service import MarginService
-from app.margin.wiring import MarginContext, get_margin_context
-from app.ratelimit import client_ip_key, parse_networks
+from app.core.deps import provide
+from app.core.ratelimit import client_ip_key, parse_networks
 
 oauth2_scheme = OAuth2PasswordBearer(
     tokenUrl="auth/token",
@@ -26,33 +23,7 @@ oauth2_scheme = OAuth2PasswordBearer(
     description="Log in with a username and password issued by an admin.",
 )
 
-
-def margin_context(container: ContainerDep) -> MarginContext:
-    """The margin and auth services of the running app."""
-    return get_margin_context(container)
-
-
-MarginContextDep = Annotated[MarginContext, Depends(margin_context)]
-
-
-def auth_service(context: MarginContextDep) -> AuthService:
-    """The auth service."""
-    return context.auth
-
-
-def margin_service(context: MarginContextDep) -> MarginService:
-    """The margin service."""
-    return context.margin
-
-
-def stock_service(context: MarginContextDep) -> StockService:
-    """The stock quote service."""
-    return context.stocks
-
-
-AuthServiceDep = Annotated[AuthService, Depends(auth_service)]
-MarginServiceDep = Annotated[MarginService, Depends(margin_service)]
-StockServiceDep = Annotated[StockService, Depends(stock_service)]
+AuthServiceDep = Annotated[AuthService, Depends(provide("auth", AuthService))]
 
 
 async def current_user(

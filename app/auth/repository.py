@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 from app.auth.security import Role
-from app.db.sqlite import Database
-from app.errors import Conflict, NotFound
-from app.margin import schema as _schema  # noqa: F401  (registers the tables)
+from app.core import tables as _tables  # noqa: F401  (registers the tables)
+from app.core.db import Database
+from app.core.errors import Conflict, NotFound
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from app.errors import AuthError, ServiceError
+from app.core.errors import AuthError, ServiceError
 
 Role = Literal["admin", "client"]
 ROLES: tuple[Role, ...] = ("admin", "client")

@@ -24,7 +24,7 @@ from app.auth.security import (
     verify_password,
 )
 from app.auth.throttle import LoginThrottle
-from app.errors import AuthError, Conflict, Forbidden, InvalidInput, NotFound
+from app.core.errors import AuthError, Conflict, Forbidden, InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)
 

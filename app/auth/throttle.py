@@ -21,9 +21,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.db.sqlite import Database
-from app.errors import RateLimited
-from app.margin import schema as _schema  # noqa: F401  (registers the tables)
+from app.core import tables as _tables  # noqa: F401  (registers the tables)
+from app.core.db import Database
+from app.core.errors import RateLimited
 
 _UNITS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 _RATE = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(\d+)?\s*([a-z]+?)s?\s*$")

@@ -8,8 +8,12 @@ enforced on read: an expired row is a miss whatever is stored. Values are JSON o
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,3 +65,22 @@ class BetaCache(Protocol):
 def utcnow() -> dt.datetime:
     """Timezone-aware current UTC time (one place, so tests can reason about it)."""
     return dt.datetime.now(dt.UTC)
+
+
+#: Seconds between two purges of expired cache rows.
+CACHE_PURGE_INTERVAL_S = 3600.0
+
+
+def purge_job(cache: BetaCache) -> Callable[[], None]:
+    """Delete expired cache rows (idempotent, so every worker may run it); never raises."""
+
+    def purge() -> None:
+        try:
+            removed = cache.purge_expired()
+        except Exception:  # a failed purge must never kill the scheduler thread
+            logger.warning("cache purge failed", exc_info=True)
+            return
+        if removed:
+            logger.info("purged %d expired factor-beta cache entries", removed)
+
+    return purge

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from app.cache.base import BetaKey, CachedValue, utcnow
-from app.db.sqlite import Database
+from app.core.db import Database
 
 NAMESPACE = "factor_betas"
 

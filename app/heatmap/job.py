@@ -2,7 +2,7 @@
 
 One batched regression per (window, mode) covers all stocks at once
 (:func:`app.analytics.rolling_ols.latest_ols` on the ``(window, n_stocks)`` return block of the
-same :class:`~app.services.market.ReturnsPanel` that ``GET /factors/{ticker}`` uses), so each
+same :class:`~app.market.panel.ReturnsPanel` that ``GET /factors/{ticker}`` uses), so each
 heatmap row equals the single-ticker response for the same window, mode and as-of date.
 
 Rows are then assembled in chunks; after each chunk the rows so far go to the store's resume
@@ -43,11 +43,14 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from app.analytics.rolling_ols import LatestOLSResult, latest_ols
-from app.cache.resilience import BackendUnavailable
-from app.data.factors import FACTOR_NAMES
-from app.data.store import PriceStore
-from app.data.universe import Universe
-from app.errors import DataUnavailable
+from app.core.errors import DataUnavailable
+from app.core.resilience import BackendUnavailable
+from app.factors.service import (
+    PARAM_NAMES,
+    PERIODS_PER_YEAR,
+    PRESET_WINDOWS,
+    default_min_nobs,
+)
 from app.heatmap.store import (
     Checkpoint,
     HeatmapRow,
@@ -57,13 +60,10 @@ from app.heatmap.store import (
     TickerFailure,
     recorded_failures,
 )
-from app.services.factors import (
-    PARAM_NAMES,
-    PERIODS_PER_YEAR,
-    PRESET_WINDOWS,
-    default_min_nobs,
-)
-from app.services.market import MODES, ReturnsPanel, build_panel
+from app.market.factors import FACTOR_NAMES
+from app.market.panel import MODES, ReturnsPanel, build_panel
+from app.market.store import PriceStore
+from app.market.universe import Universe
 
 logger = logging.getLogger(__name__)
 
@@ -478,7 +478,7 @@ class HeatmapJob:
         Symbols, companies and sectors.
     panel_source
         Returns the current panel when no ``as_of`` is asked (the app passes its
-        :class:`~app.services.market.PanelCache`'s ``get``); default: built from ``prices``.
+        :class:`~app.market.panel.PanelCache`'s ``get``); default: built from ``prices``.
     """
 
     def __init__(

@@ -30,10 +30,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from app.data.factors import FACTOR_NAMES
-from app.data.universe import Universe
-from app.db.sqlite import Database
-from app.errors import InsufficientData, InvalidInput, ServiceError
+from app.core.db import Database
+from app.core.errors import InsufficientData, InvalidInput, ServiceError
+from app.factors.service import PRESET_WINDOWS, validate_mode, validate_window
 from app.heatmap.job import DEFAULT_LEASE_TTL_S, compute_window
 from app.heatmap.store import (
     HeatmapRow,
@@ -44,12 +43,12 @@ from app.heatmap.store import (
     TickerFailure,
     recorded_failures,
 )
-from app.services.factors import PRESET_WINDOWS, validate_mode, validate_window
-from app.services.market import ReturnsPanel
+from app.market.factors import FACTOR_NAMES
+from app.market.panel import ReturnsPanel
+from app.market.universe import Universe
 
 if TYPE_CHECKING:
-    from app.container import Container
-    from app.settings import Settings
+    from app.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +77,7 @@ def build_heatmap_store(settings: Settings, db: Database, *, strict: bool = Fals
     embedded = SQLiteHeatmapStore(db)
     if not settings.supabase_enabled:
         return embedded
-    from app.heatmap.supabase import build_supabase_heatmap_store
+    from app.heatmap.supabase_store import build_supabase_heatmap_store
 
     return build_supabase_heatmap_store(settings, fallback=None if strict else embedded)
 
@@ -556,24 +555,3 @@ class HeatmapService:
     def status_all(self, mode: str) -> dict[str, Any]:
         """Status of the three preset windows."""
         return {"mode": mode, "windows": [self.status(w, mode) for w in PRESET_WINDOWS]}
-
-
-_BUILD_LOCK = threading.Lock()
-SERVICE_KEY = "heatmap_service"
-
-
-def heatmap_service_for(container: Container) -> HeatmapService:
-    """The app's heatmap service, built on first use and kept in ``container.extras``."""
-    service = container.extras.get(SERVICE_KEY)
-    if isinstance(service, HeatmapService):
-        return service
-    with _BUILD_LOCK:
-        service = container.extras.get(SERVICE_KEY)
-        if not isinstance(service, HeatmapService):
-            service = HeatmapService(
-                store=build_heatmap_store(container.settings, container.db),
-                panel_source=container.panels.get,
-                universe=container.snapshot.universe,
-            )
-            container.extras[SERVICE_KEY] = service
-    return service

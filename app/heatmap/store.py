@@ -19,7 +19,7 @@ decide anything on such reads, the status endpoints label them.
 
 Two adapters implement the port: :class:`SQLiteHeatmapStore` (the embedded default, tables
 registered below) and the Supabase adapter, built by
-``app.heatmap.supabase.build_supabase_heatmap_store(settings)`` when Supabase is configured
+``app.heatmap.supabase_store.build_supabase_heatmap_store(settings)`` when Supabase is configured
 (see :func:`app.heatmap.service.build_heatmap_store`).
 
 Row format (one JSON object per ticker, as served by ``GET /heatmap``)::
@@ -40,7 +40,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import orjson
 
-from app.db.sqlite import Database, register_migration
+from app.core.db import Database, register_migration
 
 RunState = Literal["running", "complete", "failed"]
 HeatmapRow = dict[str, Any]

@@ -27,8 +27,9 @@ from typing import Any, TypeVar
 
 from postgrest import CountMethod, ReturnMethod
 
-from app.cache.resilience import BackendUnavailable, CircuitBreaker
-from app.cache.supabase import (
+from app.core.resilience import BackendUnavailable, CircuitBreaker
+from app.core.settings import Settings
+from app.core.supabase import (
     SupabaseConnection,
     call,
     connect_from_settings,
@@ -46,7 +47,6 @@ from app.heatmap.store import (
     StoredHeatmap,
     TickerFailure,
 )
-from app.settings import Settings
 
 T = TypeVar("T")
 

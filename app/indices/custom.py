@@ -52,10 +52,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from app.analytics import index_math
-from app.data.store import PriceStore
-from app.data.universe import Universe
-from app.db.sqlite import Database, register_migration
-from app.errors import (
+from app.core.db import Database, register_migration
+from app.core.errors import (
     Conflict,
     InfeasibleRule,
     InsufficientData,
@@ -65,6 +63,8 @@ from app.errors import (
 )
 from app.indices import schemas as s
 from app.indices.service import apply_capping, core_errors
+from app.market.store import PriceStore
+from app.market.universe import Universe
 
 FloatArray = NDArray[np.float64]
 

@@ -3,8 +3,8 @@
 The core raises :class:`ValueError` for bad input and its two subclasses
 :class:`~app.analytics.exceptions.InfeasibleRuleError` and
 :class:`~app.analytics.exceptions.InsufficientDepthError`; :func:`core_errors` maps them to
-:class:`~app.errors.InvalidInput` (422), :class:`~app.errors.InfeasibleRule` (422) and
-:class:`~app.errors.InsufficientDepth` (409) here, so routes stay free of try/except.
+:class:`~app.core.errors.InvalidInput` (422), :class:`~app.core.errors.InfeasibleRule` (422) and
+:class:`~app.core.errors.InsufficientDepth` (409) here, so routes stay free of try/except.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from app.analytics import capping, concentration, divisor, futures, impact_cost, index_math
 from app.analytics import tracking as te
 from app.analytics.exceptions import InfeasibleRuleError, InsufficientDepthError
-from app.errors import InfeasibleRule, InsufficientDepth, InvalidInput
+from app.core.errors import InfeasibleRule, InsufficientDepth, InvalidInput
 from app.indices import schemas as s
 
 

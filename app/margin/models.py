@@ -11,43 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Literal
 
-PAISE = Decimal("0.01")
-RATE_QUANTUM = Decimal("0.0001")
 LoanType = Literal["draw", "repay"]
 CallStatus = Literal["open", "resolved"]
-
-
-def to_paise(amount: Decimal) -> int:
-    """Integer paise of an amount with at most two decimal places (ValueError otherwise)."""
-    if not amount.is_finite():
-        raise ValueError(f"amount {amount} is not a finite number")
-    paise = amount * 100
-    if paise != paise.to_integral_value():
-        raise ValueError(f"amount {amount} has more than two decimal places")
-    return int(paise)
-
-
-def from_paise(paise: int) -> Decimal:
-    """Rupees (two decimal places) of an integer amount of paise."""
-    return (Decimal(paise) / 100).quantize(PAISE)
-
-
-def round_money(amount: Decimal | float) -> Decimal:
-    """Round half-up to paise; floats go through their shortest repr (``25.005`` -> 25.01)."""
-    value = Decimal(repr(amount)) if isinstance(amount, float) else amount
-    try:
-        return value.quantize(PAISE, rounding=ROUND_HALF_UP)
-    except InvalidOperation as exc:
-        raise ValueError(f"amount {amount!r} cannot be rounded to paise") from exc
-
-
-def round_rate(rate: Decimal | float) -> Decimal:
-    """A margin rate rounded half-up to four decimal places."""
-    value = Decimal(repr(rate)) if isinstance(rate, float) else rate
-    return value.quantize(RATE_QUANTUM, rounding=ROUND_HALF_UP)
 
 
 def utc_now() -> dt.datetime:

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Literal, Protocol
 
-from app.db.sqlite import Database
-from app.errors import Conflict, InvalidInput, NotFound
-from app.margin import schema as _schema  # noqa: F401  (registers the tables)
+from app.core import tables as _tables  # noqa: F401  (registers the tables)
+from app.core.db import Database
+from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.money import from_paise, to_paise
 from app.margin.models import (
     CallStatus,
     Client,
@@ -30,8 +31,6 @@ from app.margin.models import (
     MarginRate,
     NewPosition,
     Position,
-    from_paise,
-    to_paise,
     utc_now,
 )
 from app.margin.rows import client_row as _client

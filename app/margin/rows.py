@@ -10,6 +10,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any, Protocol, cast
 
+from app.core.money import from_paise
 from app.margin.models import (
     CallStatus,
     Client,
@@ -18,7 +19,6 @@ from app.margin.models import (
     MarginCall,
     MarginRate,
     Position,
-    from_paise,
 )
 
 

@@ -39,8 +39,8 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from app.analytics.margin import ELM_WINDOW, margin_summary, nse_var_rate
-from app.data.universe import Universe
-from app.errors import InvalidInput, NotFound, UnknownTicker
+from app.core.errors import InvalidInput, NotFound, UnknownTicker
+from app.core.money import round_rate, to_paise
 from app.margin.models import (
     Client,
     LoanTransaction,
@@ -49,12 +49,11 @@ from app.margin.models import (
     MarginRate,
     NewPosition,
     Position,
-    round_rate,
-    to_paise,
     utc_now,
 )
-from app.margin.prices import PRICE_BASIS, STALE_AFTER_DAYS, LatestPrice, PriceReader
 from app.margin.repository import MarginRepository
+from app.market.quotes import PRICE_BASIS, STALE_AFTER_DAYS, LatestPrice, PriceReader
+from app.market.universe import Universe
 
 logger = logging.getLogger(__name__)
 

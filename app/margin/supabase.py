@@ -1,4 +1,4 @@
-"""Margin and user repositories on Supabase (``supabase/migrations/0003_margin.sql``).
+"""The margin repository on Supabase (``supabase/migrations/0003_margin.sql``).
 
 Same contract as the SQLite adapters (``tests/margin/test_repository_contract.py`` runs both).
 Every change touching more than one row is one RPC, so it is one PostgreSQL transaction;
@@ -14,18 +14,17 @@ fallback to the embedded database: margin data must come from one authoritative 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
-import httpx
 from postgrest import APIError, CountMethod
 
-from app.auth.repository import User
-from app.auth.security import Role
-from app.cache.supabase import SupabaseConnection, describe_error, fetch_all, parse_timestamp
-from app.errors import Conflict, DataUnavailable, InvalidInput, NotFound, ServiceError
+from app.core.errors import Conflict, DataUnavailable, InvalidInput, NotFound, ServiceError
+from app.core.money import from_paise, to_paise
+from app.core.supabase import SupabaseConnection, fetch_all
+from app.core.supabase import rows as _rows
+from app.core.supabase import strict_call as _call
 from app.margin.models import (
     CallStatus,
     Client,
@@ -36,8 +35,6 @@ from app.margin.models import (
     MarginRate,
     NewPosition,
     Position,
-    from_paise,
-    to_paise,
     utc_now,
 )
 from app.margin.repository import CheckOutcome
@@ -46,32 +43,6 @@ from app.margin.rows import loan_row as _loan
 from app.margin.rows import margin_call_row as _call_row
 from app.margin.rows import position_row as _position
 from app.margin.rows import rate_row as _rate
-
-T = TypeVar("T")
-ErrorMap = Mapping[str, Callable[[APIError], ServiceError]]
-
-
-def _call(what: str, operation: Callable[[], T], errors: ErrorMap | None = None) -> T:
-    """Run a request; map known SQLSTATEs through ``errors``, anything else to 503."""
-    try:
-        return operation()
-    except APIError as exc:
-        make = (errors or {}).get(str(exc.code))
-        if make is not None:
-            raise make(exc) from exc
-        raise DataUnavailable(
-            f"The margin database (Supabase) failed on {what}: {describe_error(exc)}",
-            details={"operation": what},
-        ) from exc
-    except (httpx.HTTPError, json.JSONDecodeError) as exc:
-        raise DataUnavailable(
-            f"The margin database (Supabase) is unreachable ({what}): {describe_error(exc)}",
-            details={"operation": what},
-        ) from exc
-
-
-def _rows(data: Any) -> list[dict[str, Any]]:
-    return cast(list[dict[str, Any]], data or [])
 
 
 def _no_client(client_id: int) -> NotFound:
@@ -436,123 +407,3 @@ class SupabaseMarginRepository:
 
         response = _call("list margin calls", query)
         return int(response.count or 0), [_call_row(r) for r in _rows(response.data)]
-
-
-def _user(row: Mapping[str, Any]) -> User:
-    return User(
-        id=int(row["id"]),
-        username=str(row["username"]),
-        role=cast(Role, row["role"]),
-        client_id=None if row["client_id"] is None else int(row["client_id"]),
-        password_hash=str(row["password_hash"]),
-        created_at=parse_timestamp(row["created_at"]),
-    )
-
-
-class SupabaseUserRepository:
-    """:class:`app.auth.repository.UserRepository` on Supabase (table ``users``)."""
-
-    def __init__(self, connection: SupabaseConnection) -> None:
-        self.connection = connection
-        self.client = connection.client
-
-    def _one(self, what: str, column: str, value: object) -> User | None:
-        response = _call(
-            what,
-            lambda: self.client.table("users").select("*").eq(column, value).limit(1).execute(),
-        )
-        rows = _rows(response.data)
-        return _user(rows[0]) if rows else None
-
-    def get_by_username(self, username: str) -> User | None:
-        """The user with this (lower-cased) username, or None."""
-        return self._one("read user", "username", username.lower())
-
-    def get(self, user_id: int) -> User | None:
-        """The user with this id, or None."""
-        return self._one("read user", "id", user_id)
-
-    def list(self, *, limit: int, offset: int) -> tuple[int, list[User]]:
-        """Total and one page of users by id."""
-        response = _call(
-            "list users",
-            lambda: (
-                self.client.table("users")
-                .select("*", count=CountMethod.exact)
-                .order("id")
-                .range(offset, offset + limit - 1)
-                .execute()
-            ),
-        )
-        return int(response.count or 0), [_user(r) for r in _rows(response.data)]
-
-    def create(
-        self, *, username: str, password_hash: str, role: Role, client_id: int | None
-    ) -> User:
-        """Create a user (Conflict when the username is taken, NotFound for a missing client)."""
-        name = username.lower()
-
-        def taken(_: APIError) -> ServiceError:
-            return Conflict(f"Username {name!r} is taken.", details={"username": name})
-
-        row: dict[str, Any] = {
-            "username": name,
-            "password_hash": password_hash,
-            "role": role,
-            "client_id": client_id,
-        }
-        response = _call(
-            "create user",
-            lambda: self.client.table("users").insert(row).execute(),
-            {
-                "23505": taken,
-                "23503": _client_missing(client_id or 0),
-                "23514": _invalid,
-            },
-        )
-        return _user(_rows(response.data)[0])
-
-    def create_first_admin(self, *, username: str, password_hash: str) -> User | None:
-        """Create an admin only when no admin exists yet (atomically); None when one does."""
-        params = {"p_username": username.lower(), "p_password_hash": password_hash}
-        response = _call(
-            "create first admin",
-            lambda: self.client.rpc("margin_create_first_admin", params).execute(),
-        )
-        rows = _rows(response.data)
-        return _user(rows[0]) if rows else None
-
-    def set_password_hash(self, user_id: int, password_hash: str) -> None:
-        """Replace a user's password hash (after a parameter upgrade)."""
-        _call(
-            "update password hash",
-            lambda: (
-                self.client.table("users")
-                .update({"password_hash": password_hash})
-                .eq("id", user_id)
-                .execute()
-            ),
-        )
-
-    def delete(self, user_id: int) -> None:
-        """Delete a user (NotFound when missing)."""
-        response = _call(
-            "delete user",
-            lambda: self.client.table("users").delete().eq("id", user_id).execute(),
-        )
-        if not _rows(response.data):
-            raise NotFound(f"User {user_id} does not exist.", details={"user_id": user_id})
-
-    def count_admins(self) -> int:
-        """Number of admins."""
-        response = _call(
-            "count admins",
-            lambda: (
-                self.client.table("users")
-                .select("id", count=CountMethod.exact)
-                .eq("role", "admin")
-                .limit(1)
-                .execute()
-            ),
-        )
-        return int(response.count or 0)

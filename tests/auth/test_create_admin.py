@@ -12,8 +12,8 @@ from types import ModuleType
 import pytest
 from fastapi.testclient import TestClient
 
+from app.core.settings import REPO_ROOT
 from app.main import create_app
-from app.settings import REPO_ROOT
 from tests.conftest import make_settings
 from tests.margin.support import JWT_SECRET, DbProbe, login
 from tests.services.local import SupabaseStack

@@ -19,8 +19,8 @@ from app.auth.security import (
     verify_password,
 )
 from app.auth.throttle import LoginThrottle, RateLimit, parse_rate_limit
-from app.db.sqlite import Database
-from app.errors import AuthError, RateLimited
+from app.core.db import Database
+from app.core.errors import AuthError, RateLimited
 
 SECRET = "s" * 40
 

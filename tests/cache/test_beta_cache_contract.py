@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 
 from app.cache.base import BetaCache, BetaKey, utcnow
-from app.cache.resilience import CircuitBreaker, ResilientBetaCache
+from app.cache.resilience import ResilientBetaCache
 from app.cache.sqlite import SQLiteBetaCache
-from app.cache.supabase import SupabaseBetaCache, connect
-from app.db.sqlite import Database
+from app.cache.supabase import SupabaseBetaCache
+from app.core.db import Database
+from app.core.resilience import CircuitBreaker
+from app.core.supabase import connect
 
 AS_OF = dt.date(2024, 6, 21)
 KEY = BetaKey("RELIANCE", 252, "excess", AS_OF)

@@ -1,6 +1,6 @@
 """The circuit breaker and the resilient beta cache, with a controllable primary and a fake clock.
 
-(The same behaviour against a real PostgREST, through the API: tests/services/test_degradation.py.)
+(The same behaviour against a real PostgREST, through the API: tests/cache/test_degradation.py.)
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from app.cache.base import BetaKey, CachedValue
-from app.cache.resilience import BackendUnavailable, CircuitBreaker, ResilientBetaCache
+from app.cache.resilience import ResilientBetaCache
 from app.cache.sqlite import SQLiteBetaCache
-from app.db.sqlite import Database
+from app.core.db import Database
+from app.core.resilience import BackendUnavailable, CircuitBreaker
 
 KEY = BetaKey("RELIANCE", 252, "excess", dt.date(2024, 6, 21))
 OTHER = BetaKey("TCS", 252, "excess", dt.date(2024, 6, 21))

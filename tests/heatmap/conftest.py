@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from app.data.snapshot import Snapshot
-from app.data.store import PriceStore
-from app.db.sqlite import Database
+from app.core.db import Database
 from app.heatmap.job import HeatmapJob
 from app.heatmap.store import SQLiteHeatmapStore
+from app.market.snapshot import Snapshot
+from app.market.store import PriceStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "scripts" / "compute_heatmap.py"

@@ -11,10 +11,9 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api.heatmap import HeatmapResponse, HeatmapStatus
-from app.data.factors import FACTOR_NAMES
 from app.heatmap.job import HeatmapJob, JobOptions, compute_window
-from app.heatmap.service import heatmap_service_for
+from app.heatmap.router import HeatmapResponse, HeatmapStatus
+from app.market.factors import FACTOR_NAMES
 
 
 def _frame(rows: list[dict[str, object]]) -> pd.DataFrame:
@@ -106,7 +105,7 @@ def test_on_demand_when_nothing_is_precomputed_and_the_get_writes_nothing(
     )
     # Once a run lands, the precomputed rows are served instead.
     result = make_job().run(JobOptions(windows=(126,), modes=("raw",)))
-    heatmap_service_for(container).check_interval_s = 0.0
+    container.heatmap.check_interval_s = 0.0
     served = client.get("/heatmap", params={"window": 126, "mode": "raw"}).json()
     assert served["source"] == "precomputed"
     assert served["run_id"] == result.run_id
@@ -261,7 +260,7 @@ def test_missing_after_a_merge_combines_the_reasons_of_both_runs(
     client: TestClient, make_job: Callable[..., HeatmapJob]
 ) -> None:
     container = client.app.state.container  # type: ignore[attr-defined]
-    heatmap_service_for(container).check_interval_s = 0.0
+    container.heatmap.check_interval_s = 0.0
     make_job().run(JobOptions(windows=(252,)))
     container.db.connection().execute("DELETE FROM bars WHERE ticker = 'TCS'")
     merge = make_job().run(JobOptions(windows=(252,), symbols=("TCS", "INFY")))

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from app.db.sqlite import Database
+from app.core.db import Database
 from app.heatmap.job import JOB_LEASE, HeatmapJob, compute_window
 from app.heatmap.store import SQLiteHeatmapStore
 from tests.heatmap.conftest import REPO_ROOT, SCRIPT, script_env
@@ -266,16 +266,16 @@ def test_refresh_data_without_the_refresh_service_exits_3(
 ) -> None:
     for key, value in script_env(data_dir).items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setitem(sys.modules, "app.services.refresh", None)  # import fails
+    monkeypatch.setitem(sys.modules, "app.market.refresh", None)  # import fails
     assert _load_cli().main(["--refresh-data", "--window", "126"]) == 3
     err = capsys.readouterr().err
-    assert "--refresh-data needs app.services.refresh.RefreshService" in err
+    assert "--refresh-data needs app.market.refresh.RefreshService" in err
 
 
 def test_a_store_error_escaping_the_job_exits_3_in_one_line(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from app.cache.resilience import BackendUnavailable
+    from app.core.resilience import BackendUnavailable
     from app.heatmap.job import JobOptions, JobResult
 
     def explode(self: HeatmapJob, options: JobOptions, progress: Any = None) -> JobResult:
@@ -314,9 +314,9 @@ def _fake_refresh(
 ) -> Refresh:
     """A RefreshService.refresh standing in for the provider: records the tickers asked for,
     adds one session for the factors and ``updated`` when ``new_day`` is given."""
-    from app.data.factors import FACTOR_PROXIES
-    from app.data.store import PriceStore
-    from app.services.refresh import RefreshReport, RefreshService
+    from app.market.factors import FACTOR_PROXIES
+    from app.market.refresh import RefreshReport, RefreshService
+    from app.market.store import PriceStore
 
     def refresh(self: RefreshService, tickers: list[str] | None = None) -> RefreshReport:
         assert tickers is not None
@@ -345,8 +345,8 @@ def test_refresh_data_runs_before_the_heatmap(
     heatmaps: SQLiteHeatmapStore,
     snapshot: Any,
 ) -> None:
-    from app.data.factors import FACTOR_PROXIES
-    from app.services.refresh import RefreshService
+    from app.market.factors import FACTOR_PROXIES
+    from app.market.refresh import RefreshService
 
     new_day = dt.date(2024, 6, 24)
     calls: list[list[str]] = []
@@ -372,7 +372,7 @@ def test_refresh_data_runs_before_the_heatmap(
 def test_a_refresh_failing_for_a_stored_ticker_exits_1(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from app.services.refresh import RefreshService
+    from app.market.refresh import RefreshService
 
     calls: list[list[str]] = []
     fake = _fake_refresh(calls, failed={"INFY": "HTTP 404"})
@@ -392,9 +392,9 @@ def test_refresh_data_with_a_universe_file_refreshes_those_tickers_and_the_facto
     heatmaps: SQLiteHeatmapStore,
     make_job: Callable[..., HeatmapJob],
 ) -> None:
-    from app.data.factors import FACTOR_PROXIES
     from app.heatmap.job import JobOptions
-    from app.services.refresh import RefreshService
+    from app.market.factors import FACTOR_PROXIES
+    from app.market.refresh import RefreshService
 
     assert make_job().run(JobOptions(windows=(126,))).status == "ok"
     calls: list[list[str]] = []
@@ -421,8 +421,8 @@ def test_dry_run_skips_the_refresh(
     capsys: pytest.CaptureFixture[str],
     heatmaps: SQLiteHeatmapStore,
 ) -> None:
-    from app.data.store import PriceStore
-    from app.services.refresh import RefreshService
+    from app.market.refresh import RefreshService
+    from app.market.store import PriceStore
 
     calls: list[list[str]] = []
     fake = _fake_refresh(calls, new_day=dt.date(2024, 6, 24), updated=("TCS",))

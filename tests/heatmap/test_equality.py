@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.data.factors import FACTOR_NAMES
+from app.factors.service import PARAM_NAMES, PRESET_WINDOWS
 from app.heatmap.job import HeatmapJob, JobOptions
 from app.heatmap.store import SQLiteHeatmapStore
 from app.main import create_app
-from app.services.factors import PARAM_NAMES, PRESET_WINDOWS
+from app.market.factors import FACTOR_NAMES
 from tests.conftest import make_settings
 
 # Large caps, mid caps, a 2021 listing (PAYTM) and a name with an excluded bad print (PEL).

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.cache.resilience import BackendUnavailable
+from app.core.resilience import BackendUnavailable
 from app.heatmap.job import JOB_LEASE, HeatmapJob, JobOptions, WindowOutcome, compute_window
 from app.heatmap.service import HeatmapService
 from app.heatmap.store import Checkpoint, RunRecord, SQLiteHeatmapStore, TickerFailure

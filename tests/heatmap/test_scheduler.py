@@ -14,13 +14,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
-from app.data.snapshot import Snapshot
-from app.data.store import PriceStore
-from app.db.sqlite import Database
+from app.core.db import Database
 from app.heatmap.job import HeatmapJob, JobOptions, JobResult
+from app.heatmap.schedule import CRON_LEASE, HeatmapSchedule
 from app.heatmap.store import SQLiteHeatmapStore
 from app.main import create_app
-from app.scheduler import CRON_LEASE, HeatmapSchedule, parse_cron
+from app.market.snapshot import Snapshot
+from app.market.store import PriceStore
+from app.scheduler import parse_cron
 from tests.conftest import make_settings
 from tests.heatmap.conftest import REPO_ROOT
 
@@ -100,12 +101,13 @@ def test_two_threads_racing_for_one_slot_run_the_job_once(
 RACER = """
 import datetime as dt, sys
 from zoneinfo import ZoneInfo
-from app.data.snapshot import Snapshot
-from app.db.sqlite import Database
+from app.market.snapshot import Snapshot
+from app.core.db import Database
 from app.heatmap.store import SQLiteHeatmapStore
-from app.scheduler import HeatmapSchedule, parse_cron
+from app.heatmap.schedule import HeatmapSchedule
+from app.scheduler import parse_cron
 from app.heatmap.job import JobResult
-from app.settings import SNAPSHOT_DIR
+from app.core.settings import SNAPSHOT_DIR
 import time
 store = SQLiteHeatmapStore(Database(sys.argv[1]))
 def run_job():
@@ -149,12 +151,12 @@ def test_two_processes_racing_for_one_slot_run_the_job_once(data_dir: Path) -> N
 
 def test_the_app_starts_the_cron_job_only_when_configured(data_dir: Path) -> None:
     with TestClient(create_app(make_settings(data_dir))) as client:
-        scheduler = client.app.state.container.extras["scheduler"]  # type: ignore[attr-defined]
+        scheduler = client.app.state.container.scheduler  # type: ignore[attr-defined]
         assert scheduler.jobs == ["cache-purge"]
         assert scheduler.scheduler.get_job("heatmap") is None
     settings = make_settings(data_dir, heatmap_cron=CRON)
     with TestClient(create_app(settings)) as client:
-        scheduler = client.app.state.container.extras["scheduler"]  # type: ignore[attr-defined]
+        scheduler = client.app.state.container.scheduler  # type: ignore[attr-defined]
         assert scheduler.jobs == ["heatmap", "cache-purge"]
         assert scheduler.scheduler.running
         job = scheduler.scheduler.get_job("heatmap")
@@ -169,7 +171,7 @@ def test_the_app_schedule_runs_the_full_job(
     settings = make_settings(data_dir, heatmap_cron=CRON)
     with TestClient(create_app(settings)) as client:
         container = client.app.state.container  # type: ignore[attr-defined]
-        schedule: HeatmapSchedule = container.extras["heatmap_schedule"]
+        schedule: HeatmapSchedule = container.heatmap_schedule
         assert schedule.tick(FIRE)
         everything = client.get("/heatmap/status/all").json()["windows"]
         assert [w["state"] for w in everything] == ["complete"] * 3
@@ -197,7 +199,6 @@ def test_the_cache_purge_job_deletes_expired_entries(data_dir: Path) -> None:
     import datetime as dt
 
     from app.cache.base import BetaKey
-    from app.scheduler import cache_purger
 
     with TestClient(create_app(make_settings(data_dir))) as client:
         container = client.app.state.container  # type: ignore[attr-defined]
@@ -210,6 +211,6 @@ def test_the_cache_purge_job_deletes_expired_entries(data_dir: Path) -> None:
             "UPDATE cache_entries SET expires_at = 0 WHERE key = ?", (stale.as_string(),)
         )
         before = cache.status()["entries"]
-        cache_purger(container)()
+        container.jobs.cache_purge()
         assert cache.status()["entries"] == before - 1
         assert cache.get(live) is not None

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.cache.supabase import connect
+from app.core.supabase import connect
 from app.heatmap.job import JOB_LEASE
 from app.heatmap.store import SQLiteHeatmapStore
 from app.heatmap.supabase_store import SupabaseHeatmapStore

@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
-from app.data.store import PriceStore
-from app.db.sqlite import Database
-from app.settings import SNAPSHOT_DIR
+from app.core.db import Database
+from app.core.settings import SNAPSHOT_DIR
+from app.market.store import PriceStore
 
 BANKS = [
     "HDFCBANK", "ICICIBANK", "SBIN", "KOTAKBANK", "AXISBANK", "INDUSINDBK",
@@ -470,7 +470,7 @@ def test_definitions_are_capped_and_computations_bounded_in_memory(
     refused = client.post("/indices", json=bank_index("cap-d", rebalance="none"))
     assert refused.status_code == 409
     assert refused.json()["error"]["details"]["max_definitions"] == 3
-    service = client.app.state.container.extras["custom_indices"]  # type: ignore[attr-defined]
+    service = client.app.state.container.indices  # type: ignore[attr-defined]
     assert list(service._cache) == ["cap-b", "cap-c"]  # least recently used dropped
     before = client.get("/indices/cap-c/history").json()  # cached
     again = client.get("/indices/cap-a/history").json()  # evicted: recomputed on demand

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.settings import REPO_ROOT, SNAPSHOT_DIR
+from app.core.settings import REPO_ROOT, SNAPSHOT_DIR
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from app.auth import security
-from app.data.store import PriceStore
+from app.core.settings import Settings
 from app.main import create_app
-from app.settings import Settings
+from app.market.store import PriceStore
 from tests.conftest import make_settings
 
 JWT_SECRET = secrets.token_urlsafe(48)

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from app.data.universe import Universe
+from app.market.universe import Universe
 from tests.margin.support import DbProbe, create_client
 
 

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.analytics.margin import nse_var_rate
-from app.settings import SNAPSHOT_DIR
+from app.core.settings import SNAPSHOT_DIR
 from tests.margin.support import (
     FRESH_DAY,
     DbProbe,

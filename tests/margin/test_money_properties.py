@@ -14,14 +14,14 @@ from pathlib import Path
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from app.data.snapshot import Snapshot
-from app.data.store import PriceStore
-from app.db.sqlite import Database
-from app.jobs.margin_sweep import run_margin_sweep
+from app.core.db import Database
 from app.margin.models import NewPosition
-from app.margin.prices import PriceReader
 from app.margin.repository import SQLiteMarginRepository
 from app.margin.service import MarginService
+from app.margin.sweep import run_margin_sweep
+from app.market.quotes import PriceReader
+from app.market.snapshot import Snapshot
+from app.market.store import PriceStore
 
 SYMBOLS = ["RELIANCE", "TCS", "INFY", "ITC", "SBIN", "360ONE", "KOTAKBANK", "WIPRO"]
 DAY = dt.date(2024, 6, 21)

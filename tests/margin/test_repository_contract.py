@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 
 from app.auth.repository import SQLiteUserRepository, UserRepository
-from app.cache.supabase import SupabaseConnection, connect
-from app.db.sqlite import Database
-from app.errors import Conflict, InvalidInput, NotFound
+from app.auth.supabase import SupabaseUserRepository
+from app.core.db import Database
+from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.supabase import SupabaseConnection, connect
 from app.margin.models import MarginCheck, NewPosition, utc_now
 from app.margin.repository import MarginRepository, SQLiteMarginRepository
-from app.margin.supabase import SupabaseMarginRepository, SupabaseUserRepository
+from app.margin.supabase import SupabaseMarginRepository
 
 MARGIN_TABLES = "clients, positions, loan_transactions, users, margin_rates, margin_calls"
 

@@ -9,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 from postgrest import APIError
 
-from app.cache.supabase import connect
-from app.jobs.margin_sweep import SupabaseLease, run_margin_sweep, sweep_with_lease
+from app.core.lease import SupabaseLease
+from app.core.supabase import connect
 from app.main import create_app
-from app.margin.wiring import get_margin_context
+from app.margin.sweep import run_margin_sweep, sweep_with_lease
 from tests.conftest import make_settings
 from tests.margin.support import (
     ADMIN_PASSWORD,
@@ -54,8 +54,8 @@ def remote_api(data_dir: Path, stack: SupabaseStack, fast_hashing: None) -> Iter
 def test_seed_example_and_authorisation_on_supabase(
     remote_api: TestClient, stack: SupabaseStack
 ) -> None:
-    context = get_margin_context(remote_api.app.state.container)  # type: ignore[attr-defined]
-    assert context.repo.backend == "supabase"
+    context = remote_api.app.state.container  # type: ignore[attr-defined]
+    assert context.margin_repo.backend == "supabase"
     admin = login(remote_api, ADMIN_USERNAME, ADMIN_PASSWORD)
     set_price(remote_api, "RELIANCE", 200.0)
     client = create_client(
@@ -89,11 +89,14 @@ def test_sweep_and_lease_on_supabase(remote_api: TestClient, stack: SupabaseStac
         loan="19000",
         positions=[{"symbol": "RELIANCE", "quantity": 100, "cost_basis": "1"}],
     )
-    context = get_margin_context(remote_api.app.state.container)  # type: ignore[attr-defined]
+    context = remote_api.app.state.container  # type: ignore[attr-defined]
     assert context.supabase is not None
     one = SupabaseLease(context.supabase, "margin_sweep_test", owner="one", ttl_seconds=60)
     two = SupabaseLease(context.supabase, "margin_sweep_test", owner="two", ttl_seconds=60)
-    assert [sweep_with_lease(context, one).ran, sweep_with_lease(context, two).ran] == [
+    assert [
+        sweep_with_lease(context.margin, context.margin_repo, one).ran,
+        sweep_with_lease(context.margin, context.margin_repo, two).ran,
+    ] == [
         True,
         False,
     ]
@@ -103,7 +106,7 @@ def test_sweep_and_lease_on_supabase(remote_api: TestClient, stack: SupabaseStac
     calls = remote_api.get("/margin/calls", headers=admin).json()
     assert calls["total"] == 1
     assert calls["items"][0]["margin_shortfall"] == "4000.00"
-    assert run_margin_sweep(context.margin, context.repo).calls_updated == 1
+    assert run_margin_sweep(context.margin, context.margin_repo).calls_updated == 1
 
 
 def test_supabase_outage_is_a_clear_503(remote_api: TestClient, stack: SupabaseStack) -> None:

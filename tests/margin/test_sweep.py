@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.db.sqlite import Database
-from app.jobs.margin_sweep import LEASE_NAME, Lease, run_margin_sweep, sweep_with_lease
+from app.container import Container
+from app.core.db import Database
+from app.core.lease import Lease
+from app.core.settings import Settings
 from app.main import create_app
-from app.margin.wiring import MarginContext, get_margin_context
-from app.settings import Settings
+from app.margin.sweep import LEASE_NAME, run_margin_sweep, sweep_with_lease
 from tests.margin.support import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
@@ -25,8 +26,9 @@ from tests.margin.support import (
 )
 
 
-def _context(api: TestClient) -> MarginContext:
-    return get_margin_context(api.app.state.container)  # type: ignore[attr-defined]
+def _context(api: TestClient) -> Container:
+    container: Container = api.app.state.container  # type: ignore[attr-defined]
+    return container
 
 
 def _db(api: TestClient) -> Database:
@@ -54,7 +56,7 @@ def test_sweep_opens_updates_and_resolves_calls(
     )
     context = _context(api)
 
-    first = run_margin_sweep(context.margin, context.repo)
+    first = run_margin_sweep(context.margin, context.margin_repo)
     assert (first.clients_checked, first.calls_opened, first.calls_resolved) == (2, 1, 0)
     calls = api.get("/margin/calls", headers=admin_headers).json()
     assert calls["total"] == 1
@@ -68,7 +70,7 @@ def test_sweep_opens_updates_and_resolves_calls(
 
     # Still short next time: the same call is updated, no duplicate event.
     set_price(api, "RELIANCE", 190.0, dt.date(2024, 6, 25))
-    second = run_margin_sweep(context.margin, context.repo)
+    second = run_margin_sweep(context.margin, context.margin_repo)
     assert (second.calls_opened, second.calls_updated) == (0, 1)
     (event,) = api.get("/margin/calls", headers=admin_headers).json()["items"]
     # 19,000 - 18,000 = 1,000 equity; requirement 4,750 -> shortfall 3,750.
@@ -81,7 +83,7 @@ def test_sweep_opens_updates_and_resolves_calls(
         json={"type": "repay", "amount": "15000"},
         headers=admin_headers,
     )
-    third = run_margin_sweep(context.margin, context.repo)
+    third = run_margin_sweep(context.margin, context.margin_repo)
     assert third.calls_resolved == 1
     resolved = api.get("/margin/calls", headers=admin_headers, params={"status": "resolved"})
     (event,) = resolved.json()["items"]
@@ -108,7 +110,7 @@ def test_sweep_counts_unpriced_positions_at_zero(
     with _db(api).transaction() as conn:
         conn.execute("DELETE FROM quotes WHERE ticker = 'WIPRO'")
     context = _context(api)
-    result = run_margin_sweep(context.margin, context.repo)
+    result = run_margin_sweep(context.margin, context.margin_repo)
     assert result.skipped == {}
     assert result.calls_opened == 1
     (event,) = api.get("/margin/calls", headers=admin_headers).json()["items"]
@@ -150,7 +152,10 @@ def test_only_one_worker_sweeps(api: TestClient, admin_headers: dict[str, str]) 
     db = _db(api)
     worker_a = Lease(db, LEASE_NAME, owner="a", ttl_seconds=60)
     worker_b = Lease(db, LEASE_NAME, owner="b", ttl_seconds=60)
-    results = [sweep_with_lease(context, worker_a), sweep_with_lease(context, worker_b)]
+    results = [
+        sweep_with_lease(context.margin, context.margin_repo, worker_a),
+        sweep_with_lease(context.margin, context.margin_repo, worker_b),
+    ]
     assert [r.ran for r in results] == [True, False]
     assert results[0].calls_opened == 1
     assert api.get("/margin/calls", headers=admin_headers).json()["total"] == 1

@@ -1,0 +1,163 @@
+"""Graceful degradation: a circuit breaker and a beta cache that falls back to the embedded one.
+
+When a remote backend (Supabase) fails or times out, the service keeps answering from the
+embedded SQLite backend instead of failing or slowing down every request::
+
+    closed ──failure──▶ open ──cool-down elapsed──▶ half-open (one probe call)
+      ▲                  ▲                               │
+      └────success───────┼───────────────────────────────┘
+                         └──────────failure──────────────┘
+
+* closed: calls go to the primary; the first failure logs one warning and opens the circuit.
+* open: no call reaches the primary for ``cooldown_s`` seconds, so an outage adds no latency
+  per request; everything is served from and written to the fallback.
+* half-open: the next caller after the cool-down probes the primary; success closes the
+  circuit (writes resume), failure opens it for another cool-down.
+
+Backends signal an outage by raising :class:`BackendUnavailable` (a
+:class:`app.core.errors.DataUnavailable`, so one that escaped would still map to a 503); any other
+exception is a bug or a bad argument and propagates unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
+
+from app.core.errors import DataUnavailable
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+CircuitState = Literal["closed", "open", "half_open"]
+
+
+class BackendUnavailable(DataUnavailable):
+    """A remote backend failed, refused the credentials or timed out; callers fall back."""
+
+
+class CircuitBreaker:
+    """A thread-safe circuit breaker with a fixed cool-down.
+
+    Parameters
+    ----------
+    name
+        What it guards, for logs and status (``"supabase"``).
+    cooldown_s
+        How long the circuit stays open after a failure before one probe is let through.
+    clock
+        Monotonic seconds; injectable so tests need not sleep.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        cooldown_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if cooldown_s < 0:
+            raise ValueError("cooldown_s must not be negative")
+        self.name = name
+        self.cooldown_s = cooldown_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._state: CircuitState = "closed"
+        self._retry_at = 0.0
+        self._probe_started = 0.0
+        self._last_error: str | None = None
+        self._last_failure_at: dt.datetime | None = None
+        self._degraded_since: dt.datetime | None = None
+        self._failures = 0
+
+    @property
+    def state(self) -> CircuitState:
+        """``closed``, ``open`` or ``half_open``."""
+        with self._lock:
+            return self._state
+
+    @property
+    def is_closed(self) -> bool:
+        """True while the primary is considered healthy."""
+        return self.state == "closed"
+
+    def allow(self) -> bool:
+        """May the caller use the primary now? (Claims the probe when the cool-down is over.)"""
+        with self._lock:
+            if self._state == "closed":
+                return True
+            now = self._clock()
+            if self._state == "open" and now >= self._retry_at:
+                self._state = "half_open"
+                self._probe_started = now
+                return True
+            # A probe that never reported back (its thread died) must not wedge the circuit.
+            if self._state == "half_open" and now - self._probe_started >= self.cooldown_s:
+                self._probe_started = now
+                return True
+            return False
+
+    def record_success(self) -> None:
+        """The primary answered: close the circuit."""
+        with self._lock:
+            if self._state == "closed":
+                return
+            self._state = "closed"
+            since = self._degraded_since
+            self._degraded_since = None
+        logger.warning("%s is reachable again (degraded since %s); resuming", self.name, since)
+
+    def record_failure(self, exc: BaseException) -> None:
+        """The primary failed: open the circuit for one cool-down (log once per outage)."""
+        message = str(exc) or type(exc).__name__
+        with self._lock:
+            first = self._state == "closed"
+            self._state = "open"
+            self._retry_at = self._clock() + self.cooldown_s
+            self._last_error = message
+            self._last_failure_at = dt.datetime.now(dt.UTC)
+            self._failures += 1
+            if first:
+                self._degraded_since = self._last_failure_at
+        if first:
+            logger.warning(
+                "%s unavailable, serving from the fallback for %.0fs before retrying: %s",
+                self.name,
+                self.cooldown_s,
+                message,
+            )
+        else:
+            logger.debug("%s still unavailable: %s", self.name, message)
+
+    def call(self, primary: Callable[[], T], fallback: Callable[[], T]) -> T:
+        """``primary()`` when the circuit allows and it succeeds, else ``fallback()``."""
+        if self.allow():
+            try:
+                result = primary()
+            except BackendUnavailable as exc:
+                self.record_failure(exc)
+            else:
+                self.record_success()
+                return result
+        return fallback()
+
+    def status(self) -> dict[str, Any]:
+        """State, last error and when the next probe is due, for /health."""
+        with self._lock:
+            retry_in = max(0.0, self._retry_at - self._clock()) if self._state == "open" else 0.0
+            return {
+                "state": self._state,
+                "last_error": self._last_error,
+                "last_failure_at": (
+                    self._last_failure_at.isoformat() if self._last_failure_at else None
+                ),
+                "degraded_since": (
+                    self._degraded_since.isoformat() if self._degraded_since else None
+                ),
+                "retry_in_s": round(retry_in, 3),
+                "failures": self._failures,
+            }

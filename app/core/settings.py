@@ -1,0 +1,128 @@
+"""Service configuration: one pydantic-settings model, read from the environment and ``.env``.
+
+Nothing here is built at import time: :func:`get_settings` builds and caches it, and tests
+override the FastAPI dependency (or pass a :class:`Settings` to ``create_app``).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SNAPSHOT_DIR = Path(__file__).resolve().parents[1] / "market" / "data"
+
+
+class Settings(BaseSettings):
+    """Every environment variable the service reads (see ``.env.example``)."""
+
+    # An empty value (``SUPABASE_URL=`` as in .env.example) means "not set".
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", case_sensitive=False, env_parse_none_str=""
+    )
+
+    # --- server -----------------------------------------------------------------------
+    port: int = Field(8000, description="Port uvicorn listens on (Render sets PORT).")
+    log_level: str = Field("INFO", description="Root log level.")
+    log_json: bool = Field(False, description="Emit one JSON object per log line.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated origins allowed by CORS."
+    )
+    max_body_bytes: int = Field(1_000_000, description="Largest accepted request body.")
+
+    # --- rate limiting ------------------------------------------------------------------
+    rate_limit: str = Field("10/minute", description="Default per-client limit (slowapi).")
+    rate_limit_enabled: bool = True
+    rate_limit_storage_uri: str = Field("memory://", description="memory:// or redis://...")
+    login_rate_limit: str = "5/minute"
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Peers (IPs or CIDRs) whose X-Forwarded-For is honoured.",
+    )
+
+    # --- data -----------------------------------------------------------------------------
+    data_dir: Path = Field(REPO_ROOT / "var", description="Where the embedded store lives.")
+    snapshot_dir: Path = Field(SNAPSHOT_DIR, description="The bundled real-data snapshot.")
+    market_data_provider: Literal["yfinance", "offline"] = Field(
+        "yfinance", description="Live provider for delta fetches; offline = store only."
+    )
+    provider_timeout_s: float = Field(3.0, description="Per-request timeout of the provider.")
+    data_stale_after_days: int = Field(
+        5, ge=1, description="/health reports the data as stale when older than this."
+    )
+    provider_probe_interval_s: float = Field(
+        300.0, description="How long a failed reachability probe is trusted."
+    )
+    provider_batch_size: int = Field(
+        50, ge=1, description="Tickers per provider download call (yfinance batch)."
+    )
+
+    # --- cache ----------------------------------------------------------------------------
+    cache_ttl_hours: float = Field(24.0, gt=0, description="TTL of cached factor betas.")
+    supabase_url: str | None = None
+    supabase_key: SecretStr | None = None
+    supabase_timeout_s: float = Field(
+        3.0, gt=0, description="Timeout of one Supabase request (connect, read, write), seconds."
+    )
+    supabase_cooldown_s: float = Field(
+        60.0, ge=0, description="Circuit-breaker cool-down after a Supabase failure."
+    )
+
+    # --- jobs -----------------------------------------------------------------------------
+    heatmap_cron: str | None = Field(None, description="Crontab for the in-app heatmap job.")
+    price_refresh_cron: str | None = Field(
+        None, description="Crontab for the in-app delta refresh of prices from the provider."
+    )
+    price_refresh_on_start: bool = Field(
+        False, description="Also delta-refresh prices once right after start-up."
+    )
+    margin_sweep_minutes: float | None = Field(None, description="Margin sweep interval.")
+    scheduler_timezone: str = "Asia/Kolkata"
+
+    # --- auth (margin monitoring) ---------------------------------------------------------
+    jwt_secret: SecretStr | None = Field(None, description="HS256 secret for access tokens.")
+    jwt_expire_minutes: int = 60
+    admin_username: str | None = None
+    admin_password: SecretStr | None = None
+    margin_default_rate: float = Field(0.25, gt=0, le=1)
+
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("supabase_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        # Refuse a malformed URL at start-up with a clear message (on Render the previous
+        # deploy keeps serving) rather than failing later inside the Supabase client.
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(
+                "SUPABASE_URL must be the project URL, e.g. https://<project>.supabase.co"
+            )
+        return value.rstrip("/") if value is not None else None
+
+    @property
+    def supabase_enabled(self) -> bool:
+        """True when both SUPABASE_URL and SUPABASE_KEY are set."""
+        return bool(self.supabase_url and self.supabase_key)
+
+    @property
+    def store_path(self) -> Path:
+        """Path of the embedded SQLite store."""
+        return self.data_dir / "store.sqlite3"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Build the settings once per process."""
+    return Settings()

@@ -1,0 +1,303 @@
+"""Factor betas: the five factors, latest betas per stock and rolling series."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.core.deps import provide
+from app.core.schemas import error_responses
+from app.factors.schemas import Betas
+from app.factors.service import FactorService
+
+router = APIRouter(tags=["factors"])
+
+FactorServiceDep = Annotated[FactorService, Depends(provide("factors", FactorService))]
+
+ModeQuery = Annotated[
+    Literal["excess", "raw"],
+    Query(
+        description="excess (default): value, momentum and size as spreads over the market, "
+        "far better conditioned; raw: each proxy's own return, as the seed service did.",
+    ),
+]
+WindowQuery = Annotated[
+    int,
+    Query(
+        ge=20,
+        le=1260,
+        description="Trading days in the window; presets 126, 252, 504.",
+        examples=[252],
+    ),
+]
+TickerPath = Annotated[
+    str,
+    Path(
+        description="NSE symbol; case and a .NS suffix are ignored.",
+        examples=["RELIANCE"],
+        max_length=40,
+    ),
+]
+
+
+class FactorCoverage(BaseModel):
+    """Stored closes of the proxy, and the regression sample all five factors share."""
+
+    first_date: dt.date | None = Field(description="First stored close of the proxy.")
+    last_date: dt.date | None = Field(description="Last stored close of the proxy.")
+    n_prices: int
+    regression_start: dt.date = Field(description="First day all five factor returns exist.")
+    regression_end: dt.date
+    n_returns: int = Field(description="Daily returns in the shared regression sample.")
+
+
+class FactorInfo(BaseModel):
+    """One factor and its proxy."""
+
+    name: str = Field(examples=["market"])
+    proxy: str = Field(examples=["^NSEI"])
+    label: str = Field(examples=["Nifty 50"])
+    description: str
+    coverage: FactorCoverage
+
+
+class FactorStats(BaseModel):
+    """A statistic per parameter (alpha and the five factors)."""
+
+    alpha: float | None = None
+    market: float | None = None
+    value: float | None = None
+    momentum: float | None = None
+    size: float | None = None
+    volatility: float | None = None
+
+
+class CacheInfo(BaseModel):
+    """Whether the result came from the TTL cache, and its lifetime."""
+
+    hit: bool
+    backend: str
+    computed_at: dt.datetime | None
+    expires_at: dt.datetime | None
+
+
+class DataLabel(BaseModel):
+    """Where the prices came from and how fresh they are."""
+
+    as_of: dt.date
+    last_price_date: dt.date | None
+    snapshot_date: dt.date | None
+    source: str
+
+
+class HacStats(BaseModel):
+    """Newey-West (HAC) standard errors and tests."""
+
+    lags: int
+    std_errors: FactorStats
+    t_stats: FactorStats
+    p_values: FactorStats
+
+
+RELIANCE_EXAMPLE: dict[str, Any] = {
+    "ticker": "RELIANCE",
+    "company": "Reliance Industries Ltd.",
+    "sector": "Oil Gas & Consumable Fuels",
+    "window": 252,
+    "mode": "excess",
+    "as_of": "2024-06-21",
+    "window_start": "2023-06-06",
+    "window_end": "2024-06-21",
+    "n_obs": 252,
+    "min_nobs": 202,
+    "n_excluded": 0,
+    "n_missing": 0,
+    "alpha": -0.000349,
+    "alpha_annualised": -0.0879,
+    "betas": {
+        "market": 1.2293,
+        "value": -0.3531,
+        "momentum": 0.0458,
+        "size": 0.1530,
+        "volatility": 0.0272,
+    },
+    "std_errors": {
+        "alpha": 0.000564,
+        "market": 0.0843,
+        "value": 0.1135,
+        "momentum": 0.0808,
+        "size": 0.0961,
+        "volatility": 0.0121,
+    },
+    "t_stats": {
+        "alpha": -0.619,
+        "market": 14.58,
+        "value": -3.111,
+        "momentum": 0.566,
+        "size": 1.592,
+        "volatility": 2.246,
+    },
+    "p_values": {
+        "alpha": 0.536,
+        "market": 3.94e-35,
+        "value": 0.00208,
+        "momentum": 0.572,
+        "size": 0.113,
+        "volatility": 0.0256,
+    },
+    "r_squared": 0.5704,
+    "adj_r_squared": 0.5617,
+    "residual_vol": 0.1381,
+    "condition_number": 232.6,
+    "data": {
+        "as_of": "2024-06-21",
+        "last_price_date": "2024-06-21",
+        "snapshot_date": "2024-06-21",
+        "source": "bundled snapshot (real NSE data, see docs/DATA.md)",
+    },
+    "cache": {
+        "hit": False,
+        "backend": "embedded",
+        "computed_at": "2026-11-20T23:17:20Z",
+        "expires_at": "2026-11-21T23:17:20Z",
+    },
+    "hac": None,
+}
+
+
+class FactorBetasResponse(BaseModel):
+    """Latest-window regression of a stock's daily returns on the five factors."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [RELIANCE_EXAMPLE]})
+
+    ticker: str
+    company: str | None
+    sector: str | None
+    window: int
+    mode: str
+    as_of: dt.date
+    window_start: dt.date
+    window_end: dt.date
+    n_obs: int = Field(description="Daily returns used in the regression.")
+    min_nobs: int
+    n_excluded: int = Field(description="Returns excluded as bad prints.")
+    n_missing: int = Field(description="Window days without a stock return.")
+    alpha: float | None = Field(description="Daily intercept.")
+    alpha_annualised: float | None
+    betas: Betas
+    std_errors: FactorStats
+    t_stats: FactorStats
+    p_values: FactorStats
+    r_squared: float | None
+    adj_r_squared: float | None
+    residual_vol: float | None = Field(description="Annualised idiosyncratic volatility.")
+    condition_number: float | None = Field(description="Of the design matrix with constant.")
+    data: DataLabel
+    cache: CacheInfo
+    hac: HacStats | None = None
+
+
+class RollingBetasResponse(BaseModel):
+    """Rolling series for charts: one value per window end (example: real RELIANCE output)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "ticker": "RELIANCE",
+                    "window": 126,
+                    "mode": "excess",
+                    "as_of": "2024-06-21",
+                    "dates": ["2024-06-20", "2024-06-21"],
+                    "alpha": [-0.00014, -0.0002],
+                    "betas": {
+                        "market": [1.2608, 1.2636],
+                        "value": [-0.4136, -0.42],
+                        "momentum": [0.2265, 0.2292],
+                        "size": [0.0507, 0.0507],
+                        "volatility": [0.0368, 0.0375],
+                    },
+                    "r_squared": [0.6429, 0.6434],
+                    "adj_r_squared": [0.628, 0.6286],
+                    "residual_vol": [0.1502, 0.1506],
+                    "n_obs": [126, 126],
+                    "data": {
+                        "as_of": "2024-06-21",
+                        "last_price_date": "2024-06-21",
+                        "snapshot_date": "2024-06-21",
+                        "source": "bundled snapshot (real NSE data, see docs/DATA.md)",
+                    },
+                }
+            ]
+        }
+    )
+
+    ticker: str
+    window: int
+    mode: str
+    as_of: dt.date
+    dates: list[dt.date]
+    alpha: list[float | None]
+    betas: dict[str, list[float | None]]
+    r_squared: list[float | None]
+    adj_r_squared: list[float | None]
+    residual_vol: list[float | None]
+    n_obs: list[int]
+    data: DataLabel
+
+
+@router.get("/factors", response_model=list[FactorInfo])
+async def list_factors(service: FactorServiceDep) -> list[dict[str, Any]]:
+    """The five factors, their proxies, descriptions and data coverage."""
+    return await run_in_threadpool(service.factors_overview)
+
+
+@router.get(
+    "/factors/{ticker}",
+    response_model=FactorBetasResponse,
+    response_model_exclude_none=False,
+    responses=error_responses(404, 409, 422, 429, 503),
+)
+async def factor_betas(
+    ticker: TickerPath,
+    service: FactorServiceDep,
+    window: WindowQuery = 252,
+    mode: ModeQuery = "excess",
+    hac_lags: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=630,
+            description="Also return Newey-West (HAC) standard errors with these lags: Bartlett "
+            "kernel, no small-sample correction, normal p-values (statsmodels "
+            "cov_type='HAC', use_correction=False). Not cached.",
+        ),
+    ] = None,
+) -> dict[str, Any]:
+    """Latest betas of a stock on the five factors, with every regression statistic."""
+    return await run_in_threadpool(
+        service.betas, ticker, window=window, mode=mode, hac_lags=hac_lags
+    )
+
+
+@router.get(
+    "/factors/{ticker}/rolling",
+    response_model=RollingBetasResponse,
+    responses=error_responses(404, 409, 422, 429, 503),
+)
+async def rolling_betas(
+    ticker: TickerPath,
+    service: FactorServiceDep,
+    window: WindowQuery = 252,
+    mode: ModeQuery = "excess",
+    start: Annotated[dt.date | None, Query(description="First window end (YYYY-MM-DD).")] = None,
+    end: Annotated[dt.date | None, Query(description="Last window end (YYYY-MM-DD).")] = None,
+) -> dict[str, Any]:
+    """Rolling betas and fit statistics of a stock, one point per trading day."""
+    return await run_in_threadpool(
+        service.rolling, ticker, window=window, mode=mode, start=start, end=end
+    )

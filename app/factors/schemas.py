@@ -1,0 +1,15 @@
+"""Response pieces of the factor domain shared with the heatmap."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Betas(BaseModel):
+    """Factor loadings."""
+
+    market: float | None = Field(examples=[1.02])
+    value: float | None = Field(examples=[0.12])
+    momentum: float | None = Field(examples=[-0.08])
+    size: float | None = Field(examples=[0.31])
+    volatility: float | None = Field(examples=[-0.01])

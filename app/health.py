@@ -1,0 +1,116 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.concurrency import run_in_threadpool
+
+from app import __version__
+from app.container import Container
+from app.core.deps import provide
+from app.core.schemas import ErrorResponse
+
+router = APIRouter(tags=["health"])
+
+ContainerDep = Annotated[Container, Depends(provide("__self__", Container))]
+
+READY_EXAMPLE: dict[str, Any] = {
+    "status": "degraded",
+    "reasons": ["market data is 882 days old (as of 2024-06-21)"],
+    "version": "0.1.0",
+    "data": {
+        "as_of": "2024-06-21",
+        "age_days": 882,
+        "stale": True,
+        "snapshot_date": "2024-06-21",
+        "tickers": 499,
+    },
+    "cache": {"backend": "embedded", "state": "ok", "entries": 12},
+    "provider": {"name": "yfinance", "reachable": False},
+    "heatmap": {
+        "state": "complete",
+        "run_id": "20241120T180000-3f2b",
+        "started_at": "2026-11-20T18:00:00+00:00",
+        "finished_at": "2026-11-20T18:00:03+00:00",
+        "as_of": "2024-06-21",
+        "completed": 498,
+        "failed": 3,
+    },
+    "started_at": "2026-11-20T17:59:58+00:00",
+}
+READY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {"example": READY_EXAMPLE}}},
+    503: {
+        "model": ErrorResponse,
+        "description": "No market data can be served (empty store and no snapshot).",
+    },
+}
+
+
+def _last_heatmap_run(container: Container) -> dict[str, Any]:
+    """Latest precompute of the default heatmap (252 days, excess); never fails the probe."""
+    try:
+        status = container.heatmap.status(252, "excess")
+    except Exception as exc:  # a broken heatmap backend is reported, not raised, by a probe
+        return {"state": "unknown", "error": str(exc)}
+    keys = ("state", "run_id", "started_at", "finished_at", "as_of", "completed", "failed")
+    return {key: status.get(key) for key in keys}
+
+
+def _readiness(container: Container) -> dict[str, Any]:
+    panel = container.panels.get()
+    as_of = panel.as_of
+    provider = container.provider
+    cache_status = container.cache.status()
+    age_days = (dt.date.today() - as_of).days
+    stale = age_days > container.settings.data_stale_after_days
+    reasons = []
+    if cache_status.get("state") not in ("ok", None):
+        reasons.append(f"cache backend {cache_status.get('backend')} is {cache_status['state']}")
+    if stale:
+        reasons.append(f"market data is {age_days} days old (as of {as_of.isoformat()})")
+    return {
+        "status": "degraded" if reasons else "ok",
+        "reasons": reasons,
+        "version": __version__,
+        "data": {
+            "as_of": as_of.isoformat(),
+            "age_days": age_days,
+            "stale": stale,
+            "snapshot_date": container.snapshot.snapshot_date.isoformat(),
+            "tickers": len(panel.tickers),
+        },
+        "cache": cache_status,
+        "provider": {
+            "name": provider.name if provider else "offline",
+            "reachable": bool(provider.reachable()) if provider else False,
+        },
+        "heatmap": _last_heatmap_run(container),
+        "started_at": container.started_at.isoformat(),
+    }
+
+
+@router.get("/health", responses=READY_RESPONSES)
+async def health(container: ContainerDep) -> dict[str, Any]:
+    """Readiness: version, data as-of date and age, cache state, provider, last heatmap run."""
+    return await run_in_threadpool(_readiness, container)
+
+
+@router.get("/health/ready", responses=READY_RESPONSES)
+async def readiness(container: ContainerDep) -> dict[str, Any]:
+    """Readiness probe: 200 once the price store can serve data, 503 otherwise."""
+    return await run_in_threadpool(_readiness, container)
+
+
+@router.get(
+    "/health/live",
+    responses={
+        200: {"content": {"application/json": {"example": {"status": "alive", "version": "0.1.0"}}}}
+    },
+)
+async def liveness() -> dict[str, str]:
+    """Liveness: the process is up and serving (no dependencies checked)."""
+    return {"status": "alive", "version": __version__}

@@ -1,0 +1,317 @@
+"""The local price store: daily closes per ticker in the embedded SQLite database.
+
+Two separate series are kept:
+
+* ``bars``: ADJUSTED closes (split-, bonus- and mostly dividend-adjusted), the return series
+  every analytic uses. Stocks are keyed by their NSE symbol (``RELIANCE``), factor proxies by
+  their Yahoo ticker (``^NSEI``, ``NV20BEES.NS``).
+* ``quotes``: TRADED closes (the unadjusted NSE close of the day), the prices positions are
+  valued at and stocks are quoted at. Never used for returns: they jump on splits and bonuses.
+
+Every write is one transaction, so readers (the API) never see half a batch and a writer
+killed mid-way (``kill -9``) leaves the previous data as it was. ``data_version`` increases
+with every committed write of ``bars``, so in-memory return panels know when to reload
+(``quotes`` feed no panel and leave it unchanged).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from app.core.db import Database, register_migration
+
+Bar = tuple[dt.date, float]
+
+register_migration(
+    "0004_quotes",
+    """
+    CREATE TABLE IF NOT EXISTS quotes (
+        ticker TEXT NOT NULL,
+        date TEXT NOT NULL,
+        close REAL NOT NULL CHECK (close > 0),
+        source TEXT NOT NULL,
+        PRIMARY KEY (ticker, date)
+    ) WITHOUT ROWID;
+    """,
+)
+
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A stored traded (unadjusted) close."""
+
+    ticker: str
+    date: dt.date
+    close: float
+    source: str
+
+
+class PriceStore:
+    """Read and write daily closes; safe to share between threads and processes."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- metadata ------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        """Value of a store metadata key, or None."""
+        row = (
+            self.db.connection()
+            .execute("SELECT value FROM store_meta WHERE key = ?", (key,))
+            .fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a store metadata key."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO store_meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def data_version(self) -> int:
+        """A counter that increases with every committed price write."""
+        value = self.get_meta("data_version")
+        return int(value) if value is not None else 0
+
+    # --- writes --------------------------------------------------------------------------
+    def upsert_bars(
+        self,
+        bars: Mapping[str, Iterable[Bar]],
+        *,
+        source: str,
+        overwrite: bool = True,
+    ) -> int:
+        """Insert (or replace) closes for many tickers in one transaction.
+
+        Rows with a non-finite or non-positive close are refused with ``ValueError`` before
+        anything is written. ``overwrite=False`` keeps rows that already exist (used when
+        seeding from the bundled snapshot, so fresher provider data is never replaced).
+        Returns the number of rows written.
+        """
+        rows: list[tuple[str, str, float, str]] = []
+        for ticker, series in bars.items():
+            for day, close in series:
+                value = float(close)
+                if not math.isfinite(value) or value <= 0:
+                    raise ValueError(f"close for {ticker} on {day} is not a positive number")
+                rows.append((ticker, _iso(day), value, source))
+        if not rows:
+            return 0
+        verb = "INSERT OR REPLACE" if overwrite else "INSERT OR IGNORE"
+        with self.db.transaction() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                f"{verb} INTO bars (ticker, date, close, source) VALUES (?, ?, ?, ?)", rows
+            )
+            written = conn.total_changes - before
+            self._bump_version(conn)
+        return written
+
+    def rescale_history(self, ticker: str, *, before: dt.date, factor: float) -> int:
+        """Multiply the closes of ``ticker`` dated before ``before`` by ``factor``.
+
+        Adjusted closes are re-based by the provider after every dividend or split; when a
+        delta fetch overlaps stored days at a constant ratio, the stored history is rescaled
+        so that returns across the junction stay exact.
+        """
+        if not math.isfinite(factor) or factor <= 0:
+            raise ValueError("factor must be a positive number")
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE bars SET close = close * ? WHERE ticker = ? AND date < ?",
+                (factor, ticker, _iso(before)),
+            )
+            self._bump_version(conn)
+            return cur.rowcount
+
+    def upsert_quotes(
+        self,
+        quotes: Mapping[str, Iterable[Bar]],
+        *,
+        source: str,
+        overwrite: bool = True,
+    ) -> int:
+        """Insert (or replace) TRADED closes for many tickers in one transaction.
+
+        The same rules as :meth:`upsert_bars` (non-positive or non-finite closes refused before
+        anything is written; ``overwrite=False`` keeps existing rows); ``data_version`` is not
+        changed, because no return panel reads traded closes. Returns the rows written.
+        """
+        rows: list[tuple[str, str, float, str]] = []
+        for ticker, series in quotes.items():
+            for day, close in series:
+                value = float(close)
+                if not math.isfinite(value) or value <= 0:
+                    raise ValueError(f"traded close for {ticker} on {day} is not a positive number")
+                rows.append((ticker, _iso(day), value, source))
+        if not rows:
+            return 0
+        verb = "INSERT OR REPLACE" if overwrite else "INSERT OR IGNORE"
+        with self.db.transaction() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                f"{verb} INTO quotes (ticker, date, close, source) VALUES (?, ?, ?, ?)", rows
+            )
+            return conn.total_changes - before
+
+    @staticmethod
+    def _bump_version(conn: object) -> None:
+        conn.execute(  # type: ignore[attr-defined]
+            "INSERT INTO store_meta (key, value) VALUES ('data_version', '1') "
+            "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    # --- reads ---------------------------------------------------------------------------
+    def tickers(self) -> list[str]:
+        """Every ticker with at least one stored close."""
+        rows = self.db.connection().execute("SELECT DISTINCT ticker FROM bars ORDER BY ticker")
+        return [str(r[0]) for r in rows]
+
+    def coverage(self) -> dict[str, tuple[dt.date, dt.date, int]]:
+        """First date, last date and number of closes per ticker."""
+        rows = self.db.connection().execute(
+            "SELECT ticker, MIN(date), MAX(date), COUNT(*) FROM bars GROUP BY ticker"
+        )
+        return {
+            str(t): (dt.date.fromisoformat(a), dt.date.fromisoformat(b), int(n))
+            for t, a, b, n in rows
+        }
+
+    def last_source(self, ticker: str) -> str | None:
+        """Where the latest stored close of ``ticker`` came from (``snapshot``, ``yfinance``)."""
+        row = (
+            self.db.connection()
+            .execute(
+                "SELECT source FROM bars WHERE ticker = ? ORDER BY date DESC LIMIT 1", (ticker,)
+            )
+            .fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    def last_dates(self, tickers: Sequence[str] | None = None) -> dict[str, dt.date]:
+        """Latest stored date per ticker (only tickers that have data)."""
+        sql = "SELECT ticker, MAX(date) FROM bars"
+        params: list[str] = []
+        if tickers is not None:
+            sql += f" WHERE ticker IN ({','.join('?' * len(tickers))})"
+            params = list(tickers)
+        sql += " GROUP BY ticker"
+        rows = self.db.connection().execute(sql, params).fetchall()
+        return {str(t): dt.date.fromisoformat(d) for t, d in rows}
+
+    def closes(
+        self,
+        ticker: str,
+        *,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+    ) -> list[Bar]:
+        """Closes of one ticker in date order."""
+        sql = "SELECT date, close FROM bars WHERE ticker = ?"
+        params: list[str] = [ticker]
+        if start is not None:
+            sql += " AND date >= ?"
+            params.append(_iso(start))
+        if end is not None:
+            sql += " AND date <= ?"
+            params.append(_iso(end))
+        rows = self.db.connection().execute(sql + " ORDER BY date", params).fetchall()
+        return [(dt.date.fromisoformat(d), float(c)) for d, c in rows]
+
+    def read_wide(
+        self,
+        tickers: Sequence[str] | None = None,
+        *,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+    ) -> pd.DataFrame:
+        """Closes as a wide frame: DatetimeIndex rows, one column per ticker, NaN if absent."""
+        clauses: list[str] = []
+        params: list[str] = []
+        if tickers is not None:
+            clauses.append(f"ticker IN ({','.join('?' * len(tickers))})")
+            params.extend(tickers)
+        if start is not None:
+            clauses.append("date >= ?")
+            params.append(_iso(start))
+        if end is not None:
+            clauses.append("date <= ?")
+            params.append(_iso(end))
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        conn = self.db.connection()
+        # One read transaction so a concurrent writer cannot tear the snapshot we read.
+        conn.execute("BEGIN")
+        try:
+            rows = conn.execute(f"SELECT ticker, date, close FROM bars{where}", params).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        if not rows:
+            return pd.DataFrame(dtype=np.float64)
+        frame = pd.DataFrame(rows, columns=["ticker", "date", "close"])
+        frame["date"] = pd.to_datetime(frame["date"])
+        wide = frame.pivot(index="date", columns="ticker", values="close").sort_index()
+        wide.columns.name = None
+        if tickers is not None:
+            wide = wide.reindex(columns=list(tickers))
+        return wide.astype(np.float64)
+
+    def latest_quotes(self, tickers: Sequence[str]) -> dict[str, Quote]:
+        """Latest traded close per ticker; tickers without any are absent."""
+        out: dict[str, Quote] = {}
+        unique = list(dict.fromkeys(tickers))
+        conn = self.db.connection()
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(
+                "SELECT q.ticker, q.date, q.close, q.source FROM quotes AS q JOIN "
+                f"(SELECT ticker, MAX(date) AS d FROM quotes WHERE ticker IN ({marks}) "
+                "GROUP BY ticker) AS m ON q.ticker = m.ticker AND q.date = m.d",
+                chunk,
+            ).fetchall()
+            for ticker, day, close, source in rows:
+                out[str(ticker)] = Quote(
+                    ticker=str(ticker),
+                    date=dt.date.fromisoformat(str(day)),
+                    close=float(close),
+                    source=str(source),
+                )
+        return out
+
+    def quote_closes(
+        self,
+        ticker: str,
+        *,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+    ) -> list[Bar]:
+        """Traded closes of one ticker in date order."""
+        sql = "SELECT date, close FROM quotes WHERE ticker = ?"
+        params: list[str] = [ticker]
+        if start is not None:
+            sql += " AND date >= ?"
+            params.append(_iso(start))
+        if end is not None:
+            sql += " AND date <= ?"
+            params.append(_iso(end))
+        rows = self.db.connection().execute(sql + " ORDER BY date", params).fetchall()
+        return [(dt.date.fromisoformat(d), float(c)) for d, c in rows]
+
+
+def _iso(day: dt.date | str) -> str:
+    if isinstance(day, str):
+        return dt.date.fromisoformat(day[:10]).isoformat()
+    if isinstance(day, dt.datetime):
+        return day.date().isoformat()
+    return day.isoformat()

@@ -1,0 +1,103 @@
+"""The stock universe (Nifty 500 as of the snapshot) and forgiving ticker lookup."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from app.core.errors import InvalidInput, UnknownTicker
+
+_SUFFIXES = (".NS", ".NSE")
+_BSE_SUFFIXES = (".BO", ".BSE")
+
+
+@dataclass(frozen=True)
+class Company:
+    """One universe member."""
+
+    symbol: str
+    company: str
+    sector: str
+    isin: str
+
+
+def normalise_ticker(raw: str) -> str:
+    """Upper-case, trim and strip exchange suffixes: ``reliance.ns`` -> ``RELIANCE``."""
+    text = raw.strip().upper()
+    if text.endswith(_BSE_SUFFIXES):
+        raise InvalidInput(
+            f"{raw!r} is a BSE listing; this service serves NSE data: use the NSE symbol "
+            f"(e.g. {text.rsplit('.', 1)[0]} or {text.rsplit('.', 1)[0]}.NS)",
+            details={"ticker": raw},
+        )
+    for suffix in _SUFFIXES:
+        if text.endswith(suffix):
+            text = text[: -len(suffix)]
+            break
+    if not text or len(text) > 32 or not all(c.isalnum() or c in "&-_^" for c in text):
+        raise InvalidInput(
+            f"{raw!r} is not a ticker: use an NSE symbol such as RELIANCE or RELIANCE.NS",
+            details={"ticker": raw},
+        )
+    return text
+
+
+class Universe:
+    """Members by symbol, with resolution of user input to a member."""
+
+    def __init__(self, companies: list[Company], *, aliases: dict[str, str] | None = None) -> None:
+        self._by_symbol = {c.symbol: c for c in companies}
+        self.companies = sorted(companies, key=lambda c: c.symbol)
+        #: Current NSE symbol -> universe symbol, for members renamed since the list
+        #: (ETERNAL -> ZOMATO, TMPV -> TATAMOTORS).
+        self.aliases = {new: old for new, old in (aliases or {}).items() if old in self._by_symbol}
+
+    def __len__(self) -> int:
+        return len(self._by_symbol)
+
+    def __contains__(self, symbol: object) -> bool:
+        return symbol in self._by_symbol
+
+    @property
+    def symbols(self) -> list[str]:
+        """Symbols in sorted order."""
+        return [c.symbol for c in self.companies]
+
+    @property
+    def sectors(self) -> list[str]:
+        """Distinct sectors, sorted."""
+        return sorted({c.sector for c in self.companies})
+
+    def get(self, symbol: str) -> Company | None:
+        """Member by exact symbol."""
+        return self._by_symbol.get(symbol)
+
+    def resolve(self, raw: str) -> Company:
+        """Resolve forgiving input to a member or raise :class:`UnknownTicker` with suggestions."""
+        symbol = normalise_ticker(raw)
+        company = self._by_symbol.get(symbol) or self._by_symbol.get(self.aliases.get(symbol, ""))
+        if company is not None:
+            return company
+        suggestions = self.suggest(raw)
+        hint = f" Did you mean {', '.join(suggestions)}?" if suggestions else ""
+        raise UnknownTicker(
+            f"Ticker {symbol!r} is not in the Nifty 500 universe.{hint}",
+            details={"ticker": symbol, "suggestions": suggestions},
+        )
+
+    def suggest(self, raw: str, *, limit: int = 5) -> list[str]:
+        """Close matches by symbol and by company name."""
+        text = raw.strip().upper()
+        for suffix in _SUFFIXES:
+            text = text.removesuffix(suffix)
+        by_symbol = difflib.get_close_matches(text, self._by_symbol.keys(), n=limit, cutoff=0.6)
+        names = {c.company.upper(): c.symbol for c in self.companies}
+        by_name = [
+            names[n] for n in difflib.get_close_matches(text, names.keys(), n=limit, cutoff=0.6)
+        ]
+        prefix = [s for s in self._by_symbol if text and s.startswith(text)]
+        ordered: list[str] = []
+        for symbol in [*by_symbol, *prefix, *by_name]:
+            if symbol not in ordered:
+                ordered.append(symbol)
+        return ordered[:limit]
