@@ -1,0 +1,83 @@
+"""The whole build: read the shared data, derive every snapshot file, write them and the
+manifest. The steps run in a fixed order (the manifest notes are recorded in that order)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .factors import (
+    FACTORS,
+    INDEX_COLUMNS,
+    build_index_series,
+    factor_meta,
+    load_factor_levels,
+    snapshot_dates,
+)
+from .holdings import build_corporate_actions, build_shares
+from .manifest import build_manifest
+from .output import Outputs, close_table, levels_table, write_json
+from .prices import build_adjusted, build_traded, emami_check, load_long_prices
+from .sources import NSE_EOD_PRICES, Context, Window, between
+from .universe import build_nifty50_lists, load_universe
+
+PRICE_START = date(2021, 1, 1)
+INDEX_START = date(2019, 7, 22)
+
+
+def build(shared: Path, out: Path) -> dict[str, Any]:
+    """Build the snapshot from ``shared`` into ``out``; returns the manifest it wrote."""
+    ctx = Context(shared=shared.resolve())
+    out.mkdir(parents=True, exist_ok=True)
+
+    # 1. factors -> snapshot date
+    levels_all = load_factor_levels(ctx)
+    factor_start, snap = snapshot_dates(levels_all)
+    window = Window(pd.Timestamp(PRICE_START), factor_start, snap, pd.Timestamp(INDEX_START))
+    in_window = between(pd.DatetimeIndex(levels_all.index), window.price_start, snap)
+    levels = levels_all[in_window].dropna(how="all")
+
+    # 2. universe
+    universe = load_universe(ctx, snap)
+
+    # 3. adjusted prices, then traded (unadjusted) closes for the same window and universe
+    adjusted = build_adjusted(ctx, universe, window)
+    traded = build_traded(ctx, universe, adjusted, window)
+
+    # 4. corporate actions and shares
+    actions = build_corporate_actions(ctx, universe.chains, snap)
+    eod_full, _ = load_long_prices(ctx.path(NSE_EOD_PRICES), "close", window.index_start, snap)
+    shares = build_shares(ctx, universe.members, universe.chains, eod_full, actions)
+
+    # 5. index series and Nifty 50 lists
+    index_series = build_index_series(ctx, window.index_start, snap)
+    n50 = build_nifty50_lists(ctx)
+
+    # ---- write -------------------------------------------------------------------------------
+    outputs = Outputs(out)
+    outputs.csv("universe.csv", adjusted.universe)
+    outputs.parquet("prices.parquet", close_table(adjusted.prices))
+    outputs.parquet("traded_closes.parquet", close_table(traded.closes))
+    outputs.parquet("factors.parquet", levels_table(levels, [f.ticker for f in FACTORS]))
+    meta = factor_meta(levels, factor_start, snap)
+    outputs.json("factor_meta.json", meta, rows=len(meta["factors"]))
+    outputs.csv("corporate_actions.csv", actions)
+    outputs.csv("shares_outstanding.csv", shares)
+    outputs.parquet("index_series.parquet", levels_table(index_series, INDEX_COLUMNS))
+    outputs.csv("nifty50_constituents.csv", n50)
+
+    manifest = build_manifest(
+        ctx,
+        outputs,
+        window=window,
+        universe=universe,
+        levels=levels,
+        adjusted=adjusted,
+        traded=traded,
+        nse_eod_duplicates=emami_check(ctx, window.price_start, snap),
+    )
+    write_json(manifest, out / "manifest.json")
+    return manifest
