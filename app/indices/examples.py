@@ -10,27 +10,27 @@ from typing import Any
 
 Example = dict[str, Any]
 
+#: Two stocks worth 6,000 and 4,000 (market value 10,000).
+_TWO_STOCKS = [
+    {"symbol": "AAA", "price": 100.0, "shares": 60.0},
+    {"symbol": "BBB", "price": 50.0, "shares": 100.0, "iwf": 0.8},
+]
+#: A book with 2,500 shares on the ask side.
+_THIN_BOOK = {
+    "bids": [{"price": 98.0, "quantity": 1000.0}],
+    "asks": [{"price": 99.0, "quantity": 1000.0}, {"price": 100.0, "quantity": 1500.0}],
+    "side": "buy",
+}
+
 # --- /index/value --------------------------------------------------------------------------
 INDEX_VALUE: dict[str, Example] = {
     "divisor_given": {
         "summary": "DOMAIN 3: market value 10,000 with D = 100 gives I = 100",
-        "value": {
-            "constituents": [
-                {"symbol": "AAA", "price": 100.0, "shares": 60.0},
-                {"symbol": "BBB", "price": 50.0, "shares": 100.0, "iwf": 0.8},
-            ],
-            "divisor": 100.0,
-        },
+        "value": {"constituents": _TWO_STOCKS, "divisor": 100.0},
     },
     "base_date": {
         "summary": "Base date: no divisor, so D = M / base value and I = 1000",
-        "value": {
-            "constituents": [
-                {"symbol": "AAA", "price": 100.0, "shares": 60.0},
-                {"symbol": "BBB", "price": 50.0, "shares": 100.0, "iwf": 0.8},
-            ],
-            "base_value": 1000.0,
-        },
+        "value": {"constituents": _TWO_STOCKS, "base_value": 1000.0},
     },
 }
 INDEX_VALUE_RESPONSE: Example = {
@@ -268,21 +268,11 @@ IMPACT_COST: dict[str, Example] = {
     },
     "domain_2": {
         "summary": "DOMAIN 6: best bid 98, asks 1,000 @ 99 and 1,500 @ 100, buy 1,500: 0.846 %",
-        "value": {
-            "bids": [{"price": 98.0, "quantity": 1000.0}],
-            "asks": [{"price": 99.0, "quantity": 1000.0}, {"price": 100.0, "quantity": 1500.0}],
-            "side": "buy",
-            "quantity": 1500.0,
-        },
+        "value": {**_THIN_BOOK, "quantity": 1500.0},
     },
     "too_thin": {
         "summary": "Depth below the order: 409 insufficient_depth says what could be filled",
-        "value": {
-            "bids": [{"price": 98.0, "quantity": 1000.0}],
-            "asks": [{"price": 99.0, "quantity": 1000.0}, {"price": 100.0, "quantity": 1500.0}],
-            "side": "buy",
-            "quantity": 5000.0,
-        },
+        "value": {**_THIN_BOOK, "quantity": 5000.0},
     },
 }
 IMPACT_COST_RESPONSE: Example = {

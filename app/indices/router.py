@@ -3,43 +3,31 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, get_type_hints
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
 
 from app.core.deps import provide
 from app.core.schemas import error_responses
+from app.indices import custom_schemas as s
 from app.indices import examples as ex
-from app.indices import schemas as s
 from app.indices import service
 from app.indices.custom import CustomIndexService
+from app.indices.export import XLSX_MEDIA
+from app.indices.fields import INDEX_NAME_RULES
 
-get_custom_index_service = provide("indices", CustomIndexService)
-
-
-IndexServiceDep = Annotated[CustomIndexService, Depends(get_custom_index_service)]
+IndexServiceDep = Annotated[CustomIndexService, Depends(provide("indices", CustomIndexService))]
 NamePath = Annotated[
-    str,
-    Path(
-        min_length=2,
-        max_length=64,
-        pattern=s.INDEX_NAME_PATTERN,
-        description="Index name (slug).",
-        examples=["bank-rank-capped"],
-    ),
+    str, Path(**INDEX_NAME_RULES, description="Index name (slug).", examples=["bank-rank-capped"])
 ]
 StartQuery = Annotated[dt.date | None, Query(description="First date (default: base date).")]
 EndQuery = Annotated[dt.date | None, Query(description="Last date (default: last close).")]
 
 
-def _ok(example: dict[str, Any], *codes: int) -> dict[int | str, dict[str, Any]]:
-    responses = error_responses(*codes)
-    responses[200] = {"content": {"application/json": {"example": example}}}
-    return responses
-
-
-def _examples(examples: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _examples(examples: dict[str, ex.Example]) -> dict[str, Any]:
     return {key: dict(value) for key, value in examples.items()}
 
 
@@ -48,88 +36,88 @@ def _examples(examples: dict[str, dict[str, Any]]) -> dict[str, Any]:
 compute = APIRouter(tags=["index engineering"])
 
 
-@compute.post(
+def _post(
+    path: str,
+    call: Callable[[Any], Any],
+    examples: dict[str, ex.Example],
+    example: ex.Example,
+    doc: str,
+    *codes: int,
+) -> None:
+    """Add ``POST path``: the body (``call``'s argument, with its examples) run through ``call``.
+
+    The request and response models are ``call``'s annotations; the operation is named after
+    the path (``/analytics/impact-cost`` -> ``analytics_impact_cost``), its 200 response shows
+    ``example`` and it documents the error ``codes`` besides 413, 422 and 429.
+    """
+    hints = get_type_hints(call, include_extras=True)
+    response_model = hints.pop("return")
+    (request,) = hints.values()
+
+    async def endpoint(body: Any) -> Any:
+        return await run_in_threadpool(call, body)
+
+    endpoint.__name__ = endpoint.__qualname__ = path.strip("/").replace("/", "_").replace("-", "_")
+    endpoint.__doc__ = doc
+    endpoint.__annotations__ = {
+        "body": Annotated[request, Body(openapi_examples=_examples(examples))],
+        "return": response_model,
+    }
+    responses = error_responses(*codes, 413, 422, 429)
+    responses[200] = {"content": {"application/json": {"example": example}}}
+    compute.post(path, response_model=response_model, responses=responses)(endpoint)
+
+
+_post(
     "/index/value",
-    response_model=s.IndexValueResponse,
-    responses=_ok(ex.INDEX_VALUE_RESPONSE, 413, 422, 429),
+    service.index_value,
+    ex.INDEX_VALUE,
+    ex.INDEX_VALUE_RESPONSE,
+    "Free-float market-cap index level I = sum(P Q IWF CF) / D.",
 )
-async def index_value(
-    body: Annotated[s.IndexValueRequest, Body(openapi_examples=_examples(ex.INDEX_VALUE))],
-) -> s.IndexValueResponse:
-    """Free-float market-cap index level I = sum(P Q IWF CF) / D."""
-    return await run_in_threadpool(service.index_value, body)
-
-
-@compute.post(
+_post(
     "/index/capping",
-    response_model=s.CappingResponse,
-    responses=_ok(ex.CAPPING_RESPONSE, 413, 422, 429),
+    service.cap_weights,
+    ex.CAPPING,
+    ex.CAPPING_RESPONSE,
+    "Capped weights and capping factors: single, rank, top-N (SEBI/NSE) or MSCI 10/40.",
 )
-async def index_capping(
-    body: Annotated[s.CappingRequest, Body(openapi_examples=_examples(ex.CAPPING))],
-) -> s.CappingResponse:
-    """Capped weights and capping factors: single, rank, top-N (SEBI/NSE) or MSCI 10/40."""
-    return await run_in_threadpool(service.cap_weights, body)
-
-
-@compute.post(
+_post(
     "/index/divisor",
-    response_model=s.DivisorResponse,
-    responses=_ok(ex.DIVISOR_RESPONSE, 413, 422, 429),
+    service.divisor_adjustment,
+    ex.DIVISOR,
+    ex.DIVISOR_RESPONSE,
+    "Divisor adjustment D_new = D_old * M_after / M_before for one event; no level jump.",
 )
-async def index_divisor(
-    body: Annotated[s.DivisorEvent, Body(openapi_examples=_examples(ex.DIVISOR))],
-) -> s.DivisorResponse:
-    """Divisor adjustment D_new = D_old * M_after / M_before for one event; no level jump."""
-    return await run_in_threadpool(service.divisor_adjustment, body)
-
-
-@compute.post(
+_post(
     "/analytics/concentration",
-    response_model=s.ConcentrationResponse,
-    responses=_ok(ex.CONCENTRATION_RESPONSE, 413, 422, 429),
+    service.concentration_of,
+    ex.CONCENTRATION,
+    ex.CONCENTRATION_RESPONSE,
+    "Herfindahl index, effective number of constituents and top weights.",
 )
-async def analytics_concentration(
-    body: Annotated[s.ConcentrationRequest, Body(openapi_examples=_examples(ex.CONCENTRATION))],
-) -> s.ConcentrationResponse:
-    """Herfindahl index, effective number of constituents and top weights."""
-    return await run_in_threadpool(service.concentration_of, body)
-
-
-@compute.post(
+_post(
     "/analytics/impact-cost",
-    response_model=s.ImpactCostResponse,
-    responses=_ok(ex.IMPACT_COST_RESPONSE, 409, 413, 422, 429),
+    service.impact_cost_of,
+    ex.IMPACT_COST,
+    ex.IMPACT_COST_RESPONSE,
+    "NSE impact cost of an order walked through the order book (409 if the book is thin).",
+    409,
 )
-async def analytics_impact_cost(
-    body: Annotated[s.ImpactCostRequest, Body(openapi_examples=_examples(ex.IMPACT_COST))],
-) -> s.ImpactCostResponse:
-    """NSE impact cost of an order walked through the order book (409 if the book is thin)."""
-    return await run_in_threadpool(service.impact_cost_of, body)
-
-
-@compute.post(
+_post(
     "/analytics/tracking-error",
-    response_model=s.TrackingErrorResponse,
-    responses=_ok(ex.TRACKING_ERROR_RESPONSE, 413, 422, 429),
+    service.tracking_error_of,
+    ex.TRACKING_ERROR,
+    ex.TRACKING_ERROR_RESPONSE,
+    "Tracking error (SEBI conventions by default), information ratio, tracking difference.",
 )
-async def analytics_tracking_error(
-    body: Annotated[s.TrackingErrorRequest, Body(openapi_examples=_examples(ex.TRACKING_ERROR))],
-) -> s.TrackingErrorResponse:
-    """Tracking error (SEBI conventions by default), information ratio, tracking difference."""
-    return await run_in_threadpool(service.tracking_error_of, body)
-
-
-@compute.post(
+_post(
     "/analytics/futures-fair-value",
-    response_model=s.FuturesResponse,
-    responses=_ok(ex.FUTURES_RESPONSE, 413, 422, 429),
+    service.futures_fair_value_of,
+    ex.FUTURES,
+    ex.FUTURES_RESPONSE,
+    "Index futures fair value by cost of carry, F = S exp((r - q) days / 365).",
 )
-async def analytics_futures_fair_value(
-    body: Annotated[s.FuturesRequest, Body(openapi_examples=_examples(ex.FUTURES))],
-) -> s.FuturesResponse:
-    """Index futures fair value by cost of carry, F = S exp((r - q) days / 365)."""
-    return await run_in_threadpool(service.futures_fair_value_of, body)
 
 
 # =========================================================================== custom indices
@@ -174,16 +162,28 @@ async def delete_custom_index(name: NamePath, svc: IndexServiceDep) -> Response:
     return Response(status_code=204)
 
 
-@custom.get(
-    "/indices/{name}/history",
-    response_model=s.IndexHistoryResponse,
-    responses=error_responses(404, 409, 422, 429),
+def _between_dates(view: str, response_model: type[BaseModel], doc: str) -> None:
+    """Add ``GET /indices/{name}/<view>``: the service's ``view`` method between two dates."""
+
+    async def endpoint(
+        name: NamePath, svc: IndexServiceDep, start: StartQuery = None, end: EndQuery = None
+    ) -> Any:
+        return await run_in_threadpool(getattr(svc, view), name, start, end)
+
+    endpoint.__name__ = endpoint.__qualname__ = f"custom_index_{view}"
+    endpoint.__doc__ = doc
+    custom.get(
+        f"/indices/{{name}}/{view}",
+        response_model=response_model,
+        responses=error_responses(404, 409, 422, 429),
+    )(endpoint)
+
+
+_between_dates(
+    "history",
+    s.IndexHistoryResponse,
+    "Level, daily and compounded cumulative return, divisor and events between two dates.",
 )
-async def custom_index_history(
-    name: NamePath, svc: IndexServiceDep, start: StartQuery = None, end: EndQuery = None
-) -> s.IndexHistoryResponse:
-    """Level, daily and compounded cumulative return, divisor and events between two dates."""
-    return await run_in_threadpool(svc.history, name, start, end)
 
 
 @custom.get(
@@ -202,16 +202,11 @@ async def custom_index_composition(
     return await run_in_threadpool(svc.composition, name, date)
 
 
-@custom.get(
-    "/indices/{name}/changes",
-    response_model=s.ChangesResponse,
-    responses=error_responses(404, 409, 422, 429),
+_between_dates(
+    "changes",
+    s.ChangesResponse,
+    "Rebalance adds, drops and weight changes effective between two dates.",
 )
-async def custom_index_changes(
-    name: NamePath, svc: IndexServiceDep, start: StartQuery = None, end: EndQuery = None
-) -> s.ChangesResponse:
-    """Rebalance adds, drops and weight changes effective between two dates."""
-    return await run_in_threadpool(svc.changes, name, start, end)
 
 
 @custom.get(
@@ -223,7 +218,7 @@ async def custom_index_changes(
             "definition).",
             "content": {
                 "text/csv": {},
-                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {},
+                XLSX_MEDIA: {},
             },
         },
         **error_responses(404, 409, 422, 429),

@@ -1,110 +1,51 @@
-"""Request and response models of the index-engineering endpoints.
+"""Request and response models of the compute endpoints (index maths and analytics on posted data).
 
-Requests refuse NaN and infinities (``allow_inf_nan=False``) and unknown fields, require
-positive prices, quantities and values, keep weights and factors in their ranges and bound
-every list (``max_length``), so a bad body is a 422 JSON error, never a 500.
+The field types, limits and capping rules are in :mod:`app.indices.fields`; the custom index
+models are in :mod:`app.indices.custom_schemas`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-# --- limits --------------------------------------------------------------------------------
-MAX_CONSTITUENTS = 2_000
-MAX_BOOK_LEVELS = 500
-MAX_SERIES = 20_000
-MAX_RANK_CAPS = 50
-MAX_UNIVERSE = 500
-SEBI_TE_LIMIT = 0.02
+from app.indices.custom_schemas import CustomIndexCreate
+from app.indices.fields import (
+    MAX_BOOK_LEVELS,
+    MAX_CONSTITUENTS,
+    MAX_SERIES,
+    SEBI_TE_LIMIT,
+    CappingRule,
+    Fraction,
+    NonNegative,
+    Positive,
+    Price,
+    Quantity,
+    Rate,
+    StrictModel,
+    Symbol,
+)
 
-SYMBOL_PATTERN = r"^[A-Za-z0-9&_^.\-]+$"
-INDEX_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])$"
-
-Symbol = Annotated[
-    str,
-    Field(min_length=1, max_length=40, pattern=SYMBOL_PATTERN, examples=["RELIANCE"]),
-]
-# Bounded away from 0 and infinity so that products and ratios of a few of them stay finite
-# (a denormal divisor would overflow the level).
-Positive = Annotated[float, Field(ge=1e-6, le=1e15)]
-NonNegative = Annotated[float, Field(ge=0, le=1e20)]
-Price = Annotated[float, Field(ge=0.01, le=1e9, description="INR per share, at least one paisa.")]
-Quantity = Annotated[float, Field(ge=1e-6, le=1e13, description="Shares, > 0.")]
-Fraction = Annotated[float, Field(ge=1e-6, le=1, description="In (0, 1].")]
-Rate = Annotated[float, Field(gt=-1, lt=1, description="Decimal per year (0.065 = 6.5 %).")]
-IndexName = Annotated[
-    str,
-    Field(
-        min_length=2,
-        max_length=64,
-        pattern=INDEX_NAME_PATTERN,
-        description="Slug: lower-case letters, digits and inner hyphens, 2-64 characters.",
-        examples=["bank-top10-capped"],
-    ),
-]
-
-Weighting = Literal["free_float", "full_market_cap", "equal"]
-Rebalance = Literal["none", "monthly", "quarterly", "semiannual", "annual"]
+#: Custom index definitions stay importable from here (``scripts/index_evidence.py``).
+__all__ = ["CustomIndexCreate"]
 
 
-class StrictModel(BaseModel):
-    """Base of every request body: no NaN/inf, no unknown fields."""
+class LabelledWeights(StrictModel):
+    """Base of the bodies that post weights with optional labels of the same length."""
 
-    model_config = ConfigDict(allow_inf_nan=False, extra="forbid")
+    weights: list[float]
+    symbols: list[str] | None
 
-
-# =========================================================================== capping rules
-
-
-class SingleCapRule(StrictModel):
-    """Every weight <= cap (iterative proportional redistribution)."""
-
-    type: Literal["single"] = "single"
-    cap: Fraction = Field(description="Single-stock cap c; infeasible when n * c < 1.")
-
-
-class RankCapRule(StrictModel):
-    """The k-th largest weight <= rank_caps[k] (NSE 19/14/10 for Nifty Bank)."""
-
-    type: Literal["rank"] = "rank"
-    rank_caps: list[Fraction] = Field(
-        min_length=1,
-        max_length=MAX_RANK_CAPS,
-        description="Caps for ranks 1, 2, ... (non-increasing).",
-    )
-    rest_cap: Fraction | None = Field(
-        None, description="Cap for ranks beyond the list; default the last rank cap."
-    )
-
-
-class TopNCapRule(StrictModel):
-    """Single-stock cap plus a cap on the sum of the N largest weights (SEBI 20/45, 25/65)."""
-
-    type: Literal["top_n"] = "top_n"
-    single_cap: Fraction
-    top_n: int = Field(ge=1, le=100)
-    top_n_cap: Fraction
-    min_constituents: int | None = Field(None, ge=1, le=MAX_CONSTITUENTS)
-
-
-class TenFortyRule(StrictModel):
-    """MSCI 10/40: each weight <= 10 %, the names above 5 % together <= 40 %."""
-
-    type: Literal["10_40"] = "10_40"
-    single_cap: Fraction = 0.10
-    group_threshold: Fraction = 0.05
-    group_cap: Fraction = 0.40
-    buffered: bool = Field(False, description="Use the 9 / 4.5 / 36 % buffered targets.")
-    buffer_factor: Fraction = 0.9
-
-
-CappingRule = Annotated[
-    SingleCapRule | RankCapRule | TopNCapRule | TenFortyRule, Field(discriminator="type")
-]
+    @model_validator(mode="after")
+    def _labels_match(self) -> Self:
+        if self.symbols is not None and len(self.symbols) != len(self.weights):
+            raise ValueError(
+                f"symbols has {len(self.symbols)} entries but weights has {len(self.weights)}"
+            )
+        return self
 
 
 # =========================================================================== /index/value
@@ -161,7 +102,7 @@ class IndexValueResponse(BaseModel):
 # =========================================================================== /index/capping
 
 
-class CappingRequest(StrictModel):
+class CappingRequest(LabelledWeights):
     """Uncapped weights (or free-float market caps) and a capping rule."""
 
     weights: list[Positive] = Field(
@@ -173,14 +114,6 @@ class CappingRequest(StrictModel):
         None, max_length=MAX_CONSTITUENTS, description="Optional labels, same length as weights."
     )
     rule: CappingRule
-
-    @model_validator(mode="after")
-    def _labels_match(self) -> CappingRequest:
-        if self.symbols is not None and len(self.symbols) != len(self.weights):
-            raise ValueError(
-                f"symbols has {len(self.symbols)} entries but weights has {len(self.weights)}"
-            )
-        return self
 
 
 class CappedConstituent(BaseModel):
@@ -347,7 +280,7 @@ class DivisorResponse(BaseModel):
 # =========================================================================== /analytics/*
 
 
-class ConcentrationRequest(StrictModel):
+class ConcentrationRequest(LabelledWeights):
     """Weights (or market caps) of a portfolio or index."""
 
     weights: list[NonNegative] = Field(min_length=1, max_length=MAX_CONSTITUENTS * 5)
@@ -355,14 +288,6 @@ class ConcentrationRequest(StrictModel):
     normalise: bool = Field(
         True, description="Rescale to sum 1; when false the weights must already sum to 1."
     )
-
-    @model_validator(mode="after")
-    def _labels_match(self) -> ConcentrationRequest:
-        if self.symbols is not None and len(self.symbols) != len(self.weights):
-            raise ValueError(
-                f"symbols has {len(self.symbols)} entries but weights has {len(self.weights)}"
-            )
-        return self
 
 
 class WeightItem(BaseModel):
@@ -546,177 +471,3 @@ class FuturesResponse(BaseModel):
     market_basis: float | None
     mispricing: float | None
     implied_repo: float | None
-
-
-# =========================================================================== custom indices
-
-
-class CustomIndexCreate(StrictModel):
-    """Definition of a custom index over the local store."""
-
-    name: IndexName
-    description: str | None = Field(None, max_length=300)
-    universe: list[Symbol] = Field(
-        min_length=1, max_length=MAX_UNIVERSE, description="NSE symbols of the Nifty 500 universe."
-    )
-    weighting: Weighting = Field(
-        "free_float",
-        description="free_float uses the IWFs given (1.0 otherwise: NSE IWF data is not "
-        "available here), full_market_cap ignores free float, equal gives 1/N at each rebalance.",
-    )
-    capping: CappingRule | None = Field(
-        None, description="Optional capping rule applied at each rebalance (cap-weighted only)."
-    )
-    base_date: dt.date = Field(description="First date of the index (next trading day if shut).")
-    base_value: Positive = Field(1000.0, le=1e7)
-    rebalance: Rebalance = Field(
-        "quarterly",
-        description="Rebalance at the close of the last trading day of each period, effective "
-        "the next day; none = buy and hold from the base date.",
-    )
-    iwf: dict[Symbol, Fraction] | None = Field(
-        None, max_length=MAX_UNIVERSE, description="IWF per symbol (free_float only)."
-    )
-
-
-class CustomIndexInfo(BaseModel):
-    """A stored custom index with its latest value."""
-
-    name: str
-    description: str | None
-    universe: list[str]
-    weighting: str
-    capping: CappingRule | None
-    base_date: dt.date
-    effective_base_date: dt.date
-    base_value: float
-    rebalance: str
-    iwf: dict[str, float] | None
-    created_at: dt.datetime
-    last_date: dt.date
-    last_level: float
-    n_members: int = Field(description="Members on the last date.")
-    notes: list[str]
-
-
-class CustomIndexSummary(BaseModel):
-    """One stored definition."""
-
-    name: str
-    description: str | None
-    weighting: str
-    rebalance: str
-    n_symbols: int
-    base_date: dt.date
-    created_at: dt.datetime
-
-
-class CustomIndexList(BaseModel):
-    """Every stored definition."""
-
-    total: int
-    items: list[CustomIndexSummary]
-
-
-class HistoryRow(BaseModel):
-    """One day of the index."""
-
-    date: dt.date
-    level: float
-    daily_return: float | None
-    cumulative_return: float = Field(description="Compounded since the base date.")
-    divisor: float
-    n_members: int
-
-
-class IndexEvent(BaseModel):
-    """A rebalance (divisor change) or a member's split / bonus (no divisor change)."""
-
-    date: dt.date = Field(description="Effective date (first day with the new state).")
-    reference_date: dt.date = Field(description="Closes at which the event was valued.")
-    kind: Literal["rebalance", "split_or_bonus"]
-    divisor_before: float
-    divisor_after: float
-    added: list[str] = Field(default_factory=list)
-    dropped: list[str] = Field(default_factory=list)
-    detail: str
-
-
-class IndexHistoryResponse(BaseModel):
-    """Levels, returns, divisor and events of a custom index."""
-
-    name: str
-    start: dt.date
-    end: dt.date
-    base_date: dt.date
-    base_value: float
-    period_return: float = Field(description="level(end) / level(start) - 1.")
-    rows: list[HistoryRow]
-    events: list[IndexEvent]
-    notes: list[str]
-
-
-class CompositionItem(BaseModel):
-    """A member on the requested date."""
-
-    symbol: str
-    company: str | None
-    sector: str | None
-    weight: float = Field(description="Weight at the close of the date.")
-    target_weight: float = Field(description="Weight set at the last rebalance.")
-    capping_factor: float
-    iwf: float
-    shares: float | None = Field(
-        description="Shares outstanding on the date: NSE MCAP-implied, split/bonus adjusted "
-        "(null for equal weight)."
-    )
-    effective_shares: float | None = Field(
-        description="Shares on the adjusted-close basis: MCAP / adjusted close on the MCAP date."
-    )
-    price: float = Field(description="Adjusted close used by the index.")
-    price_date: dt.date = Field(description="Date of that close (earlier when carried forward).")
-    market_cap_cr: float | None = Field(description="effective_shares x price, INR crore.")
-
-
-class CompositionResponse(BaseModel):
-    """Members, weights and capping factors on a date."""
-
-    name: str
-    date: dt.date
-    level: float
-    divisor: float
-    last_rebalance: dt.date | None = Field(description="Effective date of the last rebalance.")
-    n_members: int
-    constituents: list[CompositionItem]
-    notes: list[str]
-
-
-class WeightChange(BaseModel):
-    """A member's weight just before and just after a rebalance."""
-
-    symbol: str
-    weight_before: float
-    weight_after: float
-    change: float
-
-
-class RebalanceChange(BaseModel):
-    """Adds, drops and weight changes of one rebalance."""
-
-    date: dt.date = Field(description="Effective date.")
-    reference_date: dt.date
-    added: list[str]
-    dropped: list[str]
-    divisor_before: float
-    divisor_after: float
-    turnover: float = Field(description="One-way turnover, sum |change| / 2.")
-    weights: list[WeightChange]
-
-
-class ChangesResponse(BaseModel):
-    """Rebalances between two dates."""
-
-    name: str
-    start: dt.date
-    end: dt.date
-    rebalances: list[RebalanceChange]

@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import BaseModel
 
 from app.analytics import capping, concentration, divisor, futures, impact_cost, index_math
 from app.analytics import tracking as te
 from app.analytics.exceptions import InfeasibleRuleError, InsufficientDepthError
 from app.core.errors import InfeasibleRule, InsufficientDepth, InvalidInput
 from app.indices import schemas as s
+from app.indices.fields import CappingRule
+
+Model = TypeVar("Model", bound=BaseModel)
 
 
 @contextmanager
@@ -49,6 +54,12 @@ def core_errors() -> Iterator[None]:
             f"The inputs are out of numerical range ({type(exc).__name__}): use realistic "
             "prices, quantities and divisors."
         ) from exc
+
+
+def from_fields(model: type[Model], source: object, **extra: Any) -> Model:
+    """``model`` with each field read from the same-named attribute of ``source``, or ``extra``."""
+    fields = {name: getattr(source, name) for name in model.model_fields if name not in extra}
+    return model(**fields, **extra)
 
 
 # =========================================================================== index maths
@@ -88,31 +99,21 @@ def index_value(req: s.IndexValueRequest) -> s.IndexValueResponse:
     )
 
 
+#: The core function of each capping rule ``type``; the rule's other fields are its keywords.
+_CAPPING: dict[str, Callable[..., capping.CappingResult]] = {
+    "single": capping.cap_single_stock,
+    "rank": capping.cap_by_rank,
+    "top_n": capping.cap_top_n,
+    "10_40": capping.cap_10_40,
+}
+
+
 def apply_capping(
-    weights: Sequence[float] | NDArray[np.float64], rule: s.CappingRule
+    weights: Sequence[float] | NDArray[np.float64], rule: CappingRule
 ) -> capping.CappingResult:
     """Run one capping rule of the core (errors mapped to the service hierarchy)."""
     with core_errors():
-        if isinstance(rule, s.SingleCapRule):
-            return capping.cap_single_stock(weights, cap=rule.cap)
-        if isinstance(rule, s.RankCapRule):
-            return capping.cap_by_rank(weights, rank_caps=rule.rank_caps, rest_cap=rule.rest_cap)
-        if isinstance(rule, s.TopNCapRule):
-            return capping.cap_top_n(
-                weights,
-                single_cap=rule.single_cap,
-                top_n=rule.top_n,
-                top_n_cap=rule.top_n_cap,
-                min_constituents=rule.min_constituents,
-            )
-        return capping.cap_10_40(
-            weights,
-            single_cap=rule.single_cap,
-            group_threshold=rule.group_threshold,
-            group_cap=rule.group_cap,
-            buffered=rule.buffered,
-            buffer_factor=rule.buffer_factor,
-        )
+        return _CAPPING[rule.type](weights, **rule.model_dump(exclude={"type"}))
 
 
 def cap_weights(req: s.CappingRequest) -> s.CappingResponse:
@@ -161,80 +162,39 @@ _TREATMENT = {
 }
 
 
+def _no_adjustment(d: float, m: float) -> divisor.DivisorAdjustment:
+    """Ordinary dividend: nothing changes in a price index."""
+    return divisor.adjust_divisor(d, m, m)
+
+
+#: The core function of each event; the event's fields but divisor and market value are its
+#: keywords.
+_ADJUSTMENT: dict[str, Callable[..., divisor.DivisorAdjustment]] = {
+    "replace": divisor.replace_constituent,
+    "add": divisor.add_constituent,
+    "delete": divisor.delete_constituent,
+    "market_value_change": divisor.adjust_divisor,
+    "shares_change": divisor.change_shares,
+    "iwf_change": divisor.change_iwf,
+    "split_or_bonus": divisor.split_or_bonus,
+    "rights_issue": divisor.rights_issue,
+    "special_dividend": divisor.special_dividend,
+    "spin_off": divisor.spin_off,
+    "ordinary_dividend": _no_adjustment,
+}
+
+
 def divisor_adjustment(e: s.DivisorEvent) -> s.DivisorResponse:
     """Divisor before and after one event of DOMAIN.md section 3."""
-    d, m = e.divisor, e.market_value
+    params = e.model_dump(exclude={"event", "divisor", "market_value"})
     with core_errors():
-        if isinstance(e, s.ReplaceEvent):
-            out = divisor.replace_constituent(
-                d, m, removed_value=e.removed_value, added_value=e.added_value
-            )
-        elif isinstance(e, s.AddEvent):
-            out = divisor.add_constituent(d, m, added_value=e.added_value)
-        elif isinstance(e, s.DeleteEvent):
-            out = divisor.delete_constituent(d, m, deleted_value=e.deleted_value)
-        elif isinstance(e, s.MarketValueChangeEvent):
-            out = divisor.adjust_divisor(d, m, e.market_value_after)
-        elif isinstance(e, s.SharesChangeEvent):
-            out = divisor.change_shares(
-                d,
-                m,
-                price=e.price,
-                shares_before=e.shares_before,
-                shares_after=e.shares_after,
-                iwf=e.iwf,
-                capping_factor=e.capping_factor,
-            )
-        elif isinstance(e, s.IwfChangeEvent):
-            out = divisor.change_iwf(
-                d,
-                m,
-                price=e.price,
-                shares=e.shares,
-                iwf_before=e.iwf_before,
-                iwf_after=e.iwf_after,
-                capping_factor=e.capping_factor,
-            )
-        elif isinstance(e, s.SplitEvent):
-            out = divisor.split_or_bonus(d, m, price=e.price, shares=e.shares, ratio=e.ratio)
-        elif isinstance(e, s.RightsIssueEvent):
-            out = divisor.rights_issue(
-                d,
-                m,
-                price=e.price,
-                shares=e.shares,
-                subscription_price=e.subscription_price,
-                new_shares=e.new_shares,
-                held_shares=e.held_shares,
-                iwf=e.iwf,
-                capping_factor=e.capping_factor,
-            )
-        elif isinstance(e, s.SpecialDividendEvent):
-            out = divisor.special_dividend(
-                d,
-                m,
-                price=e.price,
-                dividend=e.dividend,
-                shares=e.shares,
-                iwf=e.iwf,
-                capping_factor=e.capping_factor,
-            )
-        elif isinstance(e, s.SpinOffEvent):
-            out = divisor.spin_off(d, m, child_shares=e.child_shares)
-        else:  # ordinary dividend: nothing changes in a price index
-            out = divisor.adjust_divisor(d, m, m)
+        out = _ADJUSTMENT[e.event](e.divisor, e.market_value, **params)
     _finite_or_refuse(divisor_after=out.divisor_after, market_value_after=out.market_value_after)
-    return s.DivisorResponse(
+    return from_fields(
+        s.DivisorResponse,
+        out,
         event=e.event,
-        divisor_before=out.divisor_before,
-        divisor_after=out.divisor_after,
         divisor_changed=out.divisor_after != out.divisor_before,
-        market_value_before=out.market_value_before,
-        market_value_after=out.market_value_after,
-        level_before=out.level_before,
-        level_after=out.level_after,
-        adjusted_price=out.adjusted_price,
-        shares_after=out.shares_after,
         treatment=_TREATMENT[e.event],
     )
 
@@ -250,15 +210,9 @@ def concentration_of(req: s.ConcentrationRequest) -> s.ConcentrationResponse:
     shares = w / w.sum()
     order = np.argsort(-shares, kind="stable")[:10]
     labels = req.symbols
-    return s.ConcentrationResponse(
-        n=c.n,
-        hhi=c.hhi,
-        hhi_10000=c.hhi_10000,
-        effective_n=c.effective_n,
-        normalised_hhi=c.normalised_hhi,
-        max_weight=c.max_weight,
-        top5_weight=c.top5_weight,
-        top10_weight=c.top10_weight,
+    return from_fields(
+        s.ConcentrationResponse,
+        c,
         largest=[
             s.WeightItem(symbol=labels[i] if labels else None, weight=float(shares[i]))
             for i in order
@@ -278,16 +232,9 @@ def impact_cost_of(req: s.ImpactCostRequest) -> s.ImpactCostResponse:
             quantity=req.quantity,
             value=req.value,
         )
-    return s.ImpactCostResponse(
-        side=r.side,
-        best_bid=r.best_bid,
-        best_ask=r.best_ask,
-        ideal_price=r.ideal_price,
-        average_price=r.average_price,
-        impact_cost_pct=r.impact_cost_pct,
-        quantity=r.quantity,
-        value=r.value,
-        levels_used=r.levels_used,
+    return from_fields(
+        s.ImpactCostResponse,
+        r,
         fills=[
             s.Fill(price=float(p), quantity=float(q))
             for p, q in zip(r.fill_prices, r.fill_quantities, strict=True)
@@ -388,12 +335,7 @@ def tracking_error_of(req: s.TrackingErrorRequest) -> s.TrackingErrorResponse:
         tracking_error_per_period=err.per_period,
         information_ratio=ir,
         active_return=active,
-        tracking_difference=s.TrackingDifferenceOut(
-            value=td.value,
-            portfolio_cumulative=td.portfolio_cumulative,
-            benchmark_cumulative=td.benchmark_cumulative,
-            annualised=td.annualised,
-        ),
+        tracking_difference=from_fields(s.TrackingDifferenceOut, td),
         n_obs=err.n_obs,
         n_dropped=err.n_dropped,
         n_aligned_dates=n_aligned,
@@ -420,19 +362,7 @@ def futures_fair_value_of(req: s.FuturesRequest) -> s.FuturesResponse:
             day_count=req.day_count,
         )
     _finite_or_refuse(fair_value=r.fair_value)
-    return s.FuturesResponse(
-        spot=r.spot,
-        rate=r.rate,
-        dividend_yield=r.dividend_yield,
-        days=r.days,
-        year_fraction=r.year_fraction,
-        fair_value=r.fair_value,
-        fair_basis=r.fair_basis,
-        futures_price=r.futures_price,
-        market_basis=r.market_basis,
-        mispricing=r.mispricing,
-        implied_repo=r.implied_repo,
-    )
+    return from_fields(s.FuturesResponse, r)
 
 
 def _finite_or_refuse(**values: float) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.indices.custom import SharesBook, rebalance_reference_rows
+from app.indices.engine import rebalance_reference_rows
+from app.indices.shares import SharesBook
 
 D = dt.date
 
