@@ -85,13 +85,22 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
 
-async def _send_internal_error(send: Send, request_id: str) -> None:
+async def send_json_error(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    *,
+    request_id: str | None,
+    details: dict[str, object] | None = None,
+) -> None:
+    """Answer with the service's JSON error body straight on the ASGI channel."""
     body = json.dumps(
         {
             "error": {
-                "code": "internal_error",
-                "message": INTERNAL_ERROR_MESSAGE,
-                "details": {},
+                "code": code,
+                "message": message,
+                "details": details or {},
                 "request_id": request_id,
             }
         }
@@ -99,7 +108,7 @@ async def _send_internal_error(send: Send, request_id: str) -> None:
     await send(
         {
             "type": "http.response.start",
-            "status": 500,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
@@ -107,6 +116,12 @@ async def _send_internal_error(send: Send, request_id: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def _send_internal_error(send: Send, request_id: str) -> None:
+    await send_json_error(
+        send, 500, "internal_error", INTERNAL_ERROR_MESSAGE, request_id=request_id
+    )
 
 
 class BodySizeLimitMiddleware:
@@ -153,28 +168,14 @@ class BodySizeLimitMiddleware:
             await self.app(scope, limited_receive, guarded_send)
 
     async def _reject(self, scope: Scope, send: Send) -> None:
-        request_id = (scope.get("state") or {}).get("request_id")
-        body = json.dumps(
-            {
-                "error": {
-                    "code": "payload_too_large",
-                    "message": f"Request body exceeds {self.max_bytes} bytes.",
-                    "details": {"max_bytes": self.max_bytes},
-                    "request_id": request_id,
-                }
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        await send_json_error(
+            send,
+            413,
+            "payload_too_large",
+            f"Request body exceeds {self.max_bytes} bytes.",
+            request_id=(scope.get("state") or {}).get("request_id"),
+            details={"max_bytes": self.max_bytes},
         )
-        await send({"type": "http.response.body", "body": body})
 
 
 class _TooLarge(Exception):

@@ -218,16 +218,7 @@ class PriceStore:
         end: dt.date | None = None,
     ) -> list[Bar]:
         """Closes of one ticker in date order."""
-        sql = "SELECT date, close FROM bars WHERE ticker = ?"
-        params: list[str] = [ticker]
-        if start is not None:
-            sql += " AND date >= ?"
-            params.append(_iso(start))
-        if end is not None:
-            sql += " AND date <= ?"
-            params.append(_iso(end))
-        rows = self.db.connection().execute(sql + " ORDER BY date", params).fetchall()
-        return [(dt.date.fromisoformat(d), float(c)) for d, c in rows]
+        return self._series("bars", ticker, start, end)
 
     def read_wide(
         self,
@@ -297,7 +288,13 @@ class PriceStore:
         end: dt.date | None = None,
     ) -> list[Bar]:
         """Traded closes of one ticker in date order."""
-        sql = "SELECT date, close FROM quotes WHERE ticker = ?"
+        return self._series("quotes", ticker, start, end)
+
+    def _series(
+        self, table: str, ticker: str, start: dt.date | None, end: dt.date | None
+    ) -> list[Bar]:
+        """(date, close) of one ticker from ``table`` (bars or quotes) in date order."""
+        sql = f"SELECT date, close FROM {table} WHERE ticker = ?"
         params: list[str] = [ticker]
         if start is not None:
             sql += " AND date >= ?"
