@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Any, TypeGuard
+
+import numpy as np
 
 
 def finite(name: str, value: float) -> float:
@@ -30,3 +33,23 @@ def non_negative(name: str, value: float) -> float:
     if out < 0.0:
         raise ValueError(f"{name} must be >= 0, got {out}")
     return out
+
+
+def fraction(name: str, value: float) -> float:
+    """``value`` as a float; ValueError unless it is finite and in (0, 1]."""
+    out = finite(name, value)
+    if not 0.0 < out <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1], got {out}")
+    return out
+
+
+def is_integer(value: object) -> TypeGuard[int | np.integer[Any]]:
+    """True for a Python or NumPy integer; False for a bool, a float or anything else."""
+    return not isinstance(value, bool) and isinstance(value, int | np.integer)
+
+
+def integer(name: str, value: Any) -> int:
+    """``value`` as an int; ValueError unless :func:`is_integer` holds."""
+    if not is_integer(value):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    return int(value)

@@ -39,6 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from app.analytics._arrays import BoolArray, FloatArray
+from app.analytics._checks import is_integer
 from app.analytics.exceptions import InfeasibleRuleError
 
 __all__ = [
@@ -49,9 +51,6 @@ __all__ = [
     "cap_top_n",
     "capping_factors",
 ]
-
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
 
 DEFAULT_TOL = 1e-12
 
@@ -92,6 +91,7 @@ class CappingResult:
 
 
 def _fraction(name: str, value: float) -> float:
+    """``value`` as a float; ValueError unless it is in (0, 1]."""
     out = float(value)
     if not (math.isfinite(out) and 0.0 < out <= 1.0):
         raise ValueError(f"{name} must be in (0, 1], got {value!r}")
@@ -99,6 +99,7 @@ def _fraction(name: str, value: float) -> float:
 
 
 def _tol(tol: float) -> float:
+    """``tol`` as a float; ValueError unless it is in [0, 1e-6)."""
     out = float(tol)
     if not (math.isfinite(out) and 0.0 <= out < 1e-6):
         raise ValueError(f"tol must be in [0, 1e-6), got {tol!r}")
@@ -222,7 +223,32 @@ def _result(
     )
 
 
+def _split_result(
+    u: FloatArray,
+    order: NDArray[np.intp],
+    top: tuple[FloatArray, BoolArray],
+    rest: tuple[FloatArray, BoolArray],
+    *,
+    group: str,
+    iterations: int,
+    rule: str,
+) -> CappingResult:
+    """Result from (weights, at-cap) of the top names, all capped, and of the rest."""
+    (top_w, top_at_cap), (rest_w, rest_capped) = top, rest
+    ws = np.concatenate((top_w, rest_w))
+    capped = np.concatenate((np.ones(top_w.size, dtype=np.bool_), rest_capped))
+    binding = ("single", group) if bool(top_at_cap.any()) else (group,)
+    return _result(u, order, ws, capped, binding=binding, iterations=iterations, rule=rule)
+
+
+def _check_capacity(rule: str, n: int, cap: float, tol: float, *, label: str) -> None:
+    """InfeasibleRuleError unless ``n`` names at ``cap`` each can reach 100 %."""
+    if n * cap < 1.0 - tol:
+        raise InfeasibleRuleError(rule, f"{n} names x {label} {cap:g} = {n * cap:g} < 1")
+
+
 def _unchanged(u: FloatArray, rule: str) -> CappingResult:
+    """Result for weights that already meet the rule: no name capped, all factors 1."""
     return CappingResult(
         weights=u,
         capping_factors=np.ones_like(u),
@@ -251,6 +277,7 @@ def cap_single_stock(weights: ArrayLike, *, cap: float, tol: float = DEFAULT_TOL
     Returns
     -------
     CappingResult
+        ``binding`` is ``("single",)``, or empty when no weight exceeds the cap.
 
     Raises
     ------
@@ -268,8 +295,7 @@ def cap_single_stock(weights: ArrayLike, *, cap: float, tol: float = DEFAULT_TOL
     rule = f"single<={c:g}"
     u, us, order = _prepare(weights)
     n = u.size
-    if n * c < 1.0 - tol:
-        raise InfeasibleRuleError(rule, f"{n} names x cap {c:g} = {n * c:g} < 1")
+    _check_capacity(rule, n, c, tol, label="cap")
     if us[0] <= c + tol:
         return _unchanged(u, rule)
     ws, at_cap, it = _water_fill(us, np.full(n, c), 1.0, tol)
@@ -300,6 +326,7 @@ def cap_by_rank(
     Returns
     -------
     CappingResult
+        ``binding`` is ``("rank",)``, or empty when every rank already meets its cap.
 
     Raises
     ------
@@ -369,6 +396,8 @@ def cap_top_n(
     Returns
     -------
     CappingResult
+        ``binding`` is ``("single",)`` when the single cap alone meets the rule, else
+        ``("top_n",)`` or ``("single", "top_n")``; empty when the input complies.
 
     Raises
     ------
@@ -391,12 +420,10 @@ def cap_top_n(
     """
     c = _fraction("single_cap", single_cap)
     t = _fraction("top_n_cap", top_n_cap)
-    if isinstance(top_n, bool) or not isinstance(top_n, int | np.integer) or top_n < 1:
+    if not (is_integer(top_n) and top_n >= 1):
         raise ValueError(f"top_n must be an integer >= 1, got {top_n!r}")
-    if min_constituents is not None and (
-        isinstance(min_constituents, bool)
-        or not isinstance(min_constituents, int | np.integer)
-        or min_constituents < 1
+    if min_constituents is not None and not (
+        is_integer(min_constituents) and min_constituents >= 1
     ):
         raise ValueError(f"min_constituents must be a positive integer, got {min_constituents!r}")
     big_n = int(top_n)
@@ -407,8 +434,7 @@ def cap_top_n(
 
     if min_constituents is not None and n < min_constituents:
         raise InfeasibleRuleError(rule, f"{n} constituents < minimum {min_constituents}")
-    if n * c < 1.0 - tol:
-        raise InfeasibleRuleError(rule, f"{n} names x single cap {c:g} = {n * c:g} < 1")
+    _check_capacity(rule, n, c, tol, label="single cap")
     top_rule_active = big_n * c > t + tol and t < 1.0 - tol
     if top_rule_active:
         if n <= big_n:
@@ -446,10 +472,9 @@ def cap_top_n(
         rest = np.full(n - big_n, level)
         rest_capped = np.ones(n - big_n, dtype=np.bool_)
         it += 1
-    ws = np.concatenate((top, rest))
-    capped = np.concatenate((np.ones(big_n, dtype=np.bool_), rest_capped))
-    binding = ("single", "top_n") if bool(top_at_cap.any()) else ("top_n",)
-    return _result(u, order, ws, capped, binding=binding, iterations=it, rule=rule)
+    return _split_result(
+        u, order, (top, top_at_cap), (rest, rest_capped), group="top_n", iterations=it, rule=rule
+    )
 
 
 def cap_10_40(
@@ -485,6 +510,8 @@ def cap_10_40(
     Returns
     -------
     CappingResult
+        ``binding``: ``("single",)`` if capping at c is enough, otherwise ``("group",)`` or
+        ``("single", "group")``; empty when the input complies.
 
     Raises
     ------
@@ -518,8 +545,7 @@ def cap_10_40(
     def group_sum(w: FloatArray) -> float:
         return float(w[w > b + tol].sum())
 
-    if n * c < 1.0 - tol:
-        raise InfeasibleRuleError(rule, f"{n} names x single cap {c:g} = {n * c:g} < 1")
+    _check_capacity(rule, n, c, tol, label="single cap")
     if us[0] <= c + tol and group_sum(us) <= g + tol:
         return _unchanged(u, rule)
     v, at_cap, it = _water_fill(us, np.full(n, c), 1.0, tol)
@@ -542,10 +568,15 @@ def cap_10_40(
             continue
         rest, rest_capped, it_rest = _water_fill(us[k:], np.full(n - k, b), rest_total, tol)
         it += it_rest
-        ws = np.concatenate((top, rest))
-        capped = np.concatenate((np.ones(k, dtype=np.bool_), rest_capped))
-        binding = ("single", "group") if bool(top_at_cap.any()) else ("group",)
-        return _result(u, order, ws, capped, binding=binding, iterations=it, rule=rule)
+        return _split_result(
+            u,
+            order,
+            (top, top_at_cap),
+            (rest, rest_capped),
+            group="group",
+            iterations=it,
+            rule=rule,
+        )
     raise InfeasibleRuleError(
         rule,
         f"{n} names cannot reach 100 %: for every group size k, min(G, k*c) + (n-k)*b < 1 "

@@ -26,6 +26,7 @@ __all__ = [
 
 
 def _rate(name: str, value: float) -> float:
+    """``value`` as a float; ValueError unless it is a finite decimal rate with ``|value| < 1``."""
     out = _finite(name, value)
     if abs(out) >= 1.0:
         raise ValueError(
@@ -56,12 +57,7 @@ def year_fraction(days: float, *, day_count: float = 365.0) -> float:
 
 
 def futures_fair_value(
-    spot: float,
-    *,
-    rate: float,
-    days: float,
-    dividend_yield: float = 0.0,
-    day_count: float = 365.0,
+    spot: float, *, rate: float, days: float, dividend_yield: float = 0.0, day_count: float = 365.0
 ) -> float:
     """Theoretical futures price by continuous-compounding cost of carry.
 
@@ -131,10 +127,8 @@ def implied_repo_rate(
         Spot level S, > 0.
     days : float
         Calendar days to expiry, > 0 (the rate is undefined at expiry).
-    dividend_yield : float, default 0
-        Dividend yield q, decimal per year.
-    day_count : float, default 365
-        Days per year.
+    dividend_yield, day_count : float, optional
+        As in :func:`futures_fair_value` (defaults 0 and 365).
 
     Returns
     -------
@@ -197,18 +191,10 @@ def cost_of_carry(
 
     Parameters
     ----------
-    spot : float
-        Spot index level, > 0.
-    rate : float
-        Risk-free rate, decimal per year.
-    days : float
-        Calendar days to expiry, >= 0.
-    dividend_yield : float, default 0
-        Dividend yield, decimal per year.
+    spot, rate, days, dividend_yield, day_count
+        As in :func:`futures_fair_value`.
     futures_price : float, optional
         Observed futures price; enables ``market_basis``, ``mispricing``, ``implied_repo``.
-    day_count : float, default 365
-        Days per year.
 
     Returns
     -------

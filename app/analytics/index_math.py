@@ -44,6 +44,17 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from app.analytics._arrays import FloatArray, bool_array, float_array, ones_or_array
+from app.analytics._checks import integer
+from app.analytics._panels import (
+    chain_returns,
+    price_panel,
+    require_adjustment,
+    require_fraction,
+    require_members,
+    require_positive,
+)
+
 __all__ = [
     "ConstituentChange",
     "DivisorChange",
@@ -58,58 +69,22 @@ __all__ = [
     "index_weights",
 ]
 
-FloatArray = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
-
-
 # --------------------------------------------------------------------------- validation
 
 
 def _finite_scalar(name: str, value: float, *, positive: bool = True) -> float:
+    """``value`` as a float; ValueError unless finite (and > 0 when ``positive``)."""
     out = float(value)
     if not math.isfinite(out) or (positive and out <= 0.0):
         raise ValueError(f"{name} must be finite{' and > 0' if positive else ''}, got {value!r}")
     return out
 
 
-def _array(name: str, x: ArrayLike, shape: tuple[int, ...] | None = None) -> FloatArray:
-    a = np.asarray(x, dtype=np.float64)
-    if shape is not None and a.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
-    return a
-
-
-def _bool_panel(name: str, x: ArrayLike, shape: tuple[int, ...]) -> BoolArray:
-    a = np.asarray(x)
-    if a.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
-    if a.dtype != np.bool_:
-        if not np.all(np.isin(a, (0, 1))):
-            raise ValueError(f"{name} must be boolean (or 0/1)")
-        a = a.astype(np.bool_)
-    return np.asarray(a, dtype=np.bool_)
-
-
-def _first_bad(mask: BoolArray) -> str:
-    idx = np.argwhere(mask)[0]
-    return "[" + ", ".join(str(int(i)) for i in idx) + "]"
-
-
-def _require(name: str, bad: BoolArray, what: str) -> None:
-    if bad.any():
-        raise ValueError(
-            f"{name} must be {what} for every member; first bad cell {_first_bad(bad)}"
-        )
-
-
 # --------------------------------------------------------------------------- single date
 
 
 def free_float_market_cap(
-    prices: ArrayLike,
-    shares: ArrayLike,
-    iwf: ArrayLike,
-    capping_factors: ArrayLike | None = None,
+    prices: ArrayLike, shares: ArrayLike, iwf: ArrayLike, capping_factors: ArrayLike | None = None
 ) -> FloatArray:
     """Free-float (index) market capitalisation of each stock, ``P * Q * IWF * CF``.
 
@@ -133,15 +108,11 @@ def free_float_market_cap(
     -----
     NaN anywhere is refused; mask non-members before calling.
     """
-    p = _array("prices", prices)
+    p = float_array("prices", prices)
     shape = p.shape
-    q = _array("shares", shares, shape)
-    f = _array("iwf", iwf, shape)
-    cf = (
-        np.ones(shape)
-        if capping_factors is None
-        else _array("capping_factors", capping_factors, shape)
-    )
+    q = float_array("shares", shares, shape)
+    f = float_array("iwf", iwf, shape)
+    cf = ones_or_array("capping_factors", capping_factors, shape)
     for name, a in (("prices", p), ("shares", q)):
         if not (np.all(np.isfinite(a)) and np.all(a >= 0.0)):
             raise ValueError(f"{name} must be finite and >= 0")
@@ -152,10 +123,7 @@ def free_float_market_cap(
 
 
 def index_weights(
-    prices: ArrayLike,
-    shares: ArrayLike,
-    iwf: ArrayLike,
-    capping_factors: ArrayLike | None = None,
+    prices: ArrayLike, shares: ArrayLike, iwf: ArrayLike, capping_factors: ArrayLike | None = None
 ) -> FloatArray:
     """Index weights ``P Q IWF CF / sum(P Q IWF CF)`` along the last axis.
 
@@ -217,7 +185,7 @@ def index_level(
     float
         ``I = sum(P Q IWF CF) / D``.
     """
-    p = _array("prices", prices)
+    p = float_array("prices", prices)
     if p.ndim != 1:
         raise ValueError(f"prices must be 1-D (n_symbols,), got shape {p.shape}")
     d = _finite_scalar("divisor", divisor)
@@ -301,20 +269,12 @@ class IndexHistory:
     events: tuple[DivisorChange, ...]
 
 
-def _returns(levels: FloatArray) -> tuple[FloatArray, FloatArray]:
-    r = np.full(levels.shape, np.nan)
-    r[1:] = levels[1:] / levels[:-1] - 1.0
-    cum = np.zeros(levels.shape)
-    cum[1:] = np.cumprod(1.0 + r[1:]) - 1.0
-    return r, cum
-
-
 def _date_index(name: str, value: int, n_dates: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if not 0 <= value < n_dates:
+    """``value`` as a row index; ValueError unless an integer in [0, n_dates)."""
+    out = integer(name, value)
+    if not 0 <= out < n_dates:
         raise ValueError(f"{name} must be in [0, {n_dates - 1}], got {value}")
-    return int(value)
+    return out
 
 
 def index_history(
@@ -361,37 +321,22 @@ def index_history(
     at the (adjusted) closes of t-1, otherwise ``D_t = D_{t-1}``. The divisor at row 0 is
     ``M_0``; all divisors are then rescaled so that ``I_base = base_value``.
     """
-    p = _array("prices", prices)
-    if p.ndim != 2 or p.shape[0] == 0 or p.shape[1] == 0:
-        raise ValueError(f"prices must be 2-D (n_dates, n_symbols) and non-empty, got {p.shape}")
+    p = price_panel(prices)
     shape = p.shape
     n_dates = shape[0]
-    q = _array("shares", shares, shape)
-    f = _array("iwf", iwf, shape)
-    cf = _array("capping_factors", capping_factors, shape)
-    mem = _bool_panel("membership", membership, shape)
-    adj = (
-        np.ones(shape)
-        if price_adjustment is None
-        else _array("price_adjustment", price_adjustment, shape)
-    )
+    q = float_array("shares", shares, shape)
+    f = float_array("iwf", iwf, shape)
+    cf = float_array("capping_factors", capping_factors, shape)
+    mem = bool_array("membership", membership, shape)
+    adj = ones_or_array("price_adjustment", price_adjustment, shape)
     base = _finite_scalar("base_value", base_value)
     base_t = _date_index("base_date_index", base_date_index, n_dates)
-
-    empty = ~mem.any(axis=1)
-    if empty.any():
-        row = int(np.argmax(empty))
-        raise ValueError(f"membership must have at least one member every day; row {row} has none")
-    with np.errstate(invalid="ignore"):
-        _require("prices", mem & ~(np.isfinite(p) & (p > 0.0)), "finite and > 0")
-        _require("shares", mem & ~(np.isfinite(q) & (q > 0.0)), "finite and > 0")
-        _require("iwf", mem & ~(np.isfinite(f) & (f > 0.0) & (f <= 1.0)), "in (0, 1]")
-        _require(
-            "capping_factors", mem & ~(np.isfinite(cf) & (cf > 0.0) & (cf <= 1.0)), "in (0, 1]"
-        )
-        bad_adj = mem & ~(np.isfinite(adj) & (adj >= 0.0))
-        bad_adj[0] = False
-        _require("price_adjustment", bad_adj, "finite and >= 0")
+    require_members(mem)
+    require_positive("prices", mem, p)
+    require_positive("shares", mem, q)
+    require_fraction("iwf", mem, f)
+    require_fraction("capping_factors", mem, cf)
+    require_adjustment(mem, adj, allow_zero=True)
 
     # Validated cells only; everything off-index becomes 0 (or 1 for the adjustment factor).
     weight = np.where(mem, q, 0.0) * np.where(mem, f, 0.0) * np.where(mem, cf, 0.0)
@@ -465,7 +410,7 @@ def index_history(
     divisors = raw_div * scale
     levels = market_values / divisors
     levels[base_t] = base  # exact, not base * (1 +- 1 ulp)
-    returns, cumulative = _returns(levels)
+    returns, cumulative = chain_returns(levels)
     events = tuple(
         DivisorChange(
             date_index=t,
@@ -513,7 +458,7 @@ def full_market_cap_history(
     -----
     ``I_t = sum P_i,t Q_i,t / D_t`` with the same divisor chaining.
     """
-    p = _array("prices", prices)
+    p = float_array("prices", prices)
     ones = np.ones(p.shape)
     return index_history(
         p,
@@ -593,28 +538,16 @@ def equal_weight_history(
     ``n_i = base_value / N_0 / P_i,0``. Same as :func:`index_history` with ``Q = n``,
     ``IWF = CF = 1``. (A plain average of prices would be price-weighted, not equal-weight.)
     """
-    p = _array("prices", prices)
-    if p.ndim != 2 or p.shape[0] == 0 or p.shape[1] == 0:
-        raise ValueError(f"prices must be 2-D (n_dates, n_symbols) and non-empty, got {p.shape}")
+    p = price_panel(prices)
     shape = p.shape
     n_dates = shape[0]
-    mem = _bool_panel("membership", membership, shape)
-    reb = _bool_panel("rebalance", rebalance, (n_dates,))
-    adj = (
-        np.ones(shape)
-        if price_adjustment is None
-        else _array("price_adjustment", price_adjustment, shape)
-    )
+    mem = bool_array("membership", membership, shape)
+    reb = bool_array("rebalance", rebalance, (n_dates,))
+    adj = ones_or_array("price_adjustment", price_adjustment, shape)
     base = _finite_scalar("base_value", base_value)
-    empty = ~mem.any(axis=1)
-    if empty.any():
-        row = int(np.argmax(empty))
-        raise ValueError(f"membership must have at least one member every day; row {row} has none")
-    with np.errstate(invalid="ignore"):
-        _require("prices", mem & ~(np.isfinite(p) & (p > 0.0)), "finite and > 0")
-        bad_adj = mem & ~(np.isfinite(adj) & (adj > 0.0))
-        bad_adj[0] = False
-        _require("price_adjustment", bad_adj, "finite and > 0")
+    require_members(mem)
+    require_positive("prices", mem, p)
+    require_adjustment(mem, adj, allow_zero=False)
 
     levels = np.empty(n_dates)
     held = np.zeros(shape)
@@ -645,7 +578,7 @@ def equal_weight_history(
     levels[0] = base
     values = np.where(mem, held * np.where(mem, p, 0.0), 0.0)
     weights = values / values.sum(axis=1, keepdims=True)
-    returns, cumulative = _returns(levels)
+    returns, cumulative = chain_returns(levels)
     return EqualWeightHistory(
         levels=levels,
         returns=returns,

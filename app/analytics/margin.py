@@ -24,8 +24,10 @@ from decimal import ROUND_CEILING, Decimal, localcontext
 from typing import ParamSpec, TypeVar
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
+from app.analytics._arrays import FloatArray
+from app.analytics._checks import is_integer
 from app.analytics.quality import bad_print_mask
 
 __all__ = [
@@ -53,7 +55,6 @@ __all__ = [
     "position_values",
 ]
 
-FloatArray = NDArray[np.float64]
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
@@ -202,7 +203,7 @@ def position_values(quantities: Sequence[int], prices: Sequence[Decimal]) -> tup
         )
     out: list[Decimal] = []
     for q, p in zip(quantities, prices, strict=True):
-        if isinstance(q, bool) or not isinstance(q, int | np.integer):
+        if not is_integer(q):
             raise ValueError(f"quantities must be whole numbers, got {q!r}")
         if q < 0:
             raise ValueError("quantities must be >= 0 (long-only portfolio)")

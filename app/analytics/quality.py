@@ -22,6 +22,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike, NDArray
 
+from app.analytics._arrays import as_columns, real_array
+from app.analytics._checks import integer
+
 __all__ = ["MAD_TO_SIGMA", "bad_print_mask"]
 
 #: Scale of the median absolute deviation that makes it a consistent estimator of the
@@ -89,6 +92,7 @@ def _trailing_robust_z(
 
 
 def _as_number(value: Any, name: str) -> float:
+    """``value`` as a float; ValueError unless it is a real number, finite and > 0."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         raise ValueError(f"{name} must be a number, got {value!r}")
     out = float(value)
@@ -98,11 +102,11 @@ def _as_number(value: Any, name: str) -> float:
 
 
 def _as_count(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if int(value) < minimum:
+    """``value`` as an int; ValueError unless it is an integer >= ``minimum``."""
+    out = integer(name, value)
+    if out < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return int(value)
+    return out
 
 
 def bad_print_mask(
@@ -155,7 +159,8 @@ def bad_print_mask(
     Raises
     ------
     ValueError
-        If an argument has the wrong shape, dtype or range (the message names it).
+        If ``returns`` or ``event_mask`` has the wrong shape or dtype, or an option is out of
+        range (the message names it).
 
     Notes
     -----
@@ -168,13 +173,9 @@ def bad_print_mask(
     A row is flagged when rule 1 or (if enabled) rule 2 fires and no event lies within
     ``event_window`` rows. Both rules treat each column independently.
     """
-    r = np.asarray(returns)
-    if r.dtype.kind not in "biuf":
-        raise ValueError(f"returns must be a real numeric array, got dtype {r.dtype}")
-    if r.ndim not in (1, 2):
-        raise ValueError(f"returns must be 1-D or 2-D, got {r.ndim} dimensions")
+    r = real_array("returns", returns)
     squeeze = r.ndim == 1
-    r2 = np.asarray(r, dtype=np.float64).reshape(r.shape[0], -1)
+    r2 = as_columns(r)
     tau = _as_number(threshold, "threshold")
     ev_k = _as_count(event_window, "event_window", 0)
 

@@ -21,6 +21,13 @@ non-finite factor is unusable for every stock. Unusable rows are dropped inside 
 (never filled). A window end gives NaN statistics when the window is not complete yet
 (``t < window - 1``), when it has fewer than ``min_nobs`` usable rows, or when its design matrix
 is numerically rank-deficient. ``nobs`` always reports the usable row count.
+
+Why one module
+--------------
+The file stays whole, over the 600-line guideline, because it is one algorithm: the batched
+windowed sums, the vectorised Cholesky solver and every statistic (standard errors, R^2,
+p-values, condition number, VIF, HAC) share one state (the centred design, the window sums and
+the factorisation of :class:`_Fit`); splitting them would spread that state over modules.
 """
 
 from __future__ import annotations
@@ -32,12 +39,11 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from app.analytics._arrays import FloatArray, IntArray, as_columns, real_array
+from app.analytics._checks import integer
 from app.analytics.stats import normal_two_sided_pvalue, student_t_two_sided_pvalue
 
 __all__ = ["LatestOLSResult", "RollingOLSResult", "latest_ols", "rolling_ols"]
-
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
 
 #: Target size in bytes of one (rows, features, stocks) work array; bounds peak memory.
 _CHUNK_BYTES = 24 * 2**20
@@ -166,12 +172,6 @@ class _Prepared:
     z: FloatArray  # (n_obs, p) centred design [1, x - x_mean], zero on unusable rows
 
 
-def _as_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    return int(value)
-
-
 def _prepare(
     y: ArrayLike,
     x: ArrayLike,
@@ -180,16 +180,11 @@ def _prepare(
     periods_per_year: Any,
     rank_tol: Any,
 ) -> _Prepared:
-    y_arr = np.asarray(y)
-    x_arr = np.asarray(x)
-    for name, arr in (("y", y_arr), ("x", x_arr)):
-        if arr.dtype.kind not in "biuf":
-            raise ValueError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-        if arr.ndim not in (1, 2):
-            raise ValueError(f"{name} must be 1-D or 2-D, got {arr.ndim} dimensions")
+    y_arr = real_array("y", y)
+    x_arr = real_array("x", x)
     squeeze = y_arr.ndim == 1
-    y2 = np.asarray(y_arr, dtype=np.float64).reshape(y_arr.shape[0], -1)
-    x2 = np.asarray(x_arr, dtype=np.float64).reshape(x_arr.shape[0], -1)
+    y2 = as_columns(y_arr)
+    x2 = as_columns(x_arr)
     n_obs = y2.shape[0]
     if n_obs == 0:
         raise ValueError("y must have at least one row")
@@ -200,19 +195,19 @@ def _prepare(
     k = x2.shape[1]
     if k == 0:
         raise ValueError("x must have at least one column (factor)")
-    window_i = _as_int(window, "window")
+    window_i = integer("window", window)
     if window_i < k + 2:
         raise ValueError(f"window must be at least k + 2 = {k + 2}, got {window_i}")
     if min_nobs is None:
         min_nobs_i = max(math.ceil(0.8 * window_i), k + 2)
     else:
-        min_nobs_i = _as_int(min_nobs, "min_nobs")
+        min_nobs_i = integer("min_nobs", min_nobs)
         if not k + 2 <= min_nobs_i <= window_i:
             raise ValueError(
                 f"min_nobs must be between k + 2 = {k + 2} and window = {window_i}, "
                 f"got {min_nobs_i}"
             )
-    ppy = _as_int(periods_per_year, "periods_per_year")
+    ppy = integer("periods_per_year", periods_per_year)
     if ppy <= 0:
         raise ValueError(f"periods_per_year must be positive, got {ppy}")
     if isinstance(rank_tol, bool) or not isinstance(rank_tol, int | float | np.number):
@@ -315,22 +310,36 @@ def _req(value: _T | None) -> _T:
     return value
 
 
-@dataclass
+@dataclass(frozen=True)
+class _Stats:
+    """Inference statistics of the solved systems (NaN where a system is not ok)."""
+
+    bse: FloatArray  # (p, *S), like tvalues and pvalues
+    tvalues: FloatArray
+    pvalues: FloatArray
+    rsquared: FloatArray  # S, like rsquared_adj and resid_vol
+    rsquared_adj: FloatArray
+    resid_vol: FloatArray
+
+
+@dataclass(frozen=True)
+class _Factor:
+    """The factorisation of the solved systems, kept for the diagnostics of :func:`latest_ols`."""
+
+    inv_diag: FloatArray  # diag of (Z'Z)^-1, centred coordinates
+    linv: list[list[FloatArray]]  # inverse Cholesky factor of the scaled Gram
+    inv_d: list[FloatArray]  # 1 / sqrt(diag(Z'Z))
+    theta_c: FloatArray  # centred-coordinate coefficients
+
+
+@dataclass(frozen=True)
 class _Fit:
     """Solver output; arrays have shape (p, *S) or S, S = broadcast shape of the systems."""
 
     params: FloatArray
     ok: NDArray[np.bool_]
-    bse: FloatArray | None = None
-    tvalues: FloatArray | None = None
-    pvalues: FloatArray | None = None
-    rsquared: FloatArray | None = None
-    rsquared_adj: FloatArray | None = None
-    resid_vol: FloatArray | None = None
-    inv_diag: FloatArray | None = None  # diag of (Z'Z)^-1, centred coordinates
-    linv: list[list[FloatArray]] | None = None  # inverse Cholesky factor of the scaled Gram
-    inv_d: list[FloatArray] | None = None  # 1 / sqrt(diag(Z'Z))
-    theta_c: FloatArray | None = None  # centred-coordinate coefficients
+    stats: _Stats | None = None  # None when solved for the parameters only
+    factor: _Factor | None = None  # None unless asked for (keep_factor)
 
 
 def _solve(
@@ -418,9 +427,8 @@ def _solve(
         params[0] += y_mean - np.tensordot(x_mean, theta_c[1:], axes=1)
     ok = np.broadcast_to(ok_g, shape).copy()
     params[:, ~ok] = np.nan
-    fit = _Fit(params=params, ok=ok)
     if yty is None:
-        return fit
+        return _Fit(params=params, ok=ok)
 
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         # Inverse of the (lower-triangular) Cholesky factor.
@@ -469,18 +477,19 @@ def _solve(
         )
     bse[:, ~ok] = np.nan
     tvalues[:, ~ok] = np.nan
-    fit.bse = bse
-    fit.tvalues = tvalues
-    fit.pvalues = pvalues
-    fit.rsquared = np.where(ok, rsquared, np.nan)
-    fit.rsquared_adj = np.where(ok, rsquared_adj, np.nan)
-    fit.resid_vol = np.where(ok, resid_vol, np.nan)
+    stats = _Stats(
+        bse=bse,
+        tvalues=tvalues,
+        pvalues=pvalues,
+        rsquared=np.where(ok, rsquared, np.nan),
+        rsquared_adj=np.where(ok, rsquared_adj, np.nan),
+        resid_vol=np.where(ok, resid_vol, np.nan),
+    )
+    factor = None
     if keep_factor:
-        fit.inv_diag = np.stack([np.broadcast_to(v, shape) for v in inv_diag])
-        fit.linv = linv
-        fit.inv_d = inv_d
-        fit.theta_c = theta_c
-    return fit
+        inv_diag_s = np.stack([np.broadcast_to(v, shape) for v in inv_diag])
+        factor = _Factor(inv_diag=inv_diag_s, linv=linv, inv_d=inv_d, theta_c=theta_c)
+    return _Fit(params=params, ok=ok, stats=stats, factor=factor)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -637,12 +646,13 @@ def rolling_ols(
                     params[cols, rows] = fit.params.transpose(2, 1, 0)
                     if params_only:
                         continue
-                    bse[cols, rows] = _req(fit.bse).transpose(2, 1, 0)
-                    tvalues[cols, rows] = _req(fit.tvalues).transpose(2, 1, 0)
-                    pvalues[cols, rows] = _req(fit.pvalues).transpose(2, 1, 0)
-                    rsquared[cols, rows] = _req(fit.rsquared).T
-                    rsquared_adj[cols, rows] = _req(fit.rsquared_adj).T
-                    resid_vol[cols, rows] = _req(fit.resid_vol).T
+                    st = _req(fit.stats)
+                    bse[cols, rows] = st.bse.transpose(2, 1, 0)
+                    tvalues[cols, rows] = st.tvalues.transpose(2, 1, 0)
+                    pvalues[cols, rows] = st.pvalues.transpose(2, 1, 0)
+                    rsquared[cols, rows] = st.rsquared.T
+                    rsquared_adj[cols, rows] = st.rsquared_adj.T
+                    resid_vol[cols, rows] = st.resid_vol.T
                 del sums
 
     def out(arr: np.ndarray) -> np.ndarray:
@@ -735,7 +745,7 @@ def latest_ols(
     """
     prep = _prepare(y, x, window, min_nobs, periods_per_year, rank_tol)
     if hac_lags is not None:
-        hac_lags = _as_int(hac_lags, "hac_lags")
+        hac_lags = integer("hac_lags", hac_lags)
         if hac_lags < 0:
             raise ValueError(f"hac_lags must be non-negative, got {hac_lags}")
     y2 = prep.y
@@ -765,6 +775,7 @@ def latest_ols(
         periods_per_year=prep.periods_per_year,
         keep_factor=True,
     )
+    stats, factor = _req(fit.stats), _req(fit.factor)
     nobs = mask.sum(axis=0).astype(np.int64)
     enough = (nobs >= prep.min_nobs) & full
 
@@ -785,13 +796,13 @@ def latest_ols(
     with np.errstate(divide="ignore", invalid="ignore"):
         for j in range(1, p):
             sxx = gram[pos[(j, j)]] - gram[pos[(j, 0)]] ** 2 / n_w
-            vif[j - 1] = _req(fit.inv_diag)[j] * sxx
+            vif[j - 1] = factor.inv_diag[j] * sxx
     vif[:, ~fit.ok] = np.nan
 
     bse_hac = tvalues_hac = pvalues_hac = None
     if hac_lags is not None:
         ok = fit.ok
-        theta_c = np.where(ok, _req(fit.theta_c), 0.0)  # (p, n_stocks)
+        theta_c = np.where(ok, factor.theta_c, 0.0)  # (p, n_stocks)
         resid = np.where(mask, yc - zw @ theta_c, 0.0)  # (n_rows, n_stocks)
         order = np.argsort(~mask, axis=0, kind="stable")  # usable rows first, in time order
         resid_c = np.take_along_axis(resid, order, axis=0)
@@ -802,8 +813,8 @@ def latest_ols(
         linv = np.zeros((p, p, n_stocks))
         for i in range(p):
             for j in range(i + 1):
-                linv[i, j] = _req(fit.linv)[i][j]
-        inv_d = np.stack(_req(fit.inv_d))  # (p, n_stocks)
+                linv[i, j] = factor.linv[i][j]
+        inv_d = np.stack(factor.inv_d)  # (p, n_stocks)
         a_inv_s = np.einsum("ijs,iks->sjk", linv, linv)
         a_inv = a_inv_s * (inv_d.T[:, :, None] * inv_d.T[:, None, :])
         a_inv = np.where(ok[:, None, None], a_inv, 0.0)
@@ -828,12 +839,12 @@ def latest_ols(
 
     return LatestOLSResult(
         params=pick_req(fit.params.T.copy()),
-        bse=pick_req(_req(fit.bse).T.copy()),
-        tvalues=pick_req(_req(fit.tvalues).T.copy()),
-        pvalues=pick_req(_req(fit.pvalues).T.copy()),
-        rsquared=pick_req(_req(fit.rsquared)),
-        rsquared_adj=pick_req(_req(fit.rsquared_adj)),
-        resid_vol=pick_req(_req(fit.resid_vol)),
+        bse=pick_req(stats.bse.T.copy()),
+        tvalues=pick_req(stats.tvalues.T.copy()),
+        pvalues=pick_req(stats.pvalues.T.copy()),
+        rsquared=pick_req(stats.rsquared),
+        rsquared_adj=pick_req(stats.rsquared_adj),
+        resid_vol=pick_req(stats.resid_vol),
         nobs=nobs[0, ...] if prep.squeeze else nobs,
         condition_number=pick_req(cond),
         vif=pick_req(vif.T.copy()),

@@ -16,7 +16,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
+
+from app.analytics._arrays import FloatArray
 
 __all__ = [
     "betainc",
@@ -24,8 +26,6 @@ __all__ = [
     "student_t_sf",
     "student_t_two_sided_pvalue",
 ]
-
-FloatArray = NDArray[np.float64]
 
 _EPS = 1e-16
 _FPMIN = 1e-300

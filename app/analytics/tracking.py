@@ -20,6 +20,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike, NDArray
 
+from app.analytics._checks import is_integer
+
 __all__ = [
     "InformationRatio",
     "TrackingDifference",
@@ -58,13 +60,15 @@ def _pair(
 
 
 def _check_options(ddof: int, periods_per_year: float) -> None:
-    if isinstance(ddof, bool) or not isinstance(ddof, int | np.integer) or ddof < 0:
+    """ValueError unless ``ddof`` is an integer >= 0 and ``periods_per_year`` finite and > 0."""
+    if not (is_integer(ddof) and ddof >= 0):
         raise ValueError(f"ddof must be a non-negative integer, got {ddof!r}")
     if not (math.isfinite(periods_per_year) and periods_per_year > 0):
         raise ValueError(f"periods_per_year must be finite and > 0, got {periods_per_year}")
 
 
 def _per_period_te(d: NDArray[np.float64], *, ddof: int, centred: bool) -> float:
+    """Per-period TE of active returns ``d``: centred standard deviation or root mean square."""
     n = d.size
     if n - ddof < 1:
         raise ValueError(
@@ -320,10 +324,10 @@ def rolling_tracking_error(
     Same formula as :func:`tracking_error` applied to each window ``[t - window + 1, t]``.
     """
     _check_options(ddof, periods_per_year)
-    if isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 2:
+    if not (is_integer(window) and window >= 2):
         raise ValueError(f"window must be an integer >= 2, got {window!r}")
     need = int(window) if min_obs is None else min_obs
-    if isinstance(need, bool) or not isinstance(need, int | np.integer) or need < 1:
+    if not (is_integer(need) and need >= 1):
         raise ValueError(f"min_obs must be a positive integer, got {min_obs!r}")
     if need > window:
         raise ValueError(f"min_obs ({need}) cannot exceed window ({window})")
