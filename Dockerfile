@@ -26,4 +26,6 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 
 # Several workers: the rate-limit counters must then live in Redis (RATE_LIMIT_STORAGE_URI)
 # and the schedulers take a lease in the store, so exactly one worker runs each job.
-CMD ["sh", "-c", "exec uvicorn app.main:app --host 0.0.0.0 --port ${PORT} --workers ${WEB_CONCURRENCY:-2} --no-access-log"]
+# --no-proxy-headers: the app alone resolves the client IP, trusting X-Forwarded-For only from
+# TRUSTED_PROXIES (uvicorn would otherwise let any loopback peer choose its address).
+CMD ["sh", "-c", "exec uvicorn app.main:app --host 0.0.0.0 --port ${PORT} --workers ${WEB_CONCURRENCY:-2} --no-access-log --no-proxy-headers"]

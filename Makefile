@@ -23,7 +23,7 @@ setup: $(VENV)/.runtime          ## install runtime dependencies into .venv
 setup-dev: $(VENV)/.dev          ## install runtime + test dependencies into .venv
 
 run: setup                       ## set up and run the service (serves the bundled snapshot offline)
-	$(BIN)/uvicorn app.main:app --host 0.0.0.0 --port $(PORT) --no-access-log
+	$(BIN)/uvicorn app.main:app --host 0.0.0.0 --port $(PORT) --no-access-log --no-proxy-headers
 
 services:                        ## install PostgreSQL, PostgREST and Redis for the tests
 	bash scripts/setup_test_services.sh

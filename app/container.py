@@ -14,6 +14,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from limits.storage import Storage
+
 from app.auth.repository import SQLiteUserRepository, UserRepository
 from app.auth.security import AuthNotConfigured, require_secret
 from app.auth.service import AuthService
@@ -23,6 +25,7 @@ from app.cache.sqlite import SQLiteBetaCache
 from app.core.db import Database
 from app.core.errors import ServiceError
 from app.core.lease import JobLease, Lease, SupabaseLease, process_owner
+from app.core.ratelimit import build_rate_limit_storage
 from app.core.settings import Settings
 from app.core.supabase import SupabaseConnection
 from app.factors.service import PRESET_WINDOWS, FactorService
@@ -129,8 +132,9 @@ def _lease(
     return Lease(db, name, owner=process_owner(), ttl_seconds=ttl_seconds)
 
 
-def build_container(settings: Settings) -> Container:
-    """Open the stores, seed the price store from the snapshot, and wire every domain."""
+def build_container(settings: Settings, *, rate_limit_storage: Storage | None = None) -> Container:
+    """Open the stores, seed the price store from the snapshot, and wire every domain; the
+    login throttle counts in ``rate_limit_storage`` (the rate limit's; default: a new one)."""
     db = Database(settings.store_path)
     store = PriceStore(db)
     snapshot = Snapshot.load(settings.snapshot_dir)
@@ -155,7 +159,9 @@ def build_container(settings: Settings) -> Container:
     )
     margin_repo, users, supabase = build_user_data(settings, db)
     secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
-    throttle = LoginThrottle(db, parse_rate_limit(settings.login_rate_limit))
+    if rate_limit_storage is None:
+        rate_limit_storage = build_rate_limit_storage(settings)
+    throttle = LoginThrottle(rate_limit_storage, parse_rate_limit(settings.login_rate_limit))
     auth = AuthService(users, throttle, secret=secret, expire_minutes=settings.jwt_expire_minutes)
     prices = PriceReader(store, timezone=settings.scheduler_timezone)
     margin = MarginService(margin_repo, prices, universe, default_rate=settings.margin_default_rate)

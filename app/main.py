@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,12 @@ from app.container import build_container, create_first_admin, start_jobs, stop_
 from app.core.errors import DataUnavailable, install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from app.core.ratelimit import EXEMPT_PATHS, exempt_routes, install_rate_limiting
+from app.core.ratelimit import (
+    EXEMPT_PATHS,
+    build_rate_limit_storage,
+    exempt_routes,
+    install_rate_limiting,
+)
 from app.core.schemas import install_error_documentation
 from app.core.settings import Settings, get_settings
 
@@ -42,10 +48,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the FastAPI application for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)
+    # One storage for the rate limit and the login throttle (built in the container).
+    rate_limit_storage = build_rate_limit_storage(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        container = await run_in_threadpool(build_container, settings)
+        container = await run_in_threadpool(
+            functools.partial(build_container, settings, rate_limit_storage=rate_limit_storage)
+        )
         app.state.container = container
         try:  # build the return panel now, so the first request does not pay for it
             await run_in_threadpool(container.panels.get)
@@ -71,12 +81,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.rate_limit_storage = rate_limit_storage
     install_error_handlers(app)
     mount_routes(app)
     install_error_documentation(app, rate_limit_exempt=EXEMPT_PATHS)
 
     # Middleware: the last added runs first.
-    limiter = install_rate_limiting(app, settings)
+    limiter = install_rate_limiting(app, settings, rate_limit_storage)
     exempt_routes(limiter, app.routes)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     if settings.cors_origins:

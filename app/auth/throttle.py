@@ -1,12 +1,17 @@
 """Failed-login throttle of ``POST /auth/token`` (independent of the general rate limiter).
 
-Failures are counted in a sliding window (``LOGIN_RATE_LIMIT``, e.g. ``5/minute``) under two
-keys: the username together with the client IP (password guessing against one account), and
-the IP alone with four times the allowance (credential stuffing: many usernames tried from
-one address). While either key is over its allowance every attempt under it is refused with
-429, even one with the right password, so guessing cannot continue; a successful login
-clears the username+IP key. Failures live in the ``login_failures`` table of the embedded
-database, so every worker of one host shares them.
+Failures are counted in a moving window of the ``limits`` library (``LOGIN_RATE_LIMIT``, e.g.
+``5/minute``) under two keys: the username together with the client IP (password guessing
+against one account), and the IP alone with four times the allowance (credential stuffing:
+many usernames tried from one address). While either key is over its allowance every attempt
+under it is refused with 429, even one with the right password, so guessing cannot continue;
+a successful login clears the username+IP key.
+
+The counts live in the rate limit's storage (:func:`app.core.ratelimit.build_rate_limit_storage`:
+process memory by default, Redis when ``RATE_LIMIT_STORAGE_URI`` points at one, so every worker
+and host shares them). The client IP is the one the rate limit resolves
+(:func:`app.core.ratelimit.client_ip_key`). A username enters a key only as a digest, so a
+huge one cannot bloat the storage.
 
 A refusal says when to retry twice, with one number: the ``Retry-After`` header and
 ``details.retry_after_seconds`` (seconds until the oldest counted failure leaves the window),
@@ -15,36 +20,34 @@ whether or not the general rate limiter is enabled.
 
 from __future__ import annotations
 
+import hashlib
 import math
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from app.core import tables as _tables  # noqa: F401  (registers the tables)
-from app.core.db import Database
+from limits import RateLimitItem, parse
+from limits.storage import Storage
+from limits.strategies import MovingWindowRateLimiter
+
 from app.core.errors import RateLimited
 
-_UNITS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
-_RATE = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(\d+)?\s*([a-z]+?)s?\s*$")
 IP_MULTIPLIER = 4
+NAMESPACE = "login"
 
 
-@dataclass(frozen=True)
-class RateLimit:
-    """At most ``count`` events per ``seconds``."""
-
-    count: int
-    seconds: float
-
-
-def parse_rate_limit(text: str) -> RateLimit:
+def parse_rate_limit(text: str) -> RateLimitItem:
     """Parse ``5/minute``, ``5 per minute`` or ``10/5 minutes`` (ValueError otherwise)."""
-    match = _RATE.match(text.lower())
-    if match is None or match.group(3) not in _UNITS or int(match.group(1)) < 1:
+    try:
+        limit = parse(text)
+    except ValueError:
+        limit = None
+    if limit is None or limit.amount < 1:
         raise ValueError(f"rate limit {text!r} is not like '5/minute'")
-    multiple = int(match.group(2) or 1)
-    return RateLimit(count=int(match.group(1)), seconds=multiple * _UNITS[match.group(3)])
+    return limit
+
+
+def _account(username: str) -> str:
+    return hashlib.sha256(username.lower().encode("utf-8", "replace")).hexdigest()[:32]
 
 
 class LoginThrottle:
@@ -52,36 +55,30 @@ class LoginThrottle:
 
     def __init__(
         self,
-        db: Database,
-        limit: RateLimit,
+        storage: Storage,
+        limit: RateLimitItem,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.db = db
+        self.storage = storage
         self.limit = limit
+        self.ip_limit = type(limit)(limit.amount * IP_MULTIPLIER, limit.multiples)
         self.clock = clock
+        self._window = MovingWindowRateLimiter(storage)
 
-    def _keys(self, username: str, ip: str) -> list[tuple[str, int]]:
+    def _keys(self, username: str, ip: str) -> list[tuple[RateLimitItem, str]]:
         return [
-            (f"user:{username.lower()}|ip:{ip}", self.limit.count),
-            (f"ip:{ip}", self.limit.count * IP_MULTIPLIER),
+            (self.limit, f"user:{_account(username)}|ip:{ip}"),
+            (self.ip_limit, f"ip:{ip}"),
         ]
 
     def check(self, username: str, ip: str) -> None:
         """Raise :class:`RateLimited` when this username+IP or this IP is over its allowance."""
-        now = self.clock()
-        since = now - self.limit.seconds
-        conn = self.db.connection()
-        for key, allowed in self._keys(username, ip):
-            rows = conn.execute(
-                "SELECT failed_at FROM login_failures WHERE key = ? AND failed_at > ? "
-                "ORDER BY failed_at",
-                (key, since),
-            ).fetchall()
-            if len(rows) >= allowed:
+        for limit, key in self._keys(username, ip):
+            if not self._window.test(limit, NAMESPACE, key):
                 # The window frees a slot when the oldest counted failure leaves it.
-                oldest = float(rows[len(rows) - allowed][0])
-                retry = max(1, math.ceil(oldest + self.limit.seconds - now))
+                reset = self._window.get_window_stats(limit, NAMESPACE, key).reset_time
+                retry = max(1, math.ceil(reset - self.clock()))
                 raise RateLimited(
                     f"Too many failed logins; try again in {retry} seconds.",
                     details={"retry_after_seconds": retry},
@@ -89,19 +86,11 @@ class LoginThrottle:
                 )
 
     def failure(self, username: str, ip: str) -> None:
-        """Record a failed attempt (and prune failures older than the window)."""
-        now = self.clock()
-        with self.db.transaction() as conn:
-            conn.executemany(
-                "INSERT INTO login_failures (key, failed_at) VALUES (?, ?)",
-                [(key, now) for key, _ in self._keys(username, ip)],
-            )
-            conn.execute(
-                "DELETE FROM login_failures WHERE failed_at <= ?", (now - self.limit.seconds,)
-            )
+        """Count a failed attempt under both keys."""
+        for limit, key in self._keys(username, ip):
+            self._window.hit(limit, NAMESPACE, key)
 
     def success(self, username: str, ip: str) -> None:
         """Forget the failures of this username+IP after a successful login."""
-        key, _ = self._keys(username, ip)[0]
-        with self.db.transaction() as conn:
-            conn.execute("DELETE FROM login_failures WHERE key = ?", (key,))
+        limit, key = self._keys(username, ip)[0]
+        self._window.clear(limit, NAMESPACE, key)

@@ -2,7 +2,13 @@
 
 The client key is the real client IP: ``X-Forwarded-For`` is honoured only when the direct
 peer is a trusted proxy (``TRUSTED_PROXIES``), and then the right-most address that is not a
-trusted proxy is the client. A spoofed header from an untrusted peer is ignored.
+trusted proxy is the client. A spoofed header from an untrusted peer is ignored. uvicorn must
+not rewrite the peer from proxy headers itself (the start commands pass ``--no-proxy-headers``):
+:func:`client_ip_key` is the one place the address is resolved, for the rate limit and the
+login throttle alike.
+
+The counters live in one ``limits`` storage (:func:`build_rate_limit_storage`), shared by the
+rate limit and the login throttle (:mod:`app.auth.throttle`).
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from collections.abc import Callable, Iterable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from limits.storage import Storage, storage_from_string
+from limits.strategies import FixedWindowRateLimiter
 from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
 from slowapi.middleware import SlowAPIASGIMiddleware
@@ -75,18 +83,32 @@ def client_ip_key(trusted: list[Network]) -> Callable[[Request], str]:
     return key
 
 
-def build_limiter(settings: Settings) -> Limiter:
-    """The limiter for ``settings`` (default limit applied to every non-exempt route)."""
-    return Limiter(
+def build_rate_limit_storage(settings: Settings) -> Storage:
+    """The counters of the rate limit and the login throttle (``RATE_LIMIT_STORAGE_URI``)."""
+    storage = storage_from_string(settings.rate_limit_storage_uri)
+    if not isinstance(storage, Storage):
+        raise ValueError("RATE_LIMIT_STORAGE_URI must be memory:// or redis://host:port/db")
+    return storage
+
+
+def build_limiter(settings: Settings, storage: Storage | None = None) -> Limiter:
+    """The limiter for ``settings`` (default limit applied to every non-exempt route),
+    counting in ``storage`` (default: a new one from the settings)."""
+    limiter = Limiter(
         key_func=client_ip_key(parse_networks(settings.trusted_proxies)),
         # One budget per client across every limited endpoint (not one per route).
         application_limits=[settings.rate_limit],
-        storage_uri=settings.rate_limit_storage_uri,
+        storage_uri="memory://",  # replaced below
         headers_enabled=True,
         enabled=settings.rate_limit_enabled,
         in_memory_fallback_enabled=settings.rate_limit_storage_uri != "memory://",
         key_prefix="quant",
     )
+    # slowapi builds its storage from a URI; count in the one shared with the login throttle.
+    shared = build_rate_limit_storage(settings) if storage is None else storage
+    limiter._storage = shared
+    limiter._limiter = FixedWindowRateLimiter(shared)
+    return limiter
 
 
 async def rate_limit_exceeded(request: Request, exc: Exception) -> Response:
@@ -119,9 +141,12 @@ async def rate_limit_exceeded(request: Request, exc: Exception) -> Response:
     return response
 
 
-def install_rate_limiting(app: FastAPI, settings: Settings) -> Limiter:
-    """Attach the limiter, its 429 handler and the ASGI middleware to ``app``."""
-    limiter = build_limiter(settings)
+def install_rate_limiting(
+    app: FastAPI, settings: Settings, storage: Storage | None = None
+) -> Limiter:
+    """Attach the limiter (counting in ``storage``), its 429 handler and the ASGI middleware
+    to ``app``."""
+    limiter = build_limiter(settings, storage)
     app.state.limiter = limiter
     app.add_exception_handler(RateLimitExceeded, rate_limit_exceeded)
     app.add_middleware(SlowAPIASGIMiddleware)

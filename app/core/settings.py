@@ -38,11 +38,18 @@ class Settings(BaseSettings):
     # --- rate limiting ------------------------------------------------------------------
     rate_limit: str = Field("10/minute", description="Default per-client limit (slowapi).")
     rate_limit_enabled: bool = True
-    rate_limit_storage_uri: str = Field("memory://", description="memory:// or redis://...")
-    login_rate_limit: str = "5/minute"
+    rate_limit_storage_uri: str = Field(
+        "memory://",
+        description="Counters of the rate limit and the login throttle: memory:// or redis://...",
+    )
+    login_rate_limit: str = Field(
+        "5/minute",
+        description="Failed logins per username+IP before /auth/token refuses (4x per IP alone).",
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Peers (IPs or CIDRs) whose X-Forwarded-For is honoured.",
+        description="Peers (IPs or CIDRs) whose X-Forwarded-For is honoured; empty = none. "
+        "The app alone resolves the client: uvicorn runs with --no-proxy-headers.",
     )
 
     # --- data -----------------------------------------------------------------------------
