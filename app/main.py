@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
+from fastapi_offline import FastAPIOffline
 
 from app import __version__
 from app.api import mount_routes
@@ -74,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stop_jobs(container)
             container.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="NSE Quant Analytics",
         version=__version__,
         description=DESCRIPTION,
