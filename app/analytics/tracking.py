@@ -35,6 +35,9 @@ __all__ = [
 
 # Relative size (vs max |d|) below which a tracking error is treated as rounding noise.
 _ZERO_TE_RTOL = 1e-12
+# Deviations held at once by the rolling TE: windows are processed in blocks of
+# ``_ROLLING_BLOCK // window`` (2 MB of floats, not n_periods x window).
+_ROLLING_BLOCK = 1 << 18
 
 
 def _pair(
@@ -321,7 +324,13 @@ def rolling_tracking_error(
 
     Notes
     -----
-    Same formula as :func:`tracking_error` applied to each window ``[t - window + 1, t]``.
+    Same formula as :func:`tracking_error` applied to each window ``[t - window + 1, t]``,
+    two-pass (mean, then squared deviations) as in :func:`tracking_error`. Memory is
+    O(n_periods): the windows are views, and at most ``_ROLLING_BLOCK`` floats of deviations
+    (a block of consecutive windows) exist at once; time is O(n_periods * window). Running sums
+    of ``d`` and ``d^2`` would be O(n_periods) in time too, but lose the digits of a small TE
+    after a volatile stretch (a constant gap gives TE 0, not rounding noise), so the two-pass
+    numbers are kept.
     """
     _check_options(ddof, periods_per_year)
     if not (is_integer(window) and window >= 2):
@@ -342,9 +351,17 @@ def rolling_tracking_error(
     d_win = sliding_window_view(d, int(window))
     v_win = sliding_window_view(valid, int(window))
     counts = v_win.sum(axis=1)
-    means = d_win.sum(axis=1) / np.maximum(counts, 1)
-    dev = np.where(v_win, d_win - means[:, None], 0.0) if centred else d_win
-    ss = np.einsum("ij,ij->i", dev, dev)
+    ss = np.empty(counts.shape)
+    step = max(1, _ROLLING_BLOCK // int(window))
+    for start in range(0, counts.size, step):
+        block = slice(start, start + step)
+        d_blk, v_blk = d_win[block], v_win[block]
+        if centred:
+            means = d_blk.sum(axis=1) / np.maximum(counts[block], 1)
+            dev = np.where(v_blk, d_blk - means[:, None], 0.0)
+        else:
+            dev = d_blk
+        ss[block] = np.einsum("ij,ij->i", dev, dev)
     ok = counts >= need
     te = np.full(counts.shape, np.nan)
     te[ok] = np.sqrt(ss[ok] / (counts[ok] - ddof)) * math.sqrt(periods_per_year)
