@@ -12,6 +12,7 @@ from app.indices import router as index
 from app.margin import router as margin
 from app.market import router as tickers
 from app.market import stocks_router as stocks
+from app.portfolio import router as portfolio
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -22,6 +23,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
     margin.router,
     stocks.router,
+    portfolio.router,
 )
 
 

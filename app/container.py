@@ -49,6 +49,9 @@ from app.market.snapshot import Snapshot
 from app.market.store import PriceStore
 from app.market.tickers import TickerService
 from app.market.yfinance_provider import build_market_data_provider
+from app.portfolio.model import RiskModels
+from app.portfolio.scenarios import ScenarioBook
+from app.portfolio.service import PortfolioService
 from app.scheduler import AppScheduler, parse_cron
 
 logger = logging.getLogger(__name__)
@@ -84,6 +87,7 @@ class Container:
     auth: AuthService
     margin_repo: MarginRepository
     margin: MarginService
+    portfolio: PortfolioService
     prices: PriceReader
     stocks: StockService
     supabase: SupabaseConnection | None
@@ -207,6 +211,13 @@ def build_container(settings: Settings, *, rate_limit_storage: Storage | None = 
         auth=auth,
         margin_repo=margin_repo,
         margin=margin,
+        portfolio=PortfolioService(
+            models=RiskModels(panels),
+            scenarios=ScenarioBook(store),
+            prices=prices,
+            universe=universe,
+            margin=margin,
+        ),
         prices=prices,
         stocks=StockService(prices, universe),
         supabase=supabase,
