@@ -264,11 +264,14 @@ class PriceStore:
         conn = self.db.connection()
         for start in range(0, len(unique), _CHUNK):
             chunk = unique[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
+            values = ",".join("(?)" for _ in chunk)
+            # One primary-key seek per ticker (a GROUP BY over the tickers' whole histories
+            # reads every stored row: ~100x slower for the Nifty 500).
             rows = conn.execute(
-                "SELECT q.ticker, q.date, q.close, q.source FROM quotes AS q JOIN "
-                f"(SELECT ticker, MAX(date) AS d FROM quotes WHERE ticker IN ({marks}) "
-                "GROUP BY ticker) AS m ON q.ticker = m.ticker AND q.date = m.d",
+                f"WITH t (ticker) AS (VALUES {values}) "
+                "SELECT q.ticker, q.date, q.close, q.source FROM t JOIN quotes AS q "
+                "ON q.ticker = t.ticker "
+                "AND q.date = (SELECT MAX(date) FROM quotes WHERE ticker = t.ticker)",
                 chunk,
             ).fetchall()
             for ticker, day, close, source in rows:
