@@ -2,9 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PORT ?= 8000
+# PORT: the environment, else PORT= in .env (as the service reads it), else 8000.
+PORT ?= $(or $(shell sed -n 's/^[[:space:]]*PORT[[:space:]]*=[[:space:]]*["'"'"']\{0,1\}\([0-9]*\).*/\1/p' .env 2>/dev/null | tail -n 1),8000)
 
-.PHONY: run test setup setup-dev services lint bench snapshot clean
+.PHONY: run test setup setup-dev services lint bench snapshot clean heatmap refresh admin
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,15 @@ setup-dev: $(VENV)/.dev          ## install runtime + test dependencies into .ve
 
 run: setup                       ## set up and run the service (serves the bundled snapshot offline)
 	$(BIN)/uvicorn app.main:app --host 0.0.0.0 --port $(PORT) --no-access-log --no-proxy-headers
+
+heatmap: setup                   ## precompute the heatmap: 126/252/504 days, both modes (ARGS=... for more)
+	$(BIN)/python scripts/compute_heatmap.py --mode both $(ARGS)
+
+refresh: setup                   ## delta-fetch prices from the provider into the store (ARGS=... for more)
+	$(BIN)/python scripts/refresh_prices.py $(ARGS)
+
+admin: setup                     ## create an admin of the margin API: make admin USERNAME=ops (prompts)
+	$(BIN)/python scripts/create_admin.py --username $(USERNAME)
 
 services:                        ## install PostgreSQL, PostgREST and Redis for the tests
 	bash scripts/setup_test_services.sh
