@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
 from app import __version__
 from app.container import Container
 from app.core.deps import provide
+from app.core.ratelimit import RateLimitStorage, rate_limit_status
 from app.core.schemas import ErrorResponse
 
 router = APIRouter(tags=["health"])
@@ -30,6 +31,7 @@ READY_EXAMPLE: dict[str, Any] = {
     },
     "cache": {"backend": "embedded", "state": "ok", "entries": 12},
     "provider": {"name": "yfinance", "reachable": False},
+    "rate_limit": {"backend": "redis", "state": "ok", "enabled": True},
     "heatmap": {
         "state": "complete",
         "run_id": "20241120T180000-3f2b",
@@ -60,7 +62,7 @@ def _last_heatmap_run(container: Container) -> dict[str, Any]:
     return {key: status.get(key) for key in keys}
 
 
-def _readiness(container: Container) -> dict[str, Any]:
+def _readiness(container: Container, rate_limit_storage: RateLimitStorage) -> dict[str, Any]:
     panel = container.panels.get()
     as_of = panel.as_of
     provider = container.provider
@@ -72,6 +74,14 @@ def _readiness(container: Container) -> dict[str, Any]:
         reasons.append(f"cache backend {cache_status.get('backend')} is {cache_status['state']}")
     if stale:
         reasons.append(f"market data is {age_days} days old (as of {as_of.isoformat()})")
+    rate_limit = rate_limit_status(
+        rate_limit_storage, enabled=container.settings.rate_limit_enabled
+    )
+    if rate_limit["state"] != "ok":
+        reasons.append(
+            f"rate-limit storage {rate_limit['backend']} is unreachable; rate limit and login "
+            "throttle count per process in memory"
+        )
     return {
         "status": "degraded" if reasons else "ok",
         "reasons": reasons,
@@ -88,21 +98,25 @@ def _readiness(container: Container) -> dict[str, Any]:
             "name": provider.name if provider else "offline",
             "reachable": bool(provider.reachable()) if provider else False,
         },
+        "rate_limit": rate_limit,
         "heatmap": _last_heatmap_run(container),
         "started_at": container.started_at.isoformat(),
     }
 
 
 @router.get("/health", responses=READY_RESPONSES)
-async def health(container: ContainerDep) -> dict[str, Any]:
-    """Readiness: version, data as-of date and age, cache state, provider, last heatmap run."""
-    return await run_in_threadpool(_readiness, container)
+async def health(request: Request, container: ContainerDep) -> dict[str, Any]:
+    """Readiness: version, data as-of date and age, cache state, provider, rate-limit storage,
+    last heatmap run."""
+    storage = request.app.state.rate_limit_storage
+    return await run_in_threadpool(_readiness, container, storage)
 
 
 @router.get("/health/ready", responses=READY_RESPONSES)
-async def readiness(container: ContainerDep) -> dict[str, Any]:
+async def readiness(request: Request, container: ContainerDep) -> dict[str, Any]:
     """Readiness probe: 200 once the price store can serve data, 503 otherwise."""
-    return await run_in_threadpool(_readiness, container)
+    storage = request.app.state.rate_limit_storage
+    return await run_in_threadpool(_readiness, container, storage)
 
 
 @router.get(

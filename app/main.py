@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             stop_jobs(container)
             container.close()
+            rate_limit_storage.close()
 
     app = FastAPIOffline(
         title="NSE Quant Analytics",

@@ -7,8 +7,13 @@ not rewrite the peer from proxy headers itself (the start commands pass ``--no-p
 :func:`client_ip_key` is the one place the address is resolved, for the rate limit and the
 login throttle alike.
 
-The counters live in one ``limits`` storage (:func:`build_rate_limit_storage`), shared by the
-rate limit and the login throttle (:mod:`app.auth.throttle`).
+The counters live in one ``limits`` storage (:class:`RateLimitStorage`), shared by the rate
+limit and the login throttle (:mod:`app.auth.throttle`): process memory, or Redis with short
+socket timeouts (``RATE_LIMIT_STORAGE_TIMEOUT_S``). When Redis does not answer, the storage
+fails over to per-process memory (one warning per outage), probes Redis again every
+:data:`RECHECK_S` seconds, and ``/health`` reports it as degraded. The limit is checked in a
+worker thread when the storage does network I/O (:class:`RateLimitMiddleware`), so a slow or
+hung Redis never blocks the event loop.
 """
 
 from __future__ import annotations
@@ -16,16 +21,25 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
+import threading
+import time
+import urllib.parse
 from collections.abc import Callable, Iterable
+from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from limits.storage import Storage, storage_from_string
-from limits.strategies import FixedWindowRateLimiter
+from limits.storage import MemoryStorage, MovingWindowSupport, Storage, storage_from_string
+from limits.strategies import FixedWindowRateLimiter, WindowStats
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
-from slowapi.middleware import SlowAPIASGIMiddleware
+from slowapi.middleware import _find_route_handler, _should_exempt
+from starlette.datastructures import MutableHeaders
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import error_body
 from app.core.settings import Settings
@@ -83,15 +97,188 @@ def client_ip_key(trusted: list[Network]) -> Callable[[Request], str]:
     return key
 
 
-def build_rate_limit_storage(settings: Settings) -> Storage:
+# Seconds between attempts to reach a storage that failed (one request or probe pays for it).
+RECHECK_S = 5.0
+_REDIS_SCHEMES = ("redis", "rediss", "redis+unix")
+
+
+def _redacted(uri: str) -> str:
+    """``uri`` without credentials (for logs)."""
+    parts = urllib.parse.urlsplit(uri)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class RateLimitStorage(Storage, MovingWindowSupport):
+    """The ``limits`` storage of the rate limit and the login throttle, failing over to memory.
+
+    ``memory://`` is used as it is. For Redis every call is bounded by ``timeout_s`` (connect
+    and read, no retries); a call that fails switches to a per-process
+    :class:`~limits.storage.MemoryStorage` (logged once per outage), and Redis is tried again
+    at most every ``recheck_s`` seconds, by one caller at a time, until it answers. Counts made
+    in memory during an outage are dropped when Redis is back.
+    """
+
+    STORAGE_SCHEME = None  # built directly, never from a URI scheme
+
+    def __init__(self, uri: str, *, timeout_s: float, recheck_s: float = RECHECK_S) -> None:
+        super().__init__(uri)
+        scheme = urllib.parse.urlsplit(uri).scheme
+        self.backend = "redis" if scheme in _REDIS_SCHEMES else scheme
+        self.remote = scheme != "memory"
+        options: dict[str, Any] = {}
+        if scheme in _REDIS_SCHEMES:
+            options = {
+                "socket_timeout": timeout_s,
+                "socket_connect_timeout": timeout_s,
+                "retry": Retry(NoBackoff(), 0),
+            }
+        primary = storage_from_string(uri, **options)
+        if not isinstance(primary, Storage) or not isinstance(primary, MovingWindowSupport):
+            raise ValueError("RATE_LIMIT_STORAGE_URI must be memory:// or redis://host:port/db")
+        self.primary: Storage = primary
+        self.fallback: MemoryStorage | None = MemoryStorage() if self.remote else None
+        self.recheck_s = recheck_s
+        self._where = _redacted(uri)
+        self._down_since: float | None = None
+        self._retry_at = 0.0
+        self._state = threading.Lock()
+        self._probe = threading.Lock()
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        """Errors of the primary storage (never raised from here: they mean fail-over)."""
+        return self.primary.base_exceptions
+
+    @property
+    def degraded(self) -> bool:
+        """True while the primary storage is unreachable and memory counts instead."""
+        return self._down_since is not None
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if self.fallback is None:
+            return getattr(self.primary, name)(*args, **kwargs)
+        probing = False
+        if self._down_since is not None:
+            if time.monotonic() < self._retry_at or not self._probe.acquire(blocking=False):
+                return getattr(self.fallback, name)(*args, **kwargs)
+            probing = True
+        try:
+            result = getattr(self.primary, name)(*args, **kwargs)
+        except Exception as exc:  # any failure of the primary means: count in memory
+            self._went_down(exc)
+            return getattr(self.fallback, name)(*args, **kwargs)
+        else:
+            self._came_back()
+            return result
+        finally:
+            if probing:
+                self._probe.release()
+
+    def _went_down(self, exc: Exception) -> None:
+        with self._state:
+            self._retry_at = time.monotonic() + self.recheck_s
+            if self._down_since is not None:
+                return
+            self._down_since = time.time()
+        logger.warning(
+            "rate-limit storage %s unreachable (%s: %s); counting per process in memory "
+            "until it answers again",
+            self._where,
+            type(exc).__name__,
+            exc,
+        )
+
+    def _came_back(self) -> None:
+        if self._down_since is None:
+            return
+        with self._state:
+            if self._down_since is None:
+                return
+            self._down_since = None
+        if self.fallback is not None:
+            self.fallback.reset()
+        logger.info("rate-limit storage %s answers again", self._where)
+
+    def _probe_primary(self) -> None:
+        """Ask the primary whether it answers (bounded by the timeout), one caller at a time."""
+        if not self._probe.acquire(blocking=False):
+            return
+        try:
+            answers = self.primary.check()  # limits' check() turns errors into False
+        finally:
+            self._probe.release()
+        if answers:
+            self._came_back()
+        else:
+            self._went_down(ConnectionError("no answer to a health check"))
+
+    def status(self) -> dict[str, Any]:
+        """``{"backend", "state": "ok" | "degraded"[, "fallback": "memory"]}``; probes the
+        primary (bounded by the timeout) unless it failed less than ``recheck_s`` ago."""
+        if self.remote and (self._down_since is None or time.monotonic() >= self._retry_at):
+            self._probe_primary()
+        out: dict[str, Any] = {"backend": self.backend, "state": "ok"}
+        if self.degraded:
+            out.update(state="degraded", fallback="memory")
+        return out
+
+    def close(self) -> None:
+        """Stop the memory storages' expiry timers and drop Redis connections."""
+        for storage in (self.primary, self.fallback):
+            timer = getattr(storage, "timer", None)
+            if timer is not None:
+                timer.cancel()
+        client = getattr(self.primary, "storage", None)
+        if client is not None and hasattr(client, "close"):
+            client.close()
+
+    # --- the limits Storage interface, each call through _call --------------------------------
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        """Increment the fixed-window counter of ``key``."""
+        return int(self._call("incr", key, expiry, amount=amount))
+
+    def get(self, key: str) -> int:
+        """The counter of ``key``."""
+        return int(self._call("get", key))
+
+    def get_expiry(self, key: str) -> float:
+        """When the counter of ``key`` expires (epoch seconds)."""
+        return float(self._call("get_expiry", key))
+
+    def check(self) -> bool:
+        """True when the storage in use answers (the memory fallback always does)."""
+        if self.fallback is not None and self.degraded:
+            return self.fallback.check()
+        return self.primary.check()
+
+    def reset(self) -> int | None:
+        """Clear every counter."""
+        result = self._call("reset")
+        return None if result is None else int(result)
+
+    def clear(self, key: str) -> None:
+        """Clear the counters of ``key``."""
+        self._call("clear", key)
+
+    def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        """Take ``amount`` entries of the moving window of ``key`` if it has room."""
+        return bool(self._call("acquire_entry", key, limit, expiry, amount=amount))
+
+    def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
+        """(start, count) of the moving window of ``key``."""
+        start, count = self._call("get_moving_window", key, limit, expiry)
+        return float(start), int(count)
+
+
+def build_rate_limit_storage(settings: Settings) -> RateLimitStorage:
     """The counters of the rate limit and the login throttle (``RATE_LIMIT_STORAGE_URI``)."""
-    storage = storage_from_string(settings.rate_limit_storage_uri)
-    if not isinstance(storage, Storage):
-        raise ValueError("RATE_LIMIT_STORAGE_URI must be memory:// or redis://host:port/db")
-    return storage
+    return RateLimitStorage(
+        settings.rate_limit_storage_uri, timeout_s=settings.rate_limit_storage_timeout_s
+    )
 
 
-def build_limiter(settings: Settings, storage: Storage | None = None) -> Limiter:
+def build_limiter(settings: Settings, storage: RateLimitStorage | None = None) -> Limiter:
     """The limiter for ``settings`` (default limit applied to every non-exempt route),
     counting in ``storage`` (default: a new one from the settings)."""
     limiter = Limiter(
@@ -101,18 +288,93 @@ def build_limiter(settings: Settings, storage: Storage | None = None) -> Limiter
         storage_uri="memory://",  # replaced below
         headers_enabled=True,
         enabled=settings.rate_limit_enabled,
-        in_memory_fallback_enabled=settings.rate_limit_storage_uri != "memory://",
         key_prefix="quant",
     )
-    # slowapi builds its storage from a URI; count in the one shared with the login throttle.
+    # slowapi builds its storage from a URI; count in the one shared with the login throttle
+    # (which also does the fail-over, so slowapi's own in-memory fallback stays off).
     shared = build_rate_limit_storage(settings) if storage is None else storage
+    timer = getattr(limiter._storage, "timer", None)
+    if timer is not None:
+        timer.cancel()
     limiter._storage = shared
     limiter._limiter = FixedWindowRateLimiter(shared)
     return limiter
 
 
+def _check_limit(
+    limiter: Limiter, request: Request, handler: Callable[..., Any] | None
+) -> RateLimitExceeded | None:
+    """Count the request (slowapi's application limit) and keep its window for the headers;
+    storage I/O happens here, in a worker thread when the storage is remote."""
+    exceeded: RateLimitExceeded | None = None
+    try:
+        limiter._check_request_limit(request, handler, True)
+    except RateLimitExceeded as exc:
+        exceeded = exc
+    view = getattr(request.state, "view_rate_limit", None)
+    if view is not None:
+        request.state.rate_limit_window = limiter.limiter.get_window_stats(view[0], *view[1])
+    return exceeded
+
+
+def _rate_limit_headers(request: Request) -> dict[str, str]:
+    """X-RateLimit-Limit/-Remaining/-Reset of the limit this request counted under (none when
+    an error stated its own wait and cleared ``view_rate_limit``)."""
+    view = getattr(request.state, "view_rate_limit", None)
+    window: WindowStats | None = getattr(request.state, "rate_limit_window", None)
+    if view is None or window is None:
+        return {}
+    return {
+        "X-RateLimit-Limit": str(view[0].amount),
+        "X-RateLimit-Remaining": str(window.remaining),
+        "X-RateLimit-Reset": str(1 + int(window.reset_time)),
+    }
+
+
+class RateLimitMiddleware:
+    """slowapi's application limit as pure ASGI middleware that never blocks the event loop.
+
+    slowapi's own ASGI middleware calls the (synchronous) storage on the event loop, so a slow
+    Redis stalled every request of the process. Here the check runs in a worker thread when
+    the storage is remote (memory is checked inline), and the headers are computed with it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        application = scope["app"]
+        limiter: Limiter = application.state.limiter
+        handler = _find_route_handler(application.routes, scope)
+        if not limiter.enabled or _should_exempt(limiter, handler):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive=receive, send=send)
+        if getattr(limiter._storage, "remote", True):
+            exceeded = await anyio.to_thread.run_sync(_check_limit, limiter, request, handler)
+        else:
+            exceeded = _check_limit(limiter, request, handler)
+        if exceeded is not None:
+            response = await rate_limit_exceeded(request, exceeded)
+            await response(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in _rate_limit_headers(request).items():
+                    headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 async def rate_limit_exceeded(request: Request, exc: Exception) -> Response:
-    """429 with the JSON error envelope, Retry-After and the rate-limit headers."""
+    """429 with the JSON error envelope, Retry-After and the rate-limit headers (from the
+    window :class:`RateLimitMiddleware` read with the check: no storage call here)."""
     assert isinstance(exc, RateLimitExceeded)
     limit = getattr(exc, "limit", None)
     description = str(limit.limit) if limit is not None else "the rate limit"
@@ -125,31 +387,28 @@ async def rate_limit_exceeded(request: Request, exc: Exception) -> Response:
         ),
         status_code=429,
     )
-    limiter: Limiter = request.app.state.limiter
-    view_limit = getattr(request.state, "view_rate_limit", None)
-    if view_limit is not None:
-        response = limiter._inject_headers(response, view_limit)
-    if "Retry-After" not in response.headers:
-        reset = None
-        if view_limit is not None:
-            reset = limiter.limiter.get_window_stats(view_limit[0], *view_limit[1])[0]
-        import time
-
-        response.headers["Retry-After"] = str(
-            max(1, math.ceil(reset - time.time())) if reset else 60
-        )
+    response.headers.update(_rate_limit_headers(request))
+    window: WindowStats | None = getattr(request.state, "rate_limit_window", None)
+    response.headers["Retry-After"] = str(
+        max(1, math.ceil(window.reset_time - time.time())) if window is not None else 60
+    )
     return response
 
 
+def rate_limit_status(storage: RateLimitStorage, *, enabled: bool) -> dict[str, Any]:
+    """The ``rate_limit`` block of /health: backend, state (ok/degraded), enabled."""
+    return {**storage.status(), "enabled": enabled}
+
+
 def install_rate_limiting(
-    app: FastAPI, settings: Settings, storage: Storage | None = None
+    app: FastAPI, settings: Settings, storage: RateLimitStorage | None = None
 ) -> Limiter:
     """Attach the limiter (counting in ``storage``), its 429 handler and the ASGI middleware
     to ``app``."""
     limiter = build_limiter(settings, storage)
     app.state.limiter = limiter
     app.add_exception_handler(RateLimitExceeded, rate_limit_exceeded)
-    app.add_middleware(SlowAPIASGIMiddleware)
+    app.add_middleware(RateLimitMiddleware)
     return limiter
 
 

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         "memory://",
         description="Counters of the rate limit and the login throttle: memory:// or redis://...",
     )
+    rate_limit_storage_timeout_s: float = Field(
+        0.25,
+        gt=0,
+        description="Connect and read timeout of one rate-limit storage (Redis) call, seconds; "
+        "on a failure the limits count per process in memory until the storage answers.",
+    )
     login_rate_limit: str = Field(
         "5/minute",
         description="Failed logins per username+IP before /auth/token refuses (4x per IP alone).",
