@@ -16,7 +16,9 @@ from fastapi_offline import FastAPIOffline
 from app import __version__
 from app.api import mount_routes
 from app.container import build_container, create_first_admin, start_jobs, stop_jobs
+from app.core.compute import ComputeLimiter
 from app.core.errors import DataUnavailable, install_error_handlers
+from app.core.http_cache import HttpCacheMiddleware
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.core.ratelimit import (
@@ -58,6 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             functools.partial(build_container, settings, rate_limit_storage=rate_limit_storage)
         )
         app.state.container = container
+        app.state.compute = ComputeLimiter(
+            settings.compute_concurrency, wait_s=settings.compute_wait_s
+        )
         try:  # build the return panel now, so the first request does not pay for it
             await run_in_threadpool(container.panels.get)
         except DataUnavailable as exc:  # start anyway: /health/ready reports it as 503
@@ -91,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Middleware: the last added runs first.
     limiter = install_rate_limiting(app, settings, rate_limit_storage)
     exempt_routes(limiter, app.routes)
+    app.add_middleware(HttpCacheMiddleware, max_age_s=settings.http_cache_max_age_s)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     if settings.cors_origins:
         app.add_middleware(

@@ -34,6 +34,15 @@ class Settings(BaseSettings):
         default_factory=list, description="Comma-separated origins allowed by CORS."
     )
     max_body_bytes: int = Field(1_000_000, description="Largest accepted request body.")
+    http_cache_max_age_s: int = Field(
+        60, ge=0, le=86_400, description="Cache-Control max-age of anonymous GET answers."
+    )
+    compute_concurrency: int = Field(
+        2, ge=1, le=64, description="Compute requests (index maths, analytics) running at once."
+    )
+    compute_wait_s: float = Field(
+        10.0, ge=0, le=300, description="Seconds a compute request waits for a slot, then 503."
+    )
 
     # --- rate limiting ------------------------------------------------------------------
     rate_limit: str = Field("10/minute", description="Default per-client limit (slowapi).")
@@ -77,6 +86,12 @@ class Settings(BaseSettings):
 
     # --- cache ----------------------------------------------------------------------------
     cache_ttl_hours: float = Field(24.0, gt=0, description="TTL of cached factor betas.")
+    factor_cache_max_entries: int = Field(
+        2048,
+        ge=0,
+        description="Bound of the in-process LRU of factor betas for non-canonical windows "
+        "(not 126/252/504, which go to the shared cache); 0 = compute those each time.",
+    )
     supabase_url: str | None = None
     supabase_key: SecretStr | None = None
     supabase_timeout_s: float = Field(
@@ -103,6 +118,14 @@ class Settings(BaseSettings):
     admin_username: str | None = None
     admin_password: SecretStr | None = None
     margin_default_rate: float = Field(0.25, gt=0, le=1)
+
+    # --- custom indices -------------------------------------------------------------------
+    custom_index_quota_per_user: int = Field(
+        20,
+        ge=0,
+        description="Custom indices one user may own (admins are exempt; the store as a whole "
+        "holds at most 200).",
+    )
 
     @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
