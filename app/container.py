@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from limits.storage import Storage
 
 from app.auth.repository import SQLiteUserRepository, UserRepository
-from app.auth.security import AuthNotConfigured, require_secret
+from app.auth.security import AuthNotConfigured, require_secret, resolve_secret
 from app.auth.service import AuthService
 from app.auth.throttle import LoginThrottle, parse_rate_limit
 from app.cache.base import CACHE_PURGE_INTERVAL_S, BetaCache, purge_job
@@ -32,7 +32,8 @@ from app.factors.service import PRESET_WINDOWS, FactorService
 from app.heatmap.job import HeatmapJob, JobOptions, JobResult
 from app.heatmap.schedule import HeatmapSchedule, precompute_job
 from app.heatmap.service import HeatmapService, build_heatmap_store
-from app.indices.custom import CustomIndexService, IndexRepository, SharesBook
+from app.indices.custom import CustomIndexService, SharesBook
+from app.indices.repository import IndexRepository, SQLiteIndexRepository
 from app.margin.repository import MarginRepository, SQLiteMarginRepository
 from app.margin.service import MarginService
 from app.margin.sweep import LEASE_INTERVALS, LEASE_NAME, margin_sweep_job
@@ -128,6 +129,15 @@ def build_user_data(
     return SupabaseMarginRepository(connection), SupabaseUserRepository(connection), connection
 
 
+def build_index_repository(db: Database, supabase: SupabaseConnection | None) -> IndexRepository:
+    """Custom index definitions, in the same store as the users who own them."""
+    if supabase is None:
+        return SQLiteIndexRepository(db)
+    from app.indices.supabase import SupabaseIndexRepository
+
+    return SupabaseIndexRepository(supabase)
+
+
 def _lease(
     db: Database, supabase: SupabaseConnection | None, name: str, ttl_seconds: float
 ) -> JobLease:
@@ -154,15 +164,24 @@ def build_container(settings: Settings, *, rate_limit_storage: Storage | None = 
         cache=cache,
         ttl_hours=settings.cache_ttl_hours,
         snapshot_date=snapshot.snapshot_date,
+        memory_max_entries=settings.factor_cache_max_entries,
     )
     heatmap = HeatmapService(
         store=build_heatmap_store(settings, db), panel_source=panels.get, universe=universe
     )
-    indices = CustomIndexService(
-        IndexRepository(db), store, universe, SharesBook.load(snapshot.path)
-    )
     margin_repo, users, supabase = build_user_data(settings, db)
-    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+    indices = CustomIndexService(
+        build_index_repository(db, supabase),
+        store,
+        universe,
+        SharesBook.load(snapshot.path),
+        quota_per_user=settings.custom_index_quota_per_user,
+    )
+    secret = resolve_secret(
+        settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
+        data_dir=settings.data_dir,
+        generate=settings.app_env == "development",
+    )
     if rate_limit_storage is None:
         rate_limit_storage = build_rate_limit_storage(settings)
     throttle = LoginThrottle(rate_limit_storage, parse_rate_limit(settings.login_rate_limit))
@@ -191,7 +210,7 @@ def build_container(settings: Settings, *, rate_limit_storage: Storage | None = 
             heatmap, make_heatmap_job, JobOptions(windows=PRESET_WINDOWS, modes=MODES)
         ),
         price_refresh=price_refresh_job(make_refresh, refresh_lease),
-        cache_purge=purge_job(cache),
+        cache_purge=purge_job(cache, current_as_of=lambda: panels.get().as_of),
         margin_sweep=margin_sweep_job(margin, margin_repo, sweep_lease),
         margin_sweep_lease=sweep_lease,
     )
@@ -235,7 +254,7 @@ def create_first_admin(container: Container) -> None:
     """Create the first admin from ADMIN_USERNAME/ADMIN_PASSWORD when no admin exists yet."""
     settings = container.settings
     try:
-        require_secret(settings.jwt_secret.get_secret_value() if settings.jwt_secret else None)
+        require_secret(container.auth.secret)
     except AuthNotConfigured as exc:
         logger.warning("margin API authentication is off (503): %s", exc.message)
     password = settings.admin_password.get_secret_value() if settings.admin_password else None

@@ -11,7 +11,11 @@ everybody out.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
+import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, cast
 
 import jwt
@@ -54,6 +58,32 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 def needs_rehash(password_hash: str) -> bool:
     """True when the hash was made with weaker parameters than the current ones."""
     return _hasher.check_needs_rehash(password_hash)
+
+
+GENERATED_SECRET_FILE = "jwt_secret"
+
+
+def resolve_secret(configured: str | None, *, data_dir: Path, generate: bool) -> str | None:
+    """The JWT secret: the configured one; else, when ``generate`` (development), one kept in
+    ``data_dir/jwt_secret`` (created once, mode 0600, with a warning); else None (auth 503)."""
+    if configured or not generate:
+        return configured
+    path = data_dir / GENERATED_SECRET_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another worker created it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+    logging.getLogger(__name__).warning(
+        "JWT_SECRET is not set: using the generated development secret in %s "
+        "(set JWT_SECRET, and APP_ENV=production, in production)",
+        path,
+    )
+    return path.read_text().strip()
 
 
 def require_secret(secret: str | None) -> str:

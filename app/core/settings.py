@@ -114,6 +114,11 @@ class Settings(BaseSettings):
 
     # --- auth (margin monitoring) ---------------------------------------------------------
     jwt_secret: SecretStr | None = Field(None, description="HS256 secret for access tokens.")
+    app_env: Literal["development", "production"] = Field(
+        "development",
+        description="production: nothing is generated for you (JWT_SECRET must be set); "
+        "development: without JWT_SECRET a secret is generated once and kept in DATA_DIR.",
+    )
     jwt_expire_minutes: int = 60
     admin_username: str | None = None
     admin_password: SecretStr | None = None

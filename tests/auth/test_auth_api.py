@@ -270,8 +270,13 @@ def test_user_management_rules(api: TestClient, world: dict[str, object]) -> Non
 @pytest.mark.usefixtures("fast_hashing")
 @pytest.mark.parametrize("secret", [None, "too-short-secret"])
 def test_without_a_usable_secret_auth_answers_503(data_dir: Path, secret: str | None) -> None:
+    # In production nothing is generated: a missing or short JWT_SECRET turns auth off (503).
     settings = make_settings(
-        data_dir, jwt_secret=secret, admin_username="boss", admin_password=ADMIN_PASSWORD
+        data_dir,
+        jwt_secret=secret,
+        admin_username="boss",
+        admin_password=ADMIN_PASSWORD,
+        app_env="production",
     )
     with TestClient(create_app(settings)) as client:
         for response in (
@@ -284,6 +289,25 @@ def test_without_a_usable_secret_auth_answers_503(data_dir: Path, secret: str | 
             assert error["code"] == "auth_not_configured"
             assert "JWT_SECRET" in error["message"]
         assert client.get("/stocks/TCS").status_code == 200  # the rest keeps working
+
+
+@pytest.mark.usefixtures("fast_hashing")
+def test_development_generates_a_secret_once_and_auth_works_out_of_the_box(
+    data_dir: Path,
+) -> None:
+    settings = make_settings(data_dir, admin_username="boss", admin_password=ADMIN_PASSWORD)
+    with TestClient(create_app(settings)) as client:
+        token = client.post("/auth/token", data={"username": "boss", "password": ADMIN_PASSWORD})
+        assert token.status_code == 200
+        bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        assert client.get("/clients", headers=bearer).status_code == 200
+    secret_file = data_dir / "jwt_secret"
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    assert len(secret_file.read_text()) >= 32
+    first = secret_file.read_text()
+    with TestClient(create_app(settings)) as client:  # a restart keeps tokens valid
+        assert client.get("/clients", headers=bearer).status_code == 200
+    assert secret_file.read_text() == first
 
 
 @pytest.mark.usefixtures("fast_hashing")
