@@ -4,6 +4,12 @@ rebalance changes and downloads.
 The index itself is computed by :mod:`app.indices.engine` (its docstring explains the price and
 share basis); definitions live in :mod:`app.indices.repository`, MCAP share counts in
 :mod:`app.indices.shares` and the file formats in :mod:`app.indices.export`.
+
+Access: creating, changing and deleting need a logged-in user; an index belongs to the user who
+created it, and only that user or an admin may change or delete it (403). A private index (the
+default) does not exist for anyone else: 404 in every view and absent from the list. Each user
+may own at most ``quota_per_user`` indices (CUSTOM_INDEX_QUOTA_PER_USER; admins are exempt);
+the store as a whole holds at most ``MAX_DEFINITIONS``.
 """
 
 from __future__ import annotations
@@ -14,11 +20,12 @@ from collections import OrderedDict
 
 import numpy as np
 
-from app.core.errors import Conflict, InvalidInput, NotFound, UnknownTicker
+from app.auth.service import Principal
+from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound, UnknownTicker
 from app.indices import custom_schemas as s
 from app.indices.engine import IndexComputation, compute_index
 from app.indices.export import CSV_MEDIA, XLSX_MEDIA, history_csv, workbook
-from app.indices.repository import IndexRepository, StoredIndex, name_taken
+from app.indices.repository import IndexRepository, Owner, StoredIndex, name_taken
 from app.indices.service import from_fields
 from app.indices.shares import SharesBook
 from app.market.store import PriceStore
@@ -31,6 +38,14 @@ __all__ = ["CustomIndexService", "IndexRepository", "SharesBook", "compute_index
 #: How many definitions the store keeps, and how many computed histories stay in memory.
 MAX_DEFINITIONS = 200
 MAX_CACHED = 16
+#: How many indices a (non-admin) user may own unless configured otherwise.
+DEFAULT_QUOTA_PER_USER = 20
+
+
+class QuotaExceeded(Conflict):
+    """The user already owns as many custom indices as a user may."""
+
+    code = "quota_exceeded"
 
 
 class CustomIndexService:
@@ -46,19 +61,31 @@ class CustomIndexService:
         store: PriceStore,
         universe: Universe,
         book: SharesBook,
+        *,
+        quota_per_user: int = DEFAULT_QUOTA_PER_USER,
     ) -> None:
         self.repo = repo
         self.store = store
         self.universe = universe
         self.book = book
+        self.quota_per_user = quota_per_user
         self._cache: OrderedDict[str, tuple[tuple[str, int], IndexComputation]] = OrderedDict()
         self._lock = threading.Lock()
 
     # --- definitions -----------------------------------------------------------------------
-    def create(self, body: s.CustomIndexCreate) -> s.CustomIndexInfo:
-        """Validate, compute once (so an infeasible rule is refused now) and store."""
+    def create(self, body: s.CustomIndexCreate, user: Principal) -> s.CustomIndexInfo:
+        """Validate, compute once (so an infeasible rule is refused now) and store as the
+        user's."""
         if self.repo.exists(body.name):
             raise name_taken(body.name)
+        if not user.is_admin:
+            owned = self.repo.count_owned(user.user_id)
+            if owned >= self.quota_per_user:
+                raise QuotaExceeded(
+                    f"You already own {owned} custom indices, the quota per user "
+                    f"(CUSTOM_INDEX_QUOTA_PER_USER={self.quota_per_user}); delete one first.",
+                    details={"quota": self.quota_per_user, "owned": owned},
+                )
         if self.repo.count() >= MAX_DEFINITIONS:
             raise Conflict(
                 f"The store already holds {MAX_DEFINITIONS} custom indices; delete one first.",
@@ -67,30 +94,46 @@ class CustomIndexService:
         definition = self._normalise(body)
         computed = compute_index(definition, self.store, self.book)
         created_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        self.repo.insert(definition, created_at)
+        stored = StoredIndex(definition, created_at, Owner(user.user_id, user.username))
+        self.repo.insert(stored)
         self._remember(definition, computed)
-        return self._info(StoredIndex(definition, created_at), computed)
+        return self._info(stored, computed)
 
-    def list_all(self) -> s.CustomIndexList:
-        """Every stored definition."""
+    def list_all(self, user: Principal | None = None) -> s.CustomIndexList:
+        """Every stored definition the caller may see (public ones, their own; admins: all)."""
         items = [
             from_fields(
                 s.CustomIndexSummary,
                 x.definition,
                 n_symbols=len(x.definition.universe),
+                owner=_owner_name(x),
                 created_at=x.created_at,
             )
             for x in self.repo.all()
+            if _may_read(x, user)
         ]
         return s.CustomIndexList(total=len(items), items=items)
 
-    def get(self, name: str) -> s.CustomIndexInfo:
+    def get(self, name: str, user: Principal | None = None) -> s.CustomIndexInfo:
         """A definition with its latest level."""
-        stored = self._stored(name)
+        stored = self._stored(name, user)
         return self._info(stored, self._compute(stored.definition))
 
-    def delete(self, name: str) -> None:
-        """Delete a definition (404 when unknown)."""
+    def update(self, name: str, change: s.CustomIndexUpdate, user: Principal) -> s.CustomIndexInfo:
+        """Change the description and/or visibility (owner or admin only)."""
+        stored = self._writable(name, user)
+        fields = change.model_dump(exclude_unset=True)
+        if fields.get("visibility") is None:
+            fields.pop("visibility", None)
+        definition = stored.definition.model_copy(update=fields)
+        changed = StoredIndex(definition, stored.created_at, stored.owner)
+        if not self.repo.update(changed):
+            raise _not_found(name)
+        return self._info(changed, self._compute(definition))
+
+    def delete(self, name: str, user: Principal) -> None:
+        """Delete a definition (owner or admin only; 404 when unknown)."""
+        self._writable(name, user)
         if not self.repo.delete(name):
             raise _not_found(name)
         with self._lock:
@@ -98,10 +141,14 @@ class CustomIndexService:
 
     # --- views -------------------------------------------------------------------------------
     def history(
-        self, name: str, start: dt.date | None, end: dt.date | None
+        self,
+        name: str,
+        start: dt.date | None,
+        end: dt.date | None,
+        user: Principal | None = None,
     ) -> s.IndexHistoryResponse:
         """Levels, returns, divisor and events between two dates."""
-        c = self._compute(self._stored(name).definition)
+        c = self._compute(self._stored(name, user).definition)
         lo, hi = _window(c, start, end)
         h = c.history
         counts = [int(seg.members.sum()) for seg in c.segments]
@@ -129,9 +176,11 @@ class CustomIndexService:
             notes=c.notes,
         )
 
-    def composition(self, name: str, day: dt.date | None) -> s.CompositionResponse:
+    def composition(
+        self, name: str, day: dt.date | None, user: Principal | None = None
+    ) -> s.CompositionResponse:
         """Members, weights, capping factors, shares and prices on a date."""
-        c = self._compute(self._stored(name).definition)
+        c = self._compute(self._stored(name, user).definition)
         t = len(c.dates) - 1 if day is None else c.row_on_or_before(day)
         k = int(c.segment_of_row[t])
         seg = c.segments[k]
@@ -178,9 +227,15 @@ class CustomIndexService:
             notes=notes,
         )
 
-    def changes(self, name: str, start: dt.date | None, end: dt.date | None) -> s.ChangesResponse:
+    def changes(
+        self,
+        name: str,
+        start: dt.date | None,
+        end: dt.date | None,
+        user: Principal | None = None,
+    ) -> s.ChangesResponse:
         """Adds, drops and weight changes of the rebalances effective between two dates."""
-        c = self._compute(self._stored(name).definition)
+        c = self._compute(self._stored(name, user).definition)
         lo, hi = _window(c, start, end)
         out: list[s.RebalanceChange] = []
         for k in range(1, len(c.segments)):
@@ -216,19 +271,32 @@ class CustomIndexService:
             )
         return s.ChangesResponse(name=name, start=c.dates[lo], end=c.dates[hi], rebalances=out)
 
-    def export(self, name: str, fmt: str) -> tuple[bytes, str, str]:
+    def export(self, name: str, fmt: str, user: Principal | None = None) -> tuple[bytes, str, str]:
         """The history as CSV, or history + composition + definition as an xlsx workbook."""
-        stored = self._stored(name)
-        hist = self.history(name, None, None)
+        stored = self._stored(name, user)
+        hist = self.history(name, None, None, user)
         if fmt == "csv":
             return history_csv(hist), CSV_MEDIA, f"{name}.csv"
-        return workbook(stored, hist, self.composition(name, None)), XLSX_MEDIA, f"{name}.xlsx"
+        composition = self.composition(name, None, user)
+        return workbook(stored, hist, composition), XLSX_MEDIA, f"{name}.xlsx"
 
     # --- internals -----------------------------------------------------------------------------
-    def _stored(self, name: str) -> StoredIndex:
+    def _stored(self, name: str, user: Principal | None) -> StoredIndex:
+        """The index if the caller may read it; 404 when it is unknown or someone's private."""
         stored = self.repo.get(name)
-        if stored is None:
+        if stored is None or not _may_read(stored, user):
             raise _not_found(name)
+        return stored
+
+    def _writable(self, name: str, user: Principal) -> StoredIndex:
+        """The index if the caller may change it: 404 as in :meth:`_stored`, 403 when they may
+        read it but are neither its owner nor an admin."""
+        stored = self._stored(name, user)
+        if not _may_change(stored, user):
+            raise Forbidden(
+                f"Only the owner of the custom index {name!r} or an admin may change or delete it.",
+                details={"name": name},
+            )
         return stored
 
     def _compute(self, definition: s.CustomIndexCreate) -> IndexComputation:
@@ -256,6 +324,7 @@ class CustomIndexService:
             s.CustomIndexInfo,
             stored.definition,
             effective_base_date=c.dates[0],
+            owner=_owner_name(stored),
             created_at=stored.created_at,
             last_date=c.dates[last],
             last_level=float(c.history.levels[last]),
@@ -397,6 +466,22 @@ def _events(c: IndexComputation) -> list[tuple[int, s.IndexEvent]]:
         )
     out.sort(key=lambda e: (e[0], e[1].kind))
     return out
+
+
+def _may_change(stored: StoredIndex, user: Principal | None) -> bool:
+    """Admins change any index, users their own; an ownerless (legacy) index is admins' only."""
+    if user is None:
+        return False
+    return user.is_admin or (stored.owner is not None and stored.owner.id == user.user_id)
+
+
+def _may_read(stored: StoredIndex, user: Principal | None) -> bool:
+    """Anyone reads a public index; a private one only its owner and admins."""
+    return stored.visibility == "public" or _may_change(stored, user)
+
+
+def _owner_name(stored: StoredIndex) -> str | None:
+    return None if stored.owner is None else stored.owner.username
 
 
 def _not_found(name: str) -> NotFound:

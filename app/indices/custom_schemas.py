@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -19,13 +19,21 @@ from app.indices.fields import (
 
 Weighting = Literal["free_float", "full_market_cap", "equal"]
 Rebalance = Literal["none", "monthly", "quarterly", "semiannual", "annual"]
+Visibility = Literal["public", "private"]
+
+VISIBILITY_DOC = (
+    "private (the default): only its owner and admins can see it, anyone else gets 404; "
+    "public: anyone may read it, even without logging in. Either way only the owner and "
+    "admins may change or delete it."
+)
+Description = Annotated[str | None, Field(max_length=300)]
 
 
 class CustomIndexCreate(StrictModel):
     """Definition of a custom index over the local store."""
 
     name: IndexName
-    description: str | None = Field(None, max_length=300)
+    description: Description = None
     universe: list[Symbol] = Field(
         min_length=1, max_length=MAX_UNIVERSE, description="NSE symbols of the Nifty 500 universe."
     )
@@ -47,6 +55,15 @@ class CustomIndexCreate(StrictModel):
     iwf: dict[Symbol, Fraction] | None = Field(
         None, max_length=MAX_UNIVERSE, description="IWF per symbol (free_float only)."
     )
+    visibility: Visibility = Field("private", description=VISIBILITY_DOC)
+
+
+class CustomIndexUpdate(StrictModel):
+    """A change of a stored index: its description and/or visibility (fields left out stay as
+    they are). The index itself (universe, weighting, rules) is fixed: delete and re-create."""
+
+    description: Description = None
+    visibility: Visibility | None = Field(None, description=VISIBILITY_DOC)
 
 
 class CustomIndexInfo(BaseModel):
@@ -62,6 +79,11 @@ class CustomIndexInfo(BaseModel):
     base_value: float
     rebalance: str
     iwf: dict[str, float] | None
+    visibility: Visibility
+    owner: str | None = Field(
+        description="Username of the owner (null for an index created before indices had "
+        "owners: only admins manage those)."
+    )
     created_at: dt.datetime
     last_date: dt.date
     last_level: float
@@ -78,6 +100,8 @@ class CustomIndexSummary(BaseModel):
     rebalance: str
     n_symbols: int
     base_date: dt.date
+    visibility: Visibility
+    owner: str | None
     created_at: dt.datetime
 
 

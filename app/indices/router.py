@@ -10,6 +10,8 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
+from app.auth.dependencies import AuthServiceDep, CurrentUser, oauth2_scheme
+from app.auth.service import Principal
 from app.core.deps import provide
 from app.core.schemas import error_responses
 from app.indices import custom_schemas as s
@@ -20,6 +22,18 @@ from app.indices.export import XLSX_MEDIA
 from app.indices.fields import INDEX_NAME_RULES
 
 IndexServiceDep = Annotated[CustomIndexService, Depends(provide("indices", CustomIndexService))]
+
+
+async def optional_user(
+    token: Annotated[str | None, Depends(oauth2_scheme)], service: AuthServiceDep
+) -> Principal | None:
+    """The caller when a bearer token is sent (401 when it is invalid), else None (anonymous)."""
+    if not token:
+        return None
+    return await run_in_threadpool(service.authenticate, token)
+
+
+OptionalUser = Annotated[Principal | None, Depends(optional_user)]
 NamePath = Annotated[
     str, Path(**INDEX_NAME_RULES, description="Index name (slug).", examples=["bank-rank-capped"])
 ]
@@ -121,44 +135,56 @@ _post(
 
 
 # =========================================================================== custom indices
+# Writes need a logged-in user (the owner, or an admin); reads are anonymous for public
+# indices, and a private one is 404 for anyone but its owner and admins.
 
 custom = APIRouter(tags=["custom indices"])
+_READ_ERRORS = error_responses(401, 404, 409, 422, 429, 503)
+_WRITE_ERRORS = error_responses(401, 403, 404, 409, 413, 422, 429, 503)
 
 
 @custom.post(
     "/indices",
     status_code=201,
     response_model=s.CustomIndexInfo,
-    responses=error_responses(409, 413, 422, 429),
+    responses=error_responses(401, 409, 413, 422, 429, 503),
 )
 async def create_custom_index(
     body: Annotated[s.CustomIndexCreate, Body(openapi_examples=_examples(ex.CUSTOM_INDEX))],
     svc: IndexServiceDep,
+    user: CurrentUser,
 ) -> s.CustomIndexInfo:
-    """Define a custom index over the local store (409 if the name is taken)."""
-    return await run_in_threadpool(svc.create, body)
+    """Define a custom index over the local store, owned by the caller (login needed; 409 if
+    the name is taken or the caller owns CUSTOM_INDEX_QUOTA_PER_USER indices already)."""
+    return await run_in_threadpool(svc.create, body, user)
 
 
-@custom.get("/indices", response_model=s.CustomIndexList, responses=error_responses(429))
-async def list_custom_indices(svc: IndexServiceDep) -> s.CustomIndexList:
-    """Every stored custom index definition."""
-    return await run_in_threadpool(svc.list_all)
+@custom.get("/indices", response_model=s.CustomIndexList, responses=error_responses(401, 429, 503))
+async def list_custom_indices(svc: IndexServiceDep, user: OptionalUser) -> s.CustomIndexList:
+    """Every custom index the caller may see: the public ones and their own (admins: all)."""
+    return await run_in_threadpool(svc.list_all, user)
 
 
-@custom.get(
-    "/indices/{name}",
-    response_model=s.CustomIndexInfo,
-    responses=error_responses(404, 422, 429),
-)
-async def get_custom_index(name: NamePath, svc: IndexServiceDep) -> s.CustomIndexInfo:
+@custom.get("/indices/{name}", response_model=s.CustomIndexInfo, responses=_READ_ERRORS)
+async def get_custom_index(
+    name: NamePath, svc: IndexServiceDep, user: OptionalUser
+) -> s.CustomIndexInfo:
     """A custom index definition with its latest level."""
-    return await run_in_threadpool(svc.get, name)
+    return await run_in_threadpool(svc.get, name, user)
 
 
-@custom.delete("/indices/{name}", status_code=204, responses=error_responses(404, 422, 429))
-async def delete_custom_index(name: NamePath, svc: IndexServiceDep) -> Response:
-    """Delete a custom index definition."""
-    await run_in_threadpool(svc.delete, name)
+@custom.patch("/indices/{name}", response_model=s.CustomIndexInfo, responses=_WRITE_ERRORS)
+async def update_custom_index(
+    name: NamePath, change: s.CustomIndexUpdate, svc: IndexServiceDep, user: CurrentUser
+) -> s.CustomIndexInfo:
+    """Change the description or visibility of a custom index (its owner or an admin)."""
+    return await run_in_threadpool(svc.update, name, change, user)
+
+
+@custom.delete("/indices/{name}", status_code=204, responses=_WRITE_ERRORS)
+async def delete_custom_index(name: NamePath, svc: IndexServiceDep, user: CurrentUser) -> Response:
+    """Delete a custom index definition (its owner or an admin)."""
+    await run_in_threadpool(svc.delete, name, user)
     return Response(status_code=204)
 
 
@@ -166,17 +192,18 @@ def _between_dates(view: str, response_model: type[BaseModel], doc: str) -> None
     """Add ``GET /indices/{name}/<view>``: the service's ``view`` method between two dates."""
 
     async def endpoint(
-        name: NamePath, svc: IndexServiceDep, start: StartQuery = None, end: EndQuery = None
+        name: NamePath,
+        svc: IndexServiceDep,
+        user: OptionalUser,
+        start: StartQuery = None,
+        end: EndQuery = None,
     ) -> Any:
-        return await run_in_threadpool(getattr(svc, view), name, start, end)
+        return await run_in_threadpool(getattr(svc, view), name, start, end, user)
 
     endpoint.__name__ = endpoint.__qualname__ = f"custom_index_{view}"
     endpoint.__doc__ = doc
-    custom.get(
-        f"/indices/{{name}}/{view}",
-        response_model=response_model,
-        responses=error_responses(404, 409, 422, 429),
-    )(endpoint)
+    path = f"/indices/{{name}}/{view}"
+    custom.get(path, response_model=response_model, responses=_READ_ERRORS)(endpoint)
 
 
 _between_dates(
@@ -187,19 +214,18 @@ _between_dates(
 
 
 @custom.get(
-    "/indices/{name}/composition",
-    response_model=s.CompositionResponse,
-    responses=error_responses(404, 409, 422, 429),
+    "/indices/{name}/composition", response_model=s.CompositionResponse, responses=_READ_ERRORS
 )
 async def custom_index_composition(
     name: NamePath,
     svc: IndexServiceDep,
+    user: OptionalUser,
     date: Annotated[
         dt.date | None, Query(description="Date (default: last close; earlier if shut).")
     ] = None,
 ) -> s.CompositionResponse:
     """Members with weights, capping factors, shares and prices on a date."""
-    return await run_in_threadpool(svc.composition, name, date)
+    return await run_in_threadpool(svc.composition, name, date, user)
 
 
 _between_dates(
@@ -221,18 +247,19 @@ _between_dates(
                 XLSX_MEDIA: {},
             },
         },
-        **error_responses(404, 409, 422, 429),
+        **_READ_ERRORS,
     },
 )
 async def export_custom_index(
     name: NamePath,
     svc: IndexServiceDep,
+    user: OptionalUser,
     fmt: Annotated[
         Literal["csv", "xlsx"], Query(alias="format", description="csv or xlsx")
     ] = "csv",
 ) -> Response:
     """Download the index history as CSV or Excel."""
-    content, media_type, filename = await run_in_threadpool(svc.export, name, fmt)
+    content, media_type, filename = await run_in_threadpool(svc.export, name, fmt, user)
     return Response(
         content=content,
         media_type=media_type,

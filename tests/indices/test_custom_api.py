@@ -15,14 +15,22 @@ from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
 from app.core.db import Database
-from app.core.settings import SNAPSHOT_DIR
+from app.core.settings import SNAPSHOT_DIR, Settings
 from app.market.store import PriceStore
+from tests.margin.support import ADMIN_PASSWORD, ADMIN_USERNAME, login
 
 BANKS = [
     "HDFCBANK", "ICICIBANK", "SBIN", "KOTAKBANK", "AXISBANK", "INDUSINDBK",
     "BANKBARODA", "PNB", "AUBANK", "FEDERALBNK", "IDFCFIRSTB", "BANDHANBNK",
 ]  # fmt: skip
 RANK_CAPS = [0.19, 0.14, 0.10]
+
+
+@pytest.fixture
+def client(logged_in_client: TestClient) -> TestClient:
+    """The app, logged in as an ordinary user on every request (custom-index writes need a
+    login; tests/indices/test_custom_access.py covers who may do what)."""
+    return logged_in_client
 
 
 def bank_index(name: str = "bank-rank-capped", **overrides: Any) -> dict[str, Any]:
@@ -151,13 +159,15 @@ def test_lifecycle_create_duplicate_read_export_delete(client: TestClient) -> No
     assert client.get("/indices").json()["total"] == 0
 
 
-def test_definitions_persist_across_restarts(app_settings: Any) -> None:
+def test_definitions_persist_across_restarts(index_settings: Settings) -> None:
     from app.main import create_app
 
-    with TestClient(create_app(app_settings)) as first:
+    with TestClient(create_app(index_settings)) as first:
+        first.headers.update(login(first, ADMIN_USERNAME, ADMIN_PASSWORD))
         assert first.post("/indices", json=bank_index(rebalance="none")).status_code == 201
         level = first.get("/indices/bank-rank-capped").json()["last_level"]
-    with TestClient(create_app(app_settings)) as second:
+    with TestClient(create_app(index_settings)) as second:
+        second.headers.update(login(second, ADMIN_USERNAME, ADMIN_PASSWORD))
         again = second.get("/indices/bank-rank-capped")
         assert again.status_code == 200
         assert again.json()["last_level"] == pytest.approx(level, rel=1e-12)

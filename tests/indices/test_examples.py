@@ -61,10 +61,10 @@ def test_documented_response_is_the_real_one(
     ],
 )
 def test_every_request_example_is_accepted(
-    client: TestClient, path: str, requests: dict[str, Any]
+    logged_in_client: TestClient, path: str, requests: dict[str, Any]
 ) -> None:
     for key, example in requests.items():
-        r = client.post(path, json=example["value"])
+        r = logged_in_client.post(path, json=example["value"])
         expected = {"infeasible": 422, "too_thin": 409}.get(key, 201 if path == "/indices" else 200)
         assert r.status_code == expected, (key, r.text)
 
