@@ -3,6 +3,12 @@
 Two real backends implement :class:`BetaCache`: :class:`app.cache.sqlite.SQLiteBetaCache`
 (embedded, the default) and the Supabase backend (``factor_betas_cache`` table). TTL is
 enforced on read: an expired row is a miss whatever is stored. Values are JSON objects.
+:class:`app.cache.memory.MemoryBetaCache` is the bounded in-process LRU for results the
+factor service keeps out of the shared cache (non-canonical windows).
+
+The shared cache stays bounded because only canonical windows are written to it and
+:func:`purge_job` deletes, besides expired rows, the rows of data dates a newer one has
+superseded (README, "Cache size").
 """
 
 from __future__ import annotations
@@ -57,6 +63,10 @@ class BetaCache(Protocol):
         """Delete expired entries; return how many were deleted."""
         ...
 
+    def purge_before(self, as_of: dt.date) -> int:
+        """Delete entries of data dates before ``as_of`` (superseded); return how many."""
+        ...
+
     def status(self) -> dict[str, Any]:
         """Backend name and health, for /health."""
         ...
@@ -71,16 +81,35 @@ def utcnow() -> dt.datetime:
 CACHE_PURGE_INTERVAL_S = 3600.0
 
 
-def purge_job(cache: BetaCache) -> Callable[[], None]:
-    """Delete expired cache rows (idempotent, so every worker may run it); never raises."""
+def purge_job(
+    cache: BetaCache, *, current_as_of: Callable[[], dt.date] | None = None
+) -> Callable[[], None]:
+    """Delete expired cache rows, and rows of data dates before ``current_as_of()``.
+
+    A newer data date makes every row of an older one unreachable (the date is part of the
+    key), so those rows are deleted before their TTL runs out. Idempotent, so every worker may
+    run it; never raises.
+    """
 
     def purge() -> None:
         try:
             removed = cache.purge_expired()
         except Exception:  # a failed purge must never kill the scheduler thread
             logger.warning("cache purge failed", exc_info=True)
-            return
+            removed = 0
         if removed:
             logger.info("purged %d expired factor-beta cache entries", removed)
+        if current_as_of is None:
+            return
+        try:
+            as_of = current_as_of()
+            superseded = cache.purge_before(as_of)
+        except Exception:
+            logger.warning("cache purge of superseded data dates failed", exc_info=True)
+            return
+        if superseded:
+            logger.info(
+                "purged %d factor-beta cache entries of data dates before %s", superseded, as_of
+            )
 
     return purge

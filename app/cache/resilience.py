@@ -5,6 +5,7 @@ The breaker is :class:`app.core.resilience.CircuitBreaker` (its states are drawn
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -31,8 +32,8 @@ class ResilientBetaCache:
       during an outage); a miss is answered from the fallback, and an entry found only there
       (written during an outage) is copied back to the primary.
     * While the circuit is open, everything is served from the fallback with no remote call.
-    * ``purge_expired`` purges both; it returns the primary's count when the primary answered,
-      else the fallback's.
+    * ``purge_expired`` and ``purge_before`` purge both; they return the primary's count when
+      the primary answered, else the fallback's.
     """
 
     def __init__(self, primary: BetaCache, fallback: BetaCache, *, breaker: CircuitBreaker):
@@ -92,6 +93,12 @@ class ResilientBetaCache:
         """Purge both backends."""
         purged_local = self.fallback.purge_expired()
         answered, purged = self._primary(self.primary.purge_expired)
+        return purged if answered and purged is not None else purged_local
+
+    def purge_before(self, as_of: dt.date) -> int:
+        """Purge rows of data dates before ``as_of`` from both backends."""
+        purged_local = self.fallback.purge_before(as_of)
+        answered, purged = self._primary(lambda: self.primary.purge_before(as_of))
         return purged if answered and purged is not None else purged_local
 
     def status(self) -> dict[str, Any]:

@@ -69,6 +69,18 @@ class SQLiteBetaCache:
             )
             return cur.rowcount
 
+    def purge_before(self, as_of: dt.date) -> int:
+        """Delete entries of this namespace whose data date is before ``as_of``.
+
+        The key ends with the ISO date (:meth:`BetaKey.as_string`), which sorts as text.
+        """
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "DELETE FROM cache_entries WHERE namespace = ? AND substr(key, -10) < ?",
+                (self.namespace, as_of.isoformat()),
+            )
+            return cur.rowcount
+
     def status(self) -> dict[str, Any]:
         """Backend name and entry count."""
         count = (

@@ -6,7 +6,8 @@ service-role key (SUPABASE_KEY); the anon key can only read what a dashboard may
 * TTL is enforced on read twice: the query filters ``expires_at > now`` and the row's expiry
   is checked again in Python, so an expired row is a miss whatever is stored.
 * Expired rows are deleted by the ``purge_expired_factor_betas()`` RPC (a filtered DELETE, as
-  hosted Supabase's safeupdate requires).
+  hosted Supabase's safeupdate requires); rows of superseded data dates by a DELETE filtered
+  on ``as_of``.
 * List reads go through :func:`fetch_all`, which pages past PostgREST's 1000-row cap.
 * Every transport error, timeout or PostgREST error becomes
   :class:`app.cache.resilience.BackendUnavailable`; :func:`build_supabase_beta_cache` wraps
@@ -116,6 +117,19 @@ class SupabaseBetaCache:
         response = call("purge", lambda: self.client.rpc(PURGE_RPC, {}).execute())
         data: Any = response.data
         return int(data)
+
+    def purge_before(self, as_of: dt.date) -> int:
+        """Delete rows whose data date is before ``as_of`` (a filtered DELETE)."""
+        response = call(
+            "purge",
+            lambda: (
+                self.client.table(self.table)
+                .delete(count=CountMethod.exact, returning=ReturnMethod.minimal)
+                .lt("as_of", as_of.isoformat())
+                .execute()
+            ),
+        )
+        return int(response.count or 0)
 
     def live_keys(self) -> list[BetaKey]:
         """Keys of every live entry (paged past the 1000-row cap)."""

@@ -77,10 +77,18 @@ class FactorStats(BaseModel):
 
 
 class CacheInfo(BaseModel):
-    """Whether the result came from the TTL cache, and its lifetime."""
+    """Whether the result came from the TTL cache, which tier holds it, and its lifetime."""
 
-    hit: bool
-    backend: str
+    hit: bool = Field(description="Served from the cache rather than computed now.")
+    tier: Literal["shared", "memory", "none"] = Field(
+        description="shared: the service-wide cache (canonical windows 126, 252, 504); "
+        "memory: this process's bounded LRU (other windows), which may evict it before "
+        "expires_at; none: computed for this request and not cached (HAC, or "
+        "FACTOR_CACHE_MAX_ENTRIES=0).",
+    )
+    backend: str = Field(
+        description="Backend of the tier: embedded or supabase (shared), memory, or none."
+    )
     computed_at: dt.datetime | None
     expires_at: dt.datetime | None
 
@@ -161,6 +169,7 @@ RELIANCE_EXAMPLE: dict[str, Any] = {
     },
     "cache": {
         "hit": False,
+        "tier": "shared",
         "backend": "embedded",
         "computed_at": "2026-11-20T23:17:20Z",
         "expires_at": "2026-11-21T23:17:20Z",

@@ -1,4 +1,16 @@
-"""Factor-beta service: panel -> analytics core -> TTL cache, with single flight per key."""
+"""Factor-beta service: panel -> analytics core -> TTL cache, with single flight per key.
+
+The cache has two tiers, so its keyspace stays bounded whatever windows clients ask for:
+
+* ``shared``: the configured :class:`BetaCache` (embedded SQLite, or Supabase behind the
+  breaker) holds only the canonical windows (:data:`PRESET_WINDOWS`), so its size is at most
+  3 windows x 2 modes x the universe per data date (README, "Cache size").
+* ``memory``: every other window is kept in a bounded in-process LRU
+  (:class:`MemoryBetaCache`, FACTOR_CACHE_MAX_ENTRIES entries), or computed each time when the
+  bound is 0.
+
+HAC results are never cached (tier ``none``). The response's ``cache`` block names the tier.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +25,7 @@ import numpy as np
 
 from app.analytics.rolling_ols import latest_ols, rolling_ols
 from app.cache.base import BetaCache, BetaKey, CachedValue
+from app.cache.memory import MemoryBetaCache
 from app.core.errors import InsufficientData, InvalidInput
 from app.market.factors import FACTOR_NAMES, FACTORS
 from app.market.panel import MODES, PanelCache, ReturnsPanel
@@ -22,7 +35,12 @@ logger = logging.getLogger(__name__)
 
 MIN_WINDOW = 20
 MAX_WINDOW = 1260
+#: The canonical windows: served by the heatmap and the only ones in the shared beta cache.
 PRESET_WINDOWS = (126, 252, 504)
+#: Default bound of the in-process LRU of non-canonical windows (FACTOR_CACHE_MAX_ENTRIES).
+DEFAULT_MEMORY_ENTRIES = 2048
+#: Cache tiers named in a response's ``cache.tier``.
+TIER_SHARED, TIER_MEMORY, TIER_NONE = "shared", "memory", "none"
 PERIODS_PER_YEAR = 252
 PARAM_NAMES = ("alpha", *FACTOR_NAMES)
 # Bump when the cached result's fields change: entries of another version are misses, so a
@@ -99,10 +117,14 @@ class FactorService:
         cache: BetaCache,
         ttl_hours: float,
         snapshot_date: dt.date | None = None,
+        memory_max_entries: int = DEFAULT_MEMORY_ENTRIES,
     ) -> None:
         self.panels = panels
         self.universe = universe
+        #: The shared tier: canonical windows only.
         self.cache = cache
+        #: The in-process tier: every other window, at most ``memory_max_entries``.
+        self.memory = MemoryBetaCache(memory_max_entries)
         self.ttl_s = ttl_hours * 3600.0
         self.snapshot_date = snapshot_date
         self._flight = SingleFlight()
@@ -111,7 +133,10 @@ class FactorService:
     def betas(
         self, raw_ticker: str, *, window: int, mode: str, hac_lags: int | None = None
     ) -> dict[str, Any]:
-        """Latest-window betas and statistics for one stock (cached unless HAC is asked)."""
+        """Latest-window betas and statistics for one stock (cached unless HAC is asked).
+
+        Canonical windows go through the shared cache, others through the in-process LRU.
+        """
         company = self.universe.resolve(raw_ticker)
         validate_window(window)
         validate_mode(mode)
@@ -119,35 +144,53 @@ class FactorService:
             raise InvalidInput("hac_lags must be between 0 and half the window")
         panel = self.panels.get()
         key = BetaKey(company.symbol, window, mode, panel.as_of)
-        if hac_lags is not None:
-            return self._attach_cache(self._compute(panel, company.symbol, key, hac_lags), None)
-        cached = self._cached(key)
+        tier, cache = self.tier(window)
+        if hac_lags is not None or cache is None:
+            value = self._compute(panel, company.symbol, key, hac_lags)
+            return self._attach_cache(value, None, tier=TIER_NONE, cache=None)
+        cached = self._cached(cache, key)
         if cached is not None:
-            return self._attach_cache(cached.value, cached, hit=True)
+            return self._attach_cache(cached.value, cached, tier=tier, cache=cache, hit=True)
         with self._flight.hold(key.as_string()):
-            cached = self._cached(key)
+            cached = self._cached(cache, key)
             if cached is not None:
-                return self._attach_cache(cached.value, cached, hit=True)
+                return self._attach_cache(cached.value, cached, tier=tier, cache=cache, hit=True)
             value = self._compute(panel, company.symbol, key, None)
             value["schema_version"] = CACHE_SCHEMA_VERSION
-            stored = self.cache.put(key, value, ttl_s=self.ttl_s)
-        return self._attach_cache(value, stored)
+            stored = cache.put(key, value, ttl_s=self.ttl_s)
+        return self._attach_cache(value, stored, tier=tier, cache=cache)
 
-    def _cached(self, key: BetaKey) -> CachedValue | None:
+    def tier(self, window: int) -> tuple[str, BetaCache | None]:
+        """The cache tier a window's results live in: shared, memory, or none (no cache)."""
+        if window in PRESET_WINDOWS:
+            return TIER_SHARED, self.cache
+        if self.memory.enabled:
+            return TIER_MEMORY, self.memory
+        return TIER_NONE, None
+
+    def _cached(self, cache: BetaCache, key: BetaKey) -> CachedValue | None:
         """A live cache entry written by this version of the service, else None (a miss)."""
-        entry = self.cache.get(key)
+        entry = cache.get(key)
         if entry is None or entry.value.get("schema_version") != CACHE_SCHEMA_VERSION:
             return None
         return entry
 
     def _attach_cache(
-        self, value: dict[str, Any], entry: CachedValue | None, *, hit: bool = False
+        self,
+        value: dict[str, Any],
+        entry: CachedValue | None,
+        *,
+        tier: str,
+        cache: BetaCache | None,
+        hit: bool = False,
     ) -> dict[str, Any]:
         out = dict(value)
         out.pop("schema_version", None)
         out["cache"] = {
             "hit": hit,
-            "backend": self.cache.backend,
+            "tier": tier,
+            # Read after the call: a resilient cache names the backend that actually served.
+            "backend": cache.backend if cache is not None else TIER_NONE,
             "computed_at": entry.computed_at.isoformat() if entry else None,
             "expires_at": entry.expires_at.isoformat() if entry else None,
         }

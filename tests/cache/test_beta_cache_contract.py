@@ -1,4 +1,5 @@
-"""One contract for every BetaCache backend: embedded SQLite, Supabase, and the resilient pair.
+"""One contract for every BetaCache backend: embedded SQLite, Supabase, the resilient pair,
+and the bounded in-process LRU.
 
 The Supabase and resilient variants run against a real PostgREST (``services`` marker); they
 skip without the binaries (and fail on CI, see ``tests/services/fixtures.py``).
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from app.cache.base import BetaCache, BetaKey, utcnow
+from app.cache.memory import MemoryBetaCache
 from app.cache.resilience import ResilientBetaCache
 from app.cache.sqlite import SQLiteBetaCache
 from app.cache.supabase import SupabaseBetaCache
@@ -37,12 +39,16 @@ VALUE = {
 @pytest.fixture(
     params=[
         "embedded",
+        "memory",
         pytest.param("supabase", marks=pytest.mark.services),
         pytest.param("resilient", marks=pytest.mark.services),
     ]
 )
 def cache(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BetaCache]:
     """Each backend, empty."""
+    if request.param == "memory":
+        yield MemoryBetaCache(max_entries=64)
+        return
     db = Database(tmp_path / "cache.sqlite3")
     embedded = SQLiteBetaCache(db)
     if request.param == "embedded":
@@ -155,3 +161,17 @@ def test_status_names_the_backend_and_is_ok(cache: BetaCache) -> None:
     assert status["backend"] == cache.backend
     assert status["state"] == "ok"
     assert status["entries"] >= 1
+
+
+def test_purge_before_deletes_only_superseded_data_dates(cache: BetaCache) -> None:
+    older = dt.date(2024, 6, 20)
+    current = [KEY, BetaKey("TCS", 126, "raw", AS_OF)]
+    superseded = [BetaKey("RELIANCE", 252, "excess", older), BetaKey("TCS", 504, "raw", older)]
+    for key in current + superseded:
+        cache.put(key, VALUE, ttl_s=3600)
+    assert cache.purge_before(AS_OF) == 2
+    assert cache.purge_before(AS_OF) == 0
+    assert all(cache.get(key) is not None for key in current)
+    assert all(cache.get(key) is None for key in superseded)
+    assert cache.purge_before(AS_OF + dt.timedelta(days=1)) == 2
+    assert cache.get(KEY) is None

@@ -59,6 +59,10 @@ class FlakyPrimary:
         self._check()
         return self.inner.purge_expired()
 
+    def purge_before(self, as_of: dt.date) -> int:
+        self._check()
+        return self.inner.purge_before(as_of)
+
     def status(self) -> dict[str, Any]:
         self._check()
         return {"backend": self.backend, "state": "ok", "entries": 0}
@@ -274,3 +278,19 @@ def test_breaker_call_falls_back_and_recovers(clock: FakeClock) -> None:
 def test_negative_cool_down_is_refused() -> None:
     with pytest.raises(ValueError, match="cooldown_s"):
         CircuitBreaker("x", cooldown_s=-1)
+
+
+def test_purge_before_purges_both_and_survives_an_outage(
+    cache: ResilientBetaCache, primary: FlakyPrimary, fallback: SQLiteBetaCache
+) -> None:
+    older = BetaKey("RELIANCE", 252, "excess", dt.date(2024, 6, 20))
+    for key in (KEY, older):
+        cache.put(key, {"a": 1}, ttl_s=600)
+    assert cache.purge_before(KEY.as_of) == 1
+    assert primary.inner.get(older) is None
+    assert fallback.get(older) is None
+    assert cache.get(KEY) is not None
+    cache.put(older, {"a": 1}, ttl_s=600)
+    primary.down = True
+    assert cache.purge_before(KEY.as_of) == 1  # the fallback's count
+    assert fallback.get(older) is None
