@@ -25,6 +25,7 @@ from app.auth.security import (
 )
 from app.auth.throttle import LoginThrottle
 from app.core.errors import AuthError, Conflict, Forbidden, InvalidInput, NotFound
+from app.core.logging import short
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class AuthService:
         )
         if user is None or not ok:
             self.throttle.failure(name, ip)
-            logger.warning("failed login for %r from %s", name, ip)
+            logger.warning("failed login for %s from %s", short(name), ip)
             raise AuthError("Incorrect username or password.")
         self.throttle.success(name, ip)
         if needs_rehash(user.password_hash):

@@ -1,4 +1,11 @@
-"""Logging: plain or JSON lines, with the request id of the current request on every record."""
+"""Logging: plain or JSON lines, with the request id of the current request on every record.
+
+One access line per request, written by :class:`app.core.middleware.RequestContextMiddleware`
+(method, path without the query, status, duration): uvicorn's own access log is switched off
+here too, not only by ``--no-access-log``, because its line repeats the request with the query
+string. Values a caller chooses freely (a username) enter a log line only through
+:func:`short`.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,14 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 _SECRET_KEYS = ("password", "token", "authorization", "apikey", "secret", "key")
+
+
+def short(value: str, limit: int = 32) -> str:
+    """``value`` for a log line: quoted, cut to its first ``limit`` characters and followed by
+    its length when longer (a 900 KB username must not bloat the log)."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value)} chars)"
 
 
 class RequestIdFilter(logging.Filter):
@@ -70,3 +85,6 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = False) -> None:
         server_logger = logging.getLogger(name)
         server_logger.handlers.clear()
         server_logger.propagate = True
+    # The service writes the one access line per request itself; uvicorn's (on unless started
+    # with --no-access-log) would log every request twice, with its query string.
+    logging.getLogger("uvicorn.access").disabled = True

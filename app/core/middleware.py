@@ -16,6 +16,7 @@ from app.core.errors import INTERNAL_ERROR_MESSAGE
 from app.core.logging import request_id_var
 
 access_logger = logging.getLogger("app.access")
+MAX_LOGGED_PATH = 256
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 SECURITY_HEADERS = {
@@ -29,7 +30,14 @@ SECURITY_HEADERS = {
 
 class RequestContextMiddleware:
     """Give each request an id (honouring a sane incoming X-Request-ID), echo it in the
-    response, add security headers, and write one access-log line with the duration."""
+    response, add security headers, and write one access-log line with the duration.
+
+    The access line names the path only (never the query string, which may carry user data),
+    cut to :data:`MAX_LOGGED_PATH` characters. When the app raises, the request id stays set
+    for the rest of the request's task, so the error logged by the outer handler (Starlette's
+    ``ServerErrorMiddleware``) and by the server carries it too; a server runs each request in
+    a task of its own, whose context ends with it.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -59,30 +67,36 @@ class RequestContextMiddleware:
                     del headers["retry-after"]
             await send(message)
 
+        failed = False
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception:
             # Starlette answers unhandled errors outside every middleware, so this 500 would
             # lack the request id and security headers; answer it here (the outer handler
             # still logs the error and sends nothing more once a response has started).
+            failed = True
             if status_holder["started"] == 0:
                 await _send_internal_error(send_wrapper, request_id)
             raise
         finally:
+            path = str(scope.get("path", ""))
+            if len(path) > MAX_LOGGED_PATH:
+                path = f"{path[:MAX_LOGGED_PATH]}..."
             access_logger.info(
                 "%s %s %s %.1fms",
                 scope.get("method"),
-                scope.get("path"),
+                path,
                 status_holder["status"],
                 (time.perf_counter() - started) * 1000,
                 extra={
                     "method": scope.get("method"),
-                    "path": scope.get("path"),
+                    "path": path,
                     "status": status_holder["status"],
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 },
             )
-            request_id_var.reset(token)
+            if not failed:  # an error is logged after this returns: keep its request id
+                request_id_var.reset(token)
 
 
 async def send_json_error(
