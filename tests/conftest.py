@@ -17,8 +17,9 @@ from app.main import create_app
 from app.market.snapshot import Snapshot
 from app.market.store import PriceStore
 
-# Real PostgreSQL/PostgREST/Redis fixtures: supabase_stack, clean_supabase, redis_url.
-pytest_plugins = ["tests.services.fixtures"]
+# Real PostgreSQL/PostgREST/Redis fixtures: supabase_stack, clean_supabase, redis_url; where the
+# real NSE data is (full or the committed subset) and the full_data marker.
+pytest_plugins = ["tests.services.fixtures", "tests.shared_data"]
 
 settings.register_profile(
     "ci",
@@ -30,9 +31,8 @@ settings.register_profile(
 settings.register_profile("dev", deadline=None, max_examples=40)
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
-SHARED_DATA = Path(
-    os.environ.get("SHARED_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
+# The real NSE data folder ($SHARED_DATA_DIR, ../shared/data or the committed subset) is
+# tests.shared_data.SHARED_DATA_DIR (not imported here: the plugin must be imported by pytest).
 
 
 @pytest.fixture(scope="session")

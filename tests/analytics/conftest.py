@@ -1,4 +1,4 @@
-"""Real-data fixtures for the analytics reference tests (read from /work/shared/data).
+"""Real-data fixtures for the analytics reference tests (the shared data: tests/shared_data.py).
 
 The factor panel follows DOMAIN.md section 1: market = ^NSEI close, value = NV20BEES,
 momentum = MOMOMENTUM, size = MID150BEES, volatility = daily % change of India VIX. The
@@ -9,7 +9,6 @@ forward-filled).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,11 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.shared_data import SHARED_DATA_DIR
 from tests.support import skip_or_fail
 
-DATA_DIR = Path(
-    os.environ.get("SHARED_DATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "data")
-)
+DATA_DIR = SHARED_DATA_DIR  # $SHARED_DATA_DIR, ../shared/data or tests/data/shared_subset
 FACTOR_NAMES = ("market", "value", "momentum", "size", "volatility")
 
 #: Large and mid caps, volatile names, a mid-sample listing (LICI, May 2022) and CGCL with

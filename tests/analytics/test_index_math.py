@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -21,6 +18,8 @@ from app.analytics.index_math import (
     index_level,
     index_weights,
 )
+from tests.shared_data import SHARED_DATA_DIR
+from tests.support import skip_or_fail
 
 # Three stocks A, B, C: Q = 100, 200, 50; IWF = 0.5, 1.0, 0.8; CF = 1.
 # Day 0 closes 10, 5, 20 -> M0 = 500 + 1000 + 800 = 2300 (D = 2.3 for base 1000)
@@ -308,17 +307,16 @@ def test_full_market_cap_is_iwf_one() -> None:
 
 # --------------------------------------------------------------------------- real data
 
-DATA = Path(
-    os.environ.get("SHARED_DATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "data")
-)
+DATA = SHARED_DATA_DIR  # $SHARED_DATA_DIR, ../shared/data or tests/data/shared_subset
 REAL_SYMBOLS = ["RELIANCE", "INFY", "TCS", "WIPRO", "HCLTECH", "ITC"]
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason="shared data not available")
 def test_real_nse_raw_prices_with_yahoo_splits_match_split_adjusted_prices() -> None:
     """Raw NSE closes 2017-2020 plus the Yahoo split/bonus list (RELIANCE 1:1 bonus
     2017-09-07, WIPRO, INFY, TCS, HCLTECH) must give the index that Yahoo's split-adjusted
     closes give, with no fake -50 % days."""
+    if not DATA.is_dir():
+        skip_or_fail(f"shared data not found at {DATA}")
     pd = pytest.importorskip("pandas")
     raw = pd.read_parquet(
         DATA / "prices/nse_raw_nifty500_daily_2016_2026.parquet",

@@ -95,6 +95,7 @@ def test_volatile_stocks_have_no_flags(yahoo_returns: pd.DataFrame) -> None:
     assert not bad_print_mask(quiet, zscore=12.0).any()
 
 
+@pytest.mark.full_data  # every name of the Yahoo panel; the committed subset has a few
 def test_rule1_matches_the_curated_suspect_list(yahoo_returns: pd.DataFrame) -> None:
     """Across all 750 names, 2022-2024 flags are exactly the curated >40% suspect jumps."""
     suspects = pd.read_csv(DATA_DIR / "prices/yahoo_suspect_jumps_abs_gt40pct.csv")

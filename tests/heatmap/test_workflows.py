@@ -1,9 +1,11 @@
-"""The GitHub workflows: schedules, setup, and their shell steps run for real here."""
+"""The GitHub workflows: valid, least-privilege, current actions; schedules, setup, and their
+shell steps run for real here."""
 
 from __future__ import annotations
 
 import http.server
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -18,6 +20,81 @@ import yaml
 from tests.heatmap.conftest import REPO_ROOT
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
+
+
+#: Oldest major version accepted per action (the current majors when this was written).
+MIN_ACTION_MAJOR = {
+    "actions/checkout": 5,
+    "actions/setup-python": 6,
+    "actions/setup-node": 5,
+}
+WORKFLOW_FILES = sorted([*WORKFLOWS.glob("*.yml"), *WORKFLOWS.glob("*.yaml")])
+
+
+def _uses(workflow: dict[Any, Any]) -> list[str]:
+    """Every ``uses:`` of the workflow (steps and reusable-workflow jobs)."""
+    found: list[str] = []
+    for job in workflow.get("jobs", {}).values():
+        if "uses" in job:
+            found.append(str(job["uses"]))
+        found += [str(step["uses"]) for step in job.get("steps", []) if "uses" in step]
+    return found
+
+
+def test_workflow_files_exist() -> None:
+    names = {path.name for path in WORKFLOW_FILES}
+    assert {"ci.yml", "weekly_heatmap.yml"} <= names
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_workflow_is_valid_yaml_with_least_privilege(path: Path) -> None:
+    workflow = yaml.safe_load(path.read_text())  # GitHub ignores a file that does not parse
+    assert isinstance(workflow, dict)
+    assert workflow.get("jobs"), "a workflow needs jobs"
+    assert _triggers(workflow), "a workflow needs triggers (on:)"
+    # A top-level permissions block: the GITHUB_TOKEN gets only what is listed.
+    assert "permissions" in workflow
+    permissions = workflow["permissions"]
+    assert permissions == {} or permissions == {"contents": "read"}, permissions
+    for name, job in workflow["jobs"].items():
+        assert "timeout-minutes" in job, f"job {name} has no timeout"
+        for step in job.get("steps", []):
+            assert ("run" in step) != ("uses" in step), step
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_actions_are_pinned_to_current_majors(path: Path) -> None:
+    for uses in _uses(yaml.safe_load(path.read_text())):
+        action, _, ref = uses.partition("@")
+        assert ref, f"{uses}: pin a version"
+        if re.fullmatch(r"[0-9a-f]{40}", ref):
+            continue  # a full commit sha is pinned too
+        match = re.fullmatch(r"v(\d+)(\.\d+){0,2}", ref)
+        assert match, f"{uses}: pin a major version tag (vN) or a commit sha"
+        assert int(match.group(1)) >= MIN_ACTION_MAJOR.get(action, 1), f"{uses} is outdated"
+
+
+def test_ci_runs_make_test_on_the_committed_subset() -> None:
+    workflow = _load("ci.yml")
+    on = _triggers(workflow)
+    assert {"push", "pull_request"} <= set(on)
+    job = workflow["jobs"]["test"]
+    # GitHub has no ../shared/data: the tests read tests/data/shared_subset, and the full_data
+    # tests are reported as skipped with the reason (not silently), every other skip fails.
+    assert job["env"]["TEST_DATA"] == "subset"
+    assert job["env"]["CI"] == "true"
+    runs = [step.get("run", "") for step in job["steps"]]
+    assert "make test" in runs  # the same command as .ci/run
+    assert "make lint" in runs
+    assert "make test" in (REPO_ROOT / ".ci" / "run").read_text()
+    uses = _uses(workflow)
+    # PostgREST for the Supabase tests comes from the npm registry: Node is set up.
+    assert any(u.startswith("actions/setup-node@") for u in uses)
+    assert "npm pack" in (REPO_ROOT / "scripts" / "setup_test_services.sh").read_text()
+    setup = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/setup-py"))
+    assert setup["with"]["python-version"] == "3.11"
+    assert "addopts" in (REPO_ROOT / "pyproject.toml").read_text()
+    assert "-ra" in (REPO_ROOT / "pyproject.toml").read_text()  # skip reasons in the summary
 
 
 def _load(name: str) -> dict[Any, Any]:

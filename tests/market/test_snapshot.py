@@ -1,7 +1,9 @@
 """Checks on the committed real-data snapshot (``app/market/data``).
 
-The cross-checks against the shared source data are skipped only when the shared directory
-(``$SHARED_DATA_DIR`` or ``<repo>/../shared/data``) is absent.
+The cross-checks against the shared source data read ``tests.shared_data.SHARED_DATA_DIR``
+(``$SHARED_DATA_DIR``, ``<repo>/../shared/data`` or the committed subset in
+``tests/data/shared_subset``, which holds the rows they compare). The byte-identical rebuild
+needs every raw input and is marked ``full_data``.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,9 +22,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.shared_data import SHARED_DATA_DIR
+from tests.support import skip_or_fail
+
 REPO = Path(__file__).resolve().parents[2]
 SNAPSHOT = REPO / "app" / "market" / "data"
-SHARED = Path(os.environ.get("SHARED_DATA_DIR") or REPO.parent / "shared" / "data")
+SHARED = SHARED_DATA_DIR  # $SHARED_DATA_DIR, ../shared/data or tests/data/shared_subset
 FACTOR_COLUMNS = ["^NSEI", "NV20BEES.NS", "MOMOMENTUM.NS", "MID150BEES.NS", "^INDIAVIX"]
 OUTPUTS = [
     "universe.csv",
@@ -37,11 +41,12 @@ OUTPUTS = [
     "traded_closes.parquet",
 ]
 
-# On CI the shared data must be there: the tests then run (and fail) instead of skipping.
-needs_shared = pytest.mark.skipif(
-    not (SHARED / "README.md").exists() and os.environ.get("CI", "").lower() != "true",
-    reason=f"shared data dir absent: {SHARED}",
-)
+
+@pytest.fixture
+def needs_shared() -> None:
+    """The shared data folder exists (always, unless $SHARED_DATA_DIR points nowhere)."""
+    if not SHARED.is_dir():
+        skip_or_fail(f"shared data dir absent: {SHARED} (set SHARED_DATA_DIR)")
 
 
 def _sha256(path: Path) -> str:
@@ -373,7 +378,7 @@ def test_side_tables(universe: pd.DataFrame) -> None:
 # ---- cross-checks against the shared source data ----------------------------------------------
 
 
-@needs_shared
+@pytest.mark.usefixtures("needs_shared")
 def test_prices_equal_source_values(prices: pd.DataFrame, universe: pd.DataFrame) -> None:
     yahoo = pd.read_parquet(
         SHARED / "prices/yahoo_nifty750_daily_1991_2026.parquet",
@@ -406,7 +411,7 @@ def test_prices_equal_source_values(prices: pd.DataFrame, universe: pd.DataFrame
     assert (mine.sort_index() == eod.sort_index()).all()
 
 
-@needs_shared
+@pytest.mark.usefixtures("needs_shared")
 def test_traded_closes_equal_source_values(traded: pd.DataFrame) -> None:
     raw = pd.read_parquet(
         SHARED / "prices/nse_raw_nifty500_daily_2016_2026.parquet",
@@ -430,7 +435,7 @@ def test_traded_closes_equal_source_values(traded: pd.DataFrame) -> None:
     assert mine[("RELIANCE", pd.Timestamp("2024-06-21"))] == 2908.40
 
 
-@needs_shared
+@pytest.mark.usefixtures("needs_shared")
 def test_factors_equal_source_values(factors: pd.DataFrame) -> None:
     etf = pd.read_csv(SHARED / "prices/factor_proxy_etfs_close_2019_2024.csv", index_col="date")
     nsei = pd.read_csv(SHARED / "indices/nsei_yahoo_daily_2010_2025.csv", index_col="date")
@@ -442,7 +447,8 @@ def test_factors_equal_source_values(factors: pd.DataFrame) -> None:
         assert f.loc[day, "^NSEI"] == nsei.loc[day, "close"]
 
 
-@needs_shared
+@pytest.mark.full_data  # every raw input of scripts/build_snapshot.py, not the subset
+@pytest.mark.usefixtures("needs_shared")
 def test_rebuild_is_byte_identical(tmp_path: Path) -> None:
     out = tmp_path / "snapshot"
     subprocess.run(
@@ -462,7 +468,7 @@ def test_rebuild_is_byte_identical(tmp_path: Path) -> None:
         assert (out / name).read_bytes() == (SNAPSHOT / name).read_bytes(), name
 
 
-@needs_shared
+@pytest.mark.usefixtures("needs_shared")
 def test_snapshot_day_quotes_are_the_nse_eod_last_day_closes(traded: pd.DataFrame) -> None:
     eod = pd.read_parquet(
         SHARED / "prices/nse_eod_adj_nifty500universe_daily_2019_2024.parquet",

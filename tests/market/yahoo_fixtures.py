@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,10 +31,11 @@ import pandas as pd
 import requests
 from requests.adapters import BaseAdapter
 
+from tests.shared_data import SHARED_DATA_DIR
 from tests.support import skip_or_fail
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DATA = Path(os.environ.get("SHARED_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+SHARED_DATA = SHARED_DATA_DIR  # $SHARED_DATA_DIR, ../shared/data or tests/data/shared_subset
 YAHOO_PANEL = SHARED_DATA / "prices" / "yahoo_nifty750_daily_1991_2026.parquet"
 NSEI_FILE = SHARED_DATA / "indices" / "nsei_yahoo_daily_2010_2025.csv"
 IST = ZoneInfo("Asia/Kolkata")
