@@ -19,6 +19,28 @@
 -- Hosted Supabase loads safeupdate, so every UPDATE and DELETE below carries a WHERE filter.
 
 -- ---------------------------------------------------------------------------------------------
+-- Supabase's API roles, created only where missing: hosted Supabase and the Supabase CLI have
+-- them already, a plain PostgreSQL (15 or newer) gets them here, so that the grants and policies
+-- of every migration apply there too. NOLOGIN: PostgREST's login role (authenticator) switches
+-- to them; service_role bypasses row-level security, as on Supabase.
+-- ---------------------------------------------------------------------------------------------
+
+do $$
+begin
+    if not exists (select from pg_catalog.pg_roles where rolname = 'anon') then
+        create role anon nologin noinherit;
+    end if;
+    if not exists (select from pg_catalog.pg_roles where rolname = 'authenticated') then
+        create role authenticated nologin noinherit;
+    end if;
+    if not exists (select from pg_catalog.pg_roles where rolname = 'service_role') then
+        create role service_role nologin noinherit bypassrls;
+    end if;
+end
+$$;
+grant usage on schema public to anon, authenticated, service_role;
+
+-- ---------------------------------------------------------------------------------------------
 -- Tables
 -- ---------------------------------------------------------------------------------------------
 

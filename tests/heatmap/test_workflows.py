@@ -3,16 +3,12 @@ shell steps run for real here."""
 
 from __future__ import annotations
 
-import http.server
 import os
 import re
-import shutil
 import stat
 import subprocess
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 import yaml
@@ -206,58 +202,30 @@ def _load_cli() -> Any:
     return cli
 
 
-def test_render_cron_runs_both_modes_and_requires_supabase() -> None:
+def test_the_weekly_heatmap_has_one_scheduler() -> None:
+    # The GitHub workflow is the only weekly precompute: no Render cron job runs the same script
+    # (it would compute every heatmap twice and race for the lock), and the web service's
+    # in-app cron stays off.
     blueprint = yaml.safe_load((REPO_ROOT / "render.yaml").read_text())
-    (cron,) = [s for s in blueprint["services"] if s["type"] == "cron"]
-    command = cron["startCommand"].split()
-    assert command[:2] == ["python", "scripts/compute_heatmap.py"]
-    parsed = _load_cli().build_parser().parse_args(command[2:])
-    assert parsed.mode == "both"  # like the GitHub workflow
-    assert parsed.refresh_data
-    assert parsed.require_supabase
-    env = {e["key"]: e for e in cron["envVars"]}
-    assert env["SUPABASE_URL"] == {"key": "SUPABASE_URL", "sync": False}
-    assert env["SUPABASE_KEY"] == {"key": "SUPABASE_KEY", "sync": False}
+    assert [s["type"] for s in blueprint["services"]] == ["web"]
+    commands = [str(service.get("startCommand", "")) for service in blueprint["services"]]
+    assert not [c for c in commands if "compute_heatmap" in c]
+    (web,) = blueprint["services"]
+    env = {e["key"]: e for e in web["envVars"] if "key" in e}
+    assert env["HEATMAP_CRON"]["value"] == ""
+    schedulers = [
+        path.name
+        for path in WORKFLOW_FILES
+        if "compute_heatmap.py" in path.read_text() and "schedule" in _triggers(_load(path.name))
+    ]
+    assert schedulers == ["weekly_heatmap.yml"]
     workflow_args = _step(_load("weekly_heatmap.yml"), "heatmap", "Compute the heatmap")["run"]
     assert "args=(--mode both --require-supabase)" in workflow_args
 
 
-class _Health(http.server.BaseHTTPRequestHandler):
-    hits: ClassVar[list[str]] = []
-
-    def do_GET(self) -> None:
-        _Health.hits.append(self.path)
-        self.send_response(200 if self.path == "/health" else 404)
-        self.end_headers()
-        self.wfile.write(b'{"status":"ok"}')
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def health_server() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-
-
-def test_keep_alive_pings_health_every_10_minutes(health_server: str) -> None:
-    assert shutil.which("curl"), "curl is needed to run the keep-alive step"
-    workflow = _load("keep_alive.yml")
-    on = _triggers(workflow)
-    assert [entry["cron"] for entry in on["schedule"]] == ["*/10 * * * *"]
-    job = workflow["jobs"]["ping"]
-    assert job["if"] == "${{ vars.HEALTH_URL != '' }}"  # skipped when the variable is unset
-    step = _step(workflow, "ping", "GET /health")
-    assert step["env"]["HEALTH_URL"] == "${{ vars.HEALTH_URL }}"
-    _Health.hits.clear()
-    env = {"PATH": os.environ["PATH"], "HEALTH_URL": health_server}  # trailing slash too
-    done = subprocess.run(
-        ["bash", "-e", "-c", step["run"]], env=env, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    assert _Health.hits == ["/health"]
+def test_no_keep_alive_workflow() -> None:
+    # The Render plan is starter, which does not sleep: nothing needs pinging to stay awake.
+    blueprint = yaml.safe_load((REPO_ROOT / "render.yaml").read_text())
+    assert {s["plan"] for s in blueprint["services"]} == {"starter"}
+    for path in WORKFLOW_FILES:
+        assert "/health" not in path.read_text(), f"{path.name} pings the service"
