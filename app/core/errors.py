@@ -13,7 +13,8 @@
     ├── AuthError                      401 not_authenticated
     │   └── Forbidden                  403 forbidden
     ├── RateLimited                    429 rate_limited
-    └── DataUnavailable                503 data_unavailable (no data can be had at all)
+    ├── DataUnavailable                503 data_unavailable (no data can be had at all)
+    └── Busy                           503 busy (no compute slot free in time; Retry-After)
 
 Routes contain no try/except: they raise these, and :func:`install_error_handlers`
 turns every one of them (plus FastAPI's validation errors and stray exceptions) into a JSON
@@ -125,6 +126,13 @@ class DataUnavailable(ServiceError):
 
     status_code = 503
     code = "data_unavailable"
+
+
+class Busy(ServiceError):
+    """Every compute slot stayed taken while the request waited; retry after Retry-After."""
+
+    status_code = 503
+    code = "busy"
 
 
 def error_body(
