@@ -4,6 +4,10 @@ and the capping rules (posted to ``/index/capping`` and stored in custom index d
 Requests refuse NaN and infinities (``allow_inf_nan=False``) and unknown fields, require
 positive prices, quantities and values, keep weights and factors in their ranges and bound
 every list (``max_length``), so a bad body is a 422 JSON error, never a 500.
+
+The limits keep the largest accepted request of each endpoint under 50 MB of memory (issue
+#12; ``scripts/bench_limits.py`` measures them, README "Limits" lists them); each field's
+description states its limit, so Swagger shows it.
 """
 
 from __future__ import annotations
@@ -13,9 +17,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 # --- limits --------------------------------------------------------------------------------
+#: Constituents of /index/value, weights (and labels) of /index/capping.
 MAX_CONSTITUENTS = 2_000
+#: Price levels per side of the order book of /analytics/impact-cost.
 MAX_BOOK_LEVELS = 500
-MAX_SERIES = 20_000
+#: Weights (and labels) of /analytics/concentration.
+MAX_WEIGHTS = 10_000
+#: Points per series (and dates per series) of /analytics/tracking-error: 40 years of days.
+MAX_SERIES = 10_000
+#: Longest rolling tracking-error window: ten years of trading days.
+MAX_ROLLING_WINDOW = 2_520
 MAX_RANK_CAPS = 50
 MAX_UNIVERSE = 500
 SEBI_TE_LIMIT = 0.02
@@ -74,7 +85,7 @@ class RankCapRule(StrictModel):
     rank_caps: list[Fraction] = Field(
         min_length=1,
         max_length=MAX_RANK_CAPS,
-        description="Caps for ranks 1, 2, ... (non-increasing).",
+        description=f"Caps for ranks 1, 2, ... (non-increasing); at most {MAX_RANK_CAPS:,}.",
     )
     rest_cap: Fraction | None = Field(
         None, description="Cap for ranks beyond the list; default the last rank cap."

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from app.auth.dependencies import AuthServiceDep, CurrentUser, oauth2_scheme
 from app.auth.service import Principal
+from app.core.compute import ComputeDep, ComputeRoute
 from app.core.deps import provide
 from app.core.schemas import error_responses
 from app.indices import custom_schemas as s
@@ -47,7 +48,12 @@ def _examples(examples: dict[str, ex.Example]) -> dict[str, Any]:
 
 # =========================================================================== index maths
 
-compute = APIRouter(tags=["index engineering"])
+compute = APIRouter(tags=["index engineering"], route_class=ComputeRoute)
+
+
+def _as_json(call: Callable[[Any], BaseModel], body: Any) -> bytes:
+    """``call(body)`` as JSON bytes (the response model, already built by ``call``)."""
+    return call(body).model_dump_json().encode()
 
 
 def _post(
@@ -62,22 +68,27 @@ def _post(
 
     The request and response models are ``call``'s annotations; the operation is named after
     the path (``/analytics/impact-cost`` -> ``analytics_impact_cost``), its 200 response shows
-    ``example`` and it documents the error ``codes`` besides 413, 422 and 429.
+    ``example`` and it documents the error ``codes`` besides 413, 422, 429 and 503. The body is
+    validated (limits included) before ``call`` runs, in a worker thread behind the app's
+    compute limiter (503 ``busy`` when no slot frees up in time); the thread also writes the
+    JSON, so the event loop only moves bytes.
     """
     hints = get_type_hints(call, include_extras=True)
     response_model = hints.pop("return")
     (request,) = hints.values()
 
-    async def endpoint(body: Any) -> Any:
-        return await run_in_threadpool(call, body)
+    async def endpoint(body: Any, limiter: ComputeDep) -> Any:
+        return Response(await limiter.run(_as_json, call, body), media_type="application/json")
 
     endpoint.__name__ = endpoint.__qualname__ = path.strip("/").replace("/", "_").replace("-", "_")
     endpoint.__doc__ = doc
     endpoint.__annotations__ = {
         "body": Annotated[request, Body(openapi_examples=_examples(examples))],
+        "limiter": ComputeDep,
         "return": response_model,
     }
-    responses = error_responses(*codes, 413, 422, 429)
+    responses = error_responses(*codes, 413, 422, 429, 503)
+    responses[503]["description"] = "Busy: no compute slot freed up in time; see Retry-After"
     responses[200] = {"content": {"application/json": {"example": example}}}
     compute.post(path, response_model=response_model, responses=responses)(endpoint)
 

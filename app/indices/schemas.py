@@ -16,7 +16,9 @@ from app.indices.custom_schemas import CustomIndexCreate
 from app.indices.fields import (
     MAX_BOOK_LEVELS,
     MAX_CONSTITUENTS,
+    MAX_ROLLING_WINDOW,
     MAX_SERIES,
+    MAX_WEIGHTS,
     SEBI_TE_LIMIT,
     CappingRule,
     Fraction,
@@ -64,7 +66,11 @@ class IndexConstituentIn(StrictModel):
 class IndexValueRequest(StrictModel):
     """Constituents and either a divisor or the base market value."""
 
-    constituents: list[IndexConstituentIn] = Field(min_length=1, max_length=MAX_CONSTITUENTS)
+    constituents: list[IndexConstituentIn] = Field(
+        min_length=1,
+        max_length=MAX_CONSTITUENTS,
+        description=f"The index members, 1 to {MAX_CONSTITUENTS:,}.",
+    )
     divisor: Positive | None = Field(
         None, description="Divisor D (I = M / D). Give this or base_market_value, not both."
     )
@@ -108,10 +114,13 @@ class CappingRequest(LabelledWeights):
     weights: list[Positive] = Field(
         min_length=1,
         max_length=MAX_CONSTITUENTS,
-        description="Uncapped weights or free-float market caps, > 0 (normalised to sum 1).",
+        description="Uncapped weights or free-float market caps, > 0 (normalised to sum 1); "
+        f"at most {MAX_CONSTITUENTS:,}.",
     )
     symbols: list[Symbol] | None = Field(
-        None, max_length=MAX_CONSTITUENTS, description="Optional labels, same length as weights."
+        None,
+        max_length=MAX_CONSTITUENTS,
+        description=f"Optional labels, same length as weights (at most {MAX_CONSTITUENTS:,}).",
     )
     rule: CappingRule
 
@@ -203,7 +212,10 @@ class SplitEvent(_EventBase):
     event: Literal["split_or_bonus"] = "split_or_bonus"
     price: Price = Field(description="Cum-event price.")
     shares: Quantity
-    ratio: Positive = Field(le=1000, description="Shares after per share before (1:1 bonus = 2).")
+    # Not ``Positive``: its own upper bound (1e15) would win over ``le`` here.
+    ratio: float = Field(
+        ge=1e-6, le=1_000, description="Shares after per share before (1:1 bonus = 2), <= 1,000."
+    )
 
 
 class RightsIssueEvent(_EventBase):
@@ -283,8 +295,16 @@ class DivisorResponse(BaseModel):
 class ConcentrationRequest(LabelledWeights):
     """Weights (or market caps) of a portfolio or index."""
 
-    weights: list[NonNegative] = Field(min_length=1, max_length=MAX_CONSTITUENTS * 5)
-    symbols: list[Symbol] | None = Field(None, max_length=MAX_CONSTITUENTS * 5)
+    weights: list[NonNegative] = Field(
+        min_length=1,
+        max_length=MAX_WEIGHTS,
+        description=f"Weights or market caps, >= 0; at most {MAX_WEIGHTS:,}.",
+    )
+    symbols: list[Symbol] | None = Field(
+        None,
+        max_length=MAX_WEIGHTS,
+        description=f"Optional labels, same length as weights (at most {MAX_WEIGHTS:,}).",
+    )
     normalise: bool = Field(
         True, description="Rescale to sum 1; when false the weights must already sum to 1."
     )
@@ -322,10 +342,14 @@ class ImpactCostRequest(StrictModel):
     """An order book (best level first) and an order given in shares or in INR."""
 
     bids: list[BookLevel] = Field(
-        min_length=1, max_length=MAX_BOOK_LEVELS, description="Best (highest) bid first."
+        min_length=1,
+        max_length=MAX_BOOK_LEVELS,
+        description=f"Best (highest) bid first; at most {MAX_BOOK_LEVELS:,} levels.",
     )
     asks: list[BookLevel] = Field(
-        min_length=1, max_length=MAX_BOOK_LEVELS, description="Best (lowest) ask first."
+        min_length=1,
+        max_length=MAX_BOOK_LEVELS,
+        description=f"Best (lowest) ask first; at most {MAX_BOOK_LEVELS:,} levels.",
     )
     side: Literal["buy", "sell"]
     quantity: Quantity | None = Field(None, description="Order size in shares.")
@@ -364,16 +388,27 @@ class TrackingErrorRequest(StrictModel):
     """Aligned portfolio and benchmark series (returns or prices) and the conventions."""
 
     portfolio: list[float | None] = Field(
-        min_length=2, max_length=MAX_SERIES, description="Null marks a missing value."
+        min_length=2,
+        max_length=MAX_SERIES,
+        description=f"Null marks a missing value; 2 to {MAX_SERIES:,} points.",
     )
-    benchmark: list[float | None] = Field(min_length=2, max_length=MAX_SERIES)
+    benchmark: list[float | None] = Field(
+        min_length=2,
+        max_length=MAX_SERIES,
+        description=f"Null marks a missing value; 2 to {MAX_SERIES:,} points.",
+    )
     portfolio_dates: list[dt.date] | None = Field(
         None,
         max_length=MAX_SERIES,
         description="Dates of the portfolio values (strictly increasing). With benchmark_dates, "
-        "the two series are inner-joined on date; without, they must already be aligned.",
+        "the two series are inner-joined on date; without, they must already be aligned. "
+        f"At most {MAX_SERIES:,}.",
     )
-    benchmark_dates: list[dt.date] | None = Field(None, max_length=MAX_SERIES)
+    benchmark_dates: list[dt.date] | None = Field(
+        None,
+        max_length=MAX_SERIES,
+        description=f"Dates of the benchmark values (strictly increasing); at most {MAX_SERIES:,}.",
+    )
     input: Literal["returns", "prices"] = Field(
         "returns", description="returns: simple periodic returns; prices: levels (> 0)."
     )
@@ -381,7 +416,11 @@ class TrackingErrorRequest(StrictModel):
     periods_per_year: float = Field(252.0, gt=0, le=10_000)
     centred: bool = Field(True, description="Standard deviation (true) or RMS (false).")
     rolling_window: int | None = Field(
-        None, ge=2, le=5_000, description="Also return the rolling TE (SEBI: 252 days)."
+        None,
+        ge=2,
+        le=MAX_ROLLING_WINDOW,
+        description="Also return the rolling TE (SEBI: 252 days); at most "
+        f"{MAX_ROLLING_WINDOW:,} (ten years).",
     )
     limit: Fraction = Field(SEBI_TE_LIMIT, description="TE limit to test against (SEBI: 2 %).")
 
