@@ -9,12 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from app.auth.security import Role
 from app.core import tables as _tables  # noqa: F401  (registers the tables)
 from app.core.db import Database
 from app.core.errors import Conflict, NotFound
+from app.core.supabase import parse_timestamp
 
 
 @dataclass(frozen=True)
@@ -67,15 +68,32 @@ class UserRepository(Protocol):
         ...
 
 
-def _user(row: sqlite3.Row) -> User:
+class Row(Protocol):
+    """A stored row: a ``sqlite3.Row`` or a PostgREST JSON object (the same columns)."""
+
+    def __getitem__(self, key: str) -> Any: ...
+
+
+def user_row(row: Row) -> User:
+    """A user from a row of either backend (timestamps as aware UTC datetimes)."""
     return User(
         id=int(row["id"]),
         username=str(row["username"]),
         role=cast(Role, row["role"]),
         client_id=None if row["client_id"] is None else int(row["client_id"]),
         password_hash=str(row["password_hash"]),
-        created_at=dt.datetime.fromisoformat(row["created_at"]),
+        created_at=parse_timestamp(row["created_at"]),
     )
+
+
+def client_not_found(client_id: int) -> NotFound:
+    """The error for a client id that does not exist (users and margin data alike)."""
+    return NotFound(f"Client {client_id} does not exist.", details={"client_id": client_id})
+
+
+def user_not_found(user_id: int) -> NotFound:
+    """The error for a user id that does not exist."""
+    return NotFound(f"User {user_id} does not exist.", details={"user_id": user_id})
 
 
 class SQLiteUserRepository:
@@ -84,21 +102,18 @@ class SQLiteUserRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    def _one(self, column: str, value: object) -> User | None:
+        query = f"SELECT * FROM users WHERE {column} = ?"
+        row = self.db.connection().execute(query, (value,)).fetchone()
+        return None if row is None else user_row(row)
+
     def get_by_username(self, username: str) -> User | None:
         """The user with this (lower-cased) username, or None."""
-        row = (
-            self.db.connection()
-            .execute("SELECT * FROM users WHERE username = ?", (username.lower(),))
-            .fetchone()
-        )
-        return None if row is None else _user(row)
+        return self._one("username", username.lower())
 
     def get(self, user_id: int) -> User | None:
         """The user with this id, or None."""
-        row = (
-            self.db.connection().execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
-        )
-        return None if row is None else _user(row)
+        return self._one("id", user_id)
 
     def list(self, *, limit: int, offset: int) -> tuple[int, list[User]]:
         """Total and one page of users by id."""
@@ -111,7 +126,7 @@ class SQLiteUserRepository:
             ).fetchall()
         finally:
             conn.execute("COMMIT")
-        return total, [_user(r) for r in rows]
+        return total, [user_row(r) for r in rows]
 
     def create(
         self, *, username: str, password_hash: str, role: Role, client_id: int | None
@@ -138,7 +153,7 @@ class SQLiteUserRepository:
         """Delete a user (NotFound when missing)."""
         with self.db.transaction() as conn:
             if conn.execute("DELETE FROM users WHERE id = ?", (user_id,)).rowcount == 0:
-                raise NotFound(f"User {user_id} does not exist.", details={"user_id": user_id})
+                raise user_not_found(user_id)
 
     def count_admins(self) -> int:
         """Number of admins."""
@@ -160,7 +175,7 @@ class SQLiteUserRepository:
             client_id is not None
             and conn.execute("SELECT 1 FROM clients WHERE id = ?", (client_id,)).fetchone() is None
         ):
-            raise NotFound(f"Client {client_id} does not exist.", details={"client_id": client_id})
+            raise client_not_found(client_id)
         now = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
         cur = conn.execute(
             "INSERT INTO users (username, password_hash, role, client_id, created_at) "
@@ -168,4 +183,4 @@ class SQLiteUserRepository:
             (name, password_hash, role, client_id, now),
         )
         row = conn.execute("SELECT * FROM users WHERE id = ?", (cur.lastrowid,)).fetchone()
-        return _user(row)
+        return user_row(row)

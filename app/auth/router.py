@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
@@ -75,13 +76,10 @@ class UserPage(BaseModel):
 
 
 def _user_out(user: User) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "username": user.username,
-        "role": user.role,
-        "client_id": user.client_id,
-        "created_at": user.created_at,
-    }
+    """API shape of a user: every field but the password hash."""
+    out = asdict(user)
+    del out["password_hash"]
+    return out
 
 
 @router.post(

@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 
-from app.auth.repository import User, UserRepository
+from app.auth.repository import User, UserRepository, user_not_found
 from app.auth.security import (
     AuthNotConfigured,
     Role,
@@ -24,7 +24,7 @@ from app.auth.security import (
     verify_password,
 )
 from app.auth.throttle import LoginThrottle
-from app.core.errors import AuthError, Conflict, Forbidden, InvalidInput, NotFound
+from app.core.errors import AuthError, Conflict, Forbidden, InvalidInput
 from app.core.logging import short
 
 logger = logging.getLogger(__name__)
@@ -75,34 +75,28 @@ class IssuedToken:
     client_id: int | None
 
 
+@dataclass(eq=False)
 class AuthService:
     """Issues and verifies tokens; creates users."""
 
-    def __init__(
-        self,
-        users: UserRepository,
-        throttle: LoginThrottle,
-        *,
-        secret: str | None,
-        expire_minutes: int,
-    ) -> None:
-        self.users = users
-        self.throttle = throttle
-        self._secret = secret
-        self.expire_minutes = expire_minutes
+    users: UserRepository
+    throttle: LoginThrottle
+    _: KW_ONLY
+    secret: str | None = field(repr=False)
+    expire_minutes: int
 
     @property
     def configured(self) -> bool:
         """True when a usable JWT secret is set."""
         try:
-            require_secret(self._secret)
+            require_secret(self.secret)
         except AuthNotConfigured:
             return False
         return True
 
     def login(self, username: str, password: str, *, ip: str) -> IssuedToken:
         """Check credentials (throttled per username+IP and per IP) and issue a token."""
-        secret = require_secret(self._secret)
+        secret = require_secret(self.secret)
         name = username.strip().lower()
         self.throttle.check(name, ip)
         user = self.users.get_by_username(name) if name else None
@@ -135,7 +129,7 @@ class AuthService:
 
     def authenticate(self, token: str | None) -> Principal:
         """The caller of a bearer token; :class:`AuthError` when it is missing or invalid."""
-        secret = require_secret(self._secret)
+        secret = require_secret(self.secret)
         if not token:
             raise AuthError(
                 "Not authenticated: send 'Authorization: Bearer <token>' with a token from "
@@ -174,7 +168,7 @@ class AuthService:
         """Delete a user; the last admin cannot be deleted."""
         user = self.users.get(user_id)
         if user is None:
-            raise NotFound(f"User {user_id} does not exist.", details={"user_id": user_id})
+            raise user_not_found(user_id)
         if user.role == "admin" and self.users.count_admins() <= 1:
             raise Conflict("The last admin cannot be deleted; create another admin first.")
         self.users.delete(user_id)

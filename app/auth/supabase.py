@@ -6,38 +6,27 @@ Same contract as :class:`app.auth.repository.SQLiteUserRepository`; failures bec
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
 from postgrest import APIError, CountMethod
 
-from app.auth.repository import User
+from app.auth.repository import User, client_not_found, user_not_found, user_row
 from app.auth.security import Role
-from app.core.errors import Conflict, InvalidInput, NotFound, ServiceError
-from app.core.supabase import SupabaseConnection, parse_timestamp
+from app.core.errors import Conflict, InvalidInput, ServiceError
+from app.core.supabase import SupabaseConnection
 from app.core.supabase import rows as _rows
 from app.core.supabase import strict_call as _call
 
 
-def _client_missing(client_id: int) -> Callable[[APIError], ServiceError]:
-    return lambda _: NotFound(
-        f"Client {client_id} does not exist.", details={"client_id": client_id}
-    )
+def client_missing(client_id: int) -> Callable[[APIError], ServiceError]:
+    """Error-map entry of a missing client (an RPC's ``MG404`` or a foreign-key violation)."""
+    return lambda _: client_not_found(client_id)
 
 
-def _invalid(exc: APIError) -> ServiceError:
+def invalid(exc: APIError) -> ServiceError:
+    """Error-map entry of input the database refused (a CHECK constraint or ``MG422``)."""
     return InvalidInput(f"Refused by the database: {exc.message}")
-
-
-def _user(row: Mapping[str, Any]) -> User:
-    return User(
-        id=int(row["id"]),
-        username=str(row["username"]),
-        role=cast(Role, row["role"]),
-        client_id=None if row["client_id"] is None else int(row["client_id"]),
-        password_hash=str(row["password_hash"]),
-        created_at=parse_timestamp(row["created_at"]),
-    )
 
 
 class SupabaseUserRepository:
@@ -53,7 +42,7 @@ class SupabaseUserRepository:
             lambda: self.client.table("users").select("*").eq(column, value).limit(1).execute(),
         )
         rows = _rows(response.data)
-        return _user(rows[0]) if rows else None
+        return user_row(rows[0]) if rows else None
 
     def get_by_username(self, username: str) -> User | None:
         """The user with this (lower-cased) username, or None."""
@@ -75,7 +64,7 @@ class SupabaseUserRepository:
                 .execute()
             ),
         )
-        return int(response.count or 0), [_user(r) for r in _rows(response.data)]
+        return int(response.count or 0), [user_row(r) for r in _rows(response.data)]
 
     def create(
         self, *, username: str, password_hash: str, role: Role, client_id: int | None
@@ -97,11 +86,11 @@ class SupabaseUserRepository:
             lambda: self.client.table("users").insert(row).execute(),
             {
                 "23505": taken,
-                "23503": _client_missing(client_id or 0),
-                "23514": _invalid,
+                "23503": client_missing(client_id or 0),
+                "23514": invalid,
             },
         )
-        return _user(_rows(response.data)[0])
+        return user_row(_rows(response.data)[0])
 
     def create_first_admin(self, *, username: str, password_hash: str) -> User | None:
         """Create an admin only when no admin exists yet (atomically); None when one does."""
@@ -111,7 +100,7 @@ class SupabaseUserRepository:
             lambda: self.client.rpc("margin_create_first_admin", params).execute(),
         )
         rows = _rows(response.data)
-        return _user(rows[0]) if rows else None
+        return user_row(rows[0]) if rows else None
 
     def set_password_hash(self, user_id: int, password_hash: str) -> None:
         """Replace a user's password hash (after a parameter upgrade)."""
@@ -132,7 +121,7 @@ class SupabaseUserRepository:
             lambda: self.client.table("users").delete().eq("id", user_id).execute(),
         )
         if not _rows(response.data):
-            raise NotFound(f"User {user_id} does not exist.", details={"user_id": user_id})
+            raise user_not_found(user_id)
 
     def count_admins(self) -> int:
         """Number of admins."""

@@ -43,14 +43,11 @@ class NewPosition:
     cost_basis: Decimal
 
 
-@dataclass(frozen=True)
-class Position:
+@dataclass(frozen=True, kw_only=True)
+class Position(NewPosition):
     """A stored long position of a client."""
 
     client_id: int
-    symbol: str
-    quantity: int
-    cost_basis: Decimal
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -79,18 +76,24 @@ class MarginRate:
     updated_by: str | None
 
 
-@dataclass(frozen=True)
-class MarginCheck:
-    """What the sweep found for one client (amounts rounded to paise)."""
+@dataclass(frozen=True, kw_only=True)
+class MarginFigures:
+    """The amounts of one margin check of a client, rounded to paise."""
 
-    client_id: int
-    checked_at: dt.datetime
     prices_as_of: dt.date | None
     portfolio_value: Decimal
     loan_amount: Decimal
     net_equity: Decimal
     margin_requirement: Decimal
     margin_shortfall: Decimal
+
+
+@dataclass(frozen=True, kw_only=True)
+class MarginCheck(MarginFigures):
+    """What the sweep found for one client."""
+
+    client_id: int
+    checked_at: dt.datetime
 
     @property
     def margin_call(self) -> bool:
@@ -98,20 +101,17 @@ class MarginCheck:
         return self.margin_shortfall > 0
 
 
-@dataclass(frozen=True)
-class MarginCall:
-    """A margin-call event: opened by a sweep that found a shortfall, resolved by a later one."""
+@dataclass(frozen=True, kw_only=True)
+class MarginCall(MarginFigures):
+    """A margin-call event: opened by a sweep that found a shortfall, resolved by a later one.
+
+    Its figures are those of the check that opened it; ``last_shortfall`` follows later checks.
+    """
 
     id: int
     client_id: int
     status: CallStatus
     triggered_at: dt.datetime
-    prices_as_of: dt.date | None
-    portfolio_value: Decimal
-    loan_amount: Decimal
-    net_equity: Decimal
-    margin_requirement: Decimal
-    margin_shortfall: Decimal
     last_checked_at: dt.datetime
     last_shortfall: Decimal
     resolved_at: dt.datetime | None

@@ -1,22 +1,27 @@
 """Storage of clients, positions, loan transactions, margin rates and margin calls.
 
-:class:`MarginRepository` is the port; :class:`SQLiteMarginRepository` stores in the
-embedded database (the default). Every method that changes more than one row does it in one
-transaction, and read-modify-write sequences (a loan transaction updates the balance and
-appends a ledger row) run under ``BEGIN IMMEDIATE``, so concurrent requests are serialised
-and no update is lost. Reads that span tables (:meth:`MarginRepository.portfolio`) run in one
-read transaction, so they never see half of a concurrent change. Symbols are stored already
-resolved against the universe; validation is the service's job.
+:class:`MarginRepository` is the port, with what its two adapters share: amounts in paise,
+positions as stored columns, the errors. :class:`SQLiteMarginRepository` stores in the
+embedded database (the default; :mod:`app.margin.supabase` is the other). Every method that
+changes more than one row does it in one transaction, and read-modify-write sequences (a loan
+transaction updates the balance and appends a ledger row) run under ``BEGIN IMMEDIATE``, so
+concurrent requests are serialised and no update is lost. Reads that span tables
+(:meth:`MarginRepository.portfolio`) run in one read transaction, so they never see half of a
+concurrent change. Symbols are stored already resolved against the universe; validation is the
+service's job.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
-from typing import Literal, Protocol
+from typing import Any, Literal
 
+from app.auth.repository import client_not_found
 from app.core import tables as _tables  # noqa: F401  (registers the tables)
 from app.core.db import Database
 from app.core.errors import Conflict, InvalidInput, NotFound
@@ -33,149 +38,71 @@ from app.margin.models import (
     Position,
     utc_now,
 )
-from app.margin.rows import client_row as _client
-from app.margin.rows import loan_row as _loan
-from app.margin.rows import margin_call_row as _call
-from app.margin.rows import position_row as _position
-from app.margin.rows import rate_row as _rate
+from app.margin.rows import (
+    client_row,
+    figures_columns,
+    loan_row,
+    margin_call_row,
+    position_columns,
+    position_row,
+    rate_row,
+)
 
 CheckOutcome = Literal["opened", "updated", "resolved", "none"]
+Columns = dict[str, Any]
 
 
-class MarginRepository(Protocol):
-    """Persistence port of the margin domain (money in and out as Decimal rupees)."""
+def position_not_held(client_id: int, symbol: str) -> NotFound:
+    """The error for a symbol the client does not hold."""
+    return NotFound(
+        f"Client {client_id} holds no {symbol}.",
+        details={"client_id": client_id, "symbol": symbol},
+    )
+
+
+def already_held(client_id: int, symbol: str) -> Conflict:
+    """The error for adding a symbol the client already holds."""
+    return Conflict(
+        f"Client {client_id} already holds {symbol}; change it with "
+        f"PATCH /clients/{client_id}/positions/{symbol}.",
+        details={"client_id": client_id, "symbol": symbol},
+    )
+
+
+def rate_not_found(symbol: str) -> NotFound:
+    """The error for a symbol without a rate override."""
+    return NotFound(f"No margin rate override for {symbol}.", details={"symbol": symbol})
+
+
+def overdrawn(paise: int, outstanding: Decimal | None) -> Conflict:
+    """The error for a repayment of ``paise`` above the ``outstanding`` loan."""
+    return Conflict(
+        f"A repayment of {from_paise(paise)} exceeds the outstanding loan of {outstanding}.",
+        details={"outstanding": str(outstanding)},
+    )
+
+
+def _positions_columns(positions: Sequence[NewPosition]) -> list[Columns]:
+    """The stored columns of positions (InvalidInput when a symbol appears twice)."""
+    seen: set[str] = set()
+    for p in positions:
+        if p.symbol in seen:
+            raise InvalidInput(
+                f"{p.symbol} appears twice; give each symbol once.", details={"symbol": p.symbol}
+            )
+        seen.add(p.symbol)
+    return [position_columns(p) for p in positions]
+
+
+class MarginRepository(ABC):
+    """Persistence port of the margin domain (money in and out as Decimal rupees).
+
+    An adapter implements the abstract methods, I/O only: a public one as documented, a
+    ``_``-prefixed one for the public method of the same name, which hands it the amounts in
+    paise and the positions as stored columns.
+    """
 
     backend: str
-
-    def create_client(
-        self,
-        *,
-        name: str,
-        loan_amount: Decimal,
-        positions: Sequence[NewPosition],
-        actor: str | None,
-    ) -> Client:
-        """Create a client with its opening loan (a draw) and positions, all or nothing."""
-        ...
-
-    def get_client(self, client_id: int) -> Client | None:
-        """A client, or None."""
-        ...
-
-    def list_clients(
-        self, *, limit: int, offset: int, only_id: int | None = None
-    ) -> tuple[int, list[Client]]:
-        """Total and one page of clients by id (only ``only_id`` when given)."""
-        ...
-
-    def client_ids(self) -> list[int]:
-        """Every client id, ascending."""
-        ...
-
-    def rename_client(self, client_id: int, name: str) -> Client:
-        """Change a client's name (NotFound when missing)."""
-        ...
-
-    def delete_client(self, client_id: int) -> None:
-        """Delete a client with its positions, ledger, users and margin calls."""
-        ...
-
-    def portfolio(self, client_id: int) -> tuple[Client, list[Position]] | None:
-        """A client and their positions read consistently, or None."""
-        ...
-
-    def list_positions(self, client_id: int) -> list[Position]:
-        """A client's positions by symbol (NotFound when the client is missing)."""
-        ...
-
-    def add_position(self, client_id: int, position: NewPosition) -> Position:
-        """Add a position (Conflict when the client already holds the symbol)."""
-        ...
-
-    def update_position(
-        self,
-        client_id: int,
-        symbol: str,
-        *,
-        quantity: int | None,
-        cost_basis: Decimal | None,
-    ) -> Position:
-        """Change quantity and/or cost basis of a held symbol."""
-        ...
-
-    def delete_position(self, client_id: int, symbol: str) -> None:
-        """Remove a held symbol (NotFound when not held)."""
-        ...
-
-    def replace_positions(self, client_id: int, positions: Sequence[NewPosition]) -> list[Position]:
-        """Replace the whole book of a client in one transaction."""
-        ...
-
-    def add_loan_transaction(
-        self,
-        client_id: int,
-        *,
-        kind: LoanType,
-        amount: Decimal,
-        note: str | None,
-        actor: str | None,
-    ) -> LoanTransaction:
-        """Record a draw or repayment and update the balance (Conflict on over-repayment)."""
-        ...
-
-    def list_loan_transactions(
-        self, client_id: int, *, limit: int, offset: int
-    ) -> tuple[int, list[LoanTransaction]]:
-        """Total and one page of a client's ledger, newest first."""
-        ...
-
-    def margin_rates(self) -> dict[str, Decimal]:
-        """Per-symbol rate overrides."""
-        ...
-
-    def list_margin_rates(self) -> list[MarginRate]:
-        """Per-symbol rate overrides with who set them."""
-        ...
-
-    def set_margin_rate(self, symbol: str, rate: Decimal, *, actor: str | None) -> MarginRate:
-        """Create or replace the override of a symbol."""
-        ...
-
-    def delete_margin_rate(self, symbol: str) -> None:
-        """Remove the override of a symbol (NotFound when none)."""
-        ...
-
-    def record_margin_check(self, check: MarginCheck) -> CheckOutcome:
-        """Open, update or resolve the client's margin call according to a sweep result."""
-        ...
-
-    def list_margin_calls(
-        self,
-        *,
-        status: CallStatus | None,
-        client_id: int | None,
-        limit: int,
-        offset: int,
-    ) -> tuple[int, list[MarginCall]]:
-        """Total and one page of margin-call events, newest first."""
-        ...
-
-
-def _ts(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
-
-
-def _client_missing(client_id: int) -> NotFound:
-    return NotFound(f"Client {client_id} does not exist.", details={"client_id": client_id})
-
-
-class SQLiteMarginRepository:
-    """:class:`MarginRepository` in the embedded SQLite database."""
-
-    backend = "sqlite"
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
 
     # --- clients ---------------------------------------------------------------------------
     def create_client(
@@ -187,101 +114,52 @@ class SQLiteMarginRepository:
         actor: str | None,
     ) -> Client:
         """Create a client with its opening loan (a draw) and positions, all or nothing."""
-        now = _ts(utc_now())
-        loan = to_paise(loan_amount)
-        _check_unique_symbols(positions)
-        with self.db.transaction() as conn:
-            cur = conn.execute(
-                "INSERT INTO clients (name, loan_paise, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?)",
-                (name, loan, now, now),
-            )
-            client_id = int(cur.lastrowid or 0)
-            if loan > 0:
-                conn.execute(
-                    "INSERT INTO loan_transactions (client_id, type, amount_paise, "
-                    "balance_after_paise, note, created_at, created_by) "
-                    "VALUES (?, 'draw', ?, ?, 'opening balance', ?, ?)",
-                    (client_id, loan, loan, now, actor),
-                )
-            self._insert_positions(conn, client_id, positions, now)
-            row = conn.execute("SELECT * FROM clients WHERE id = ?", (client_id,)).fetchone()
-        return _client(row)
+        loan_paise = to_paise(loan_amount)
+        return self._create_client(name, loan_paise, _positions_columns(positions), actor)
 
+    @abstractmethod
+    def _create_client(
+        self, name: str, loan_paise: int, positions: list[Columns], actor: str | None
+    ) -> Client:
+        """:meth:`create_client`: the opening draw only when ``loan_paise`` > 0."""
+
+    @abstractmethod
     def get_client(self, client_id: int) -> Client | None:
         """A client, or None."""
-        row = (
-            self.db.connection()
-            .execute("SELECT * FROM clients WHERE id = ?", (client_id,))
-            .fetchone()
-        )
-        return None if row is None else _client(row)
 
+    @abstractmethod
     def list_clients(
         self, *, limit: int, offset: int, only_id: int | None = None
     ) -> tuple[int, list[Client]]:
         """Total and one page of clients by id (only ``only_id`` when given)."""
-        where, params = ("WHERE id = ?", [only_id]) if only_id is not None else ("", [])
-        with self._read() as conn:
-            total = int(conn.execute(f"SELECT COUNT(*) FROM clients {where}", params).fetchone()[0])
-            rows = conn.execute(
-                f"SELECT * FROM clients {where} ORDER BY id LIMIT ? OFFSET ?",
-                [*params, limit, offset],
-            ).fetchall()
-        return total, [_client(r) for r in rows]
 
+    @abstractmethod
     def client_ids(self) -> list[int]:
         """Every client id, ascending."""
-        rows = self.db.connection().execute("SELECT id FROM clients ORDER BY id").fetchall()
-        return [int(r[0]) for r in rows]
 
+    @abstractmethod
     def rename_client(self, client_id: int, name: str) -> Client:
         """Change a client's name (NotFound when missing)."""
-        with self.db.transaction() as conn:
-            cur = conn.execute(
-                "UPDATE clients SET name = ?, updated_at = ? WHERE id = ?",
-                (name, _ts(utc_now()), client_id),
-            )
-            if cur.rowcount == 0:
-                raise _client_missing(client_id)
-            row = conn.execute("SELECT * FROM clients WHERE id = ?", (client_id,)).fetchone()
-        return _client(row)
 
+    @abstractmethod
     def delete_client(self, client_id: int) -> None:
         """Delete a client with its positions, ledger, users and margin calls."""
-        with self.db.transaction() as conn:
-            cur = conn.execute("DELETE FROM clients WHERE id = ?", (client_id,))
-            if cur.rowcount == 0:
-                raise _client_missing(client_id)
 
     # --- positions -------------------------------------------------------------------------
+    @abstractmethod
     def portfolio(self, client_id: int) -> tuple[Client, list[Position]] | None:
-        """A client and their positions read consistently, or None."""
-        with self._read() as conn:
-            row = conn.execute("SELECT * FROM clients WHERE id = ?", (client_id,)).fetchone()
-            if row is None:
-                return None
-            rows = conn.execute(
-                "SELECT * FROM positions WHERE client_id = ? ORDER BY symbol", (client_id,)
-            ).fetchall()
-        return _client(row), [_position(r) for r in rows]
+        """A client and their positions (by symbol) read consistently, or None."""
 
     def list_positions(self, client_id: int) -> list[Position]:
         """A client's positions by symbol (NotFound when the client is missing)."""
         found = self.portfolio(client_id)
         if found is None:
-            raise _client_missing(client_id)
+            raise client_not_found(client_id)
         return found[1]
 
+    @abstractmethod
     def add_position(self, client_id: int, position: NewPosition) -> Position:
         """Add a position (Conflict when the client already holds the symbol)."""
-        now = _ts(utc_now())
-        with self.db.transaction() as conn:
-            self._require_client(conn, client_id)
-            self._insert_positions(conn, client_id, [position], now)
-            self._touch(conn, client_id, now)
-            row = self._position_row(conn, client_id, position.symbol)
-        return _position(row)
 
     def update_position(
         self,
@@ -292,51 +170,26 @@ class SQLiteMarginRepository:
         cost_basis: Decimal | None,
     ) -> Position:
         """Change quantity and/or cost basis of a held symbol."""
-        now = _ts(utc_now())
-        with self.db.transaction() as conn:
-            self._require_client(conn, client_id)
-            sets = ["updated_at = ?"]
-            params: list[object] = [now]
-            if quantity is not None:
-                sets.append("quantity = ?")
-                params.append(quantity)
-            if cost_basis is not None:
-                sets.append("cost_basis_paise = ?")
-                params.append(to_paise(cost_basis))
-            cur = conn.execute(
-                f"UPDATE positions SET {', '.join(sets)} WHERE client_id = ? AND symbol = ?",
-                [*params, client_id, symbol],
-            )
-            if cur.rowcount == 0:
-                raise _position_missing(client_id, symbol)
-            self._touch(conn, client_id, now)
-            row = self._position_row(conn, client_id, symbol)
-        return _position(row)
+        cost_paise = None if cost_basis is None else to_paise(cost_basis)
+        return self._update_position(client_id, symbol, quantity, cost_paise)
 
+    @abstractmethod
+    def _update_position(
+        self, client_id: int, symbol: str, quantity: int | None, cost_paise: int | None
+    ) -> Position:
+        """:meth:`update_position` (None leaves a column as it is)."""
+
+    @abstractmethod
     def delete_position(self, client_id: int, symbol: str) -> None:
         """Remove a held symbol (NotFound when not held)."""
-        with self.db.transaction() as conn:
-            self._require_client(conn, client_id)
-            cur = conn.execute(
-                "DELETE FROM positions WHERE client_id = ? AND symbol = ?", (client_id, symbol)
-            )
-            if cur.rowcount == 0:
-                raise _position_missing(client_id, symbol)
-            self._touch(conn, client_id, _ts(utc_now()))
 
     def replace_positions(self, client_id: int, positions: Sequence[NewPosition]) -> list[Position]:
         """Replace the whole book of a client in one transaction."""
-        _check_unique_symbols(positions)
-        now = _ts(utc_now())
-        with self.db.transaction() as conn:
-            self._require_client(conn, client_id)
-            conn.execute("DELETE FROM positions WHERE client_id = ?", (client_id,))
-            self._insert_positions(conn, client_id, positions, now)
-            self._touch(conn, client_id, now)
-            rows = conn.execute(
-                "SELECT * FROM positions WHERE client_id = ? ORDER BY symbol", (client_id,)
-            ).fetchall()
-        return [_position(r) for r in rows]
+        return self._replace_positions(client_id, _positions_columns(positions))
+
+    @abstractmethod
+    def _replace_positions(self, client_id: int, positions: list[Columns]) -> list[Position]:
+        """:meth:`replace_positions`."""
 
     # --- loan ------------------------------------------------------------------------------
     def add_loan_transaction(
@@ -352,66 +205,280 @@ class SQLiteMarginRepository:
         paise = to_paise(amount)
         if paise <= 0:
             raise ValueError("amount must be positive")
-        now = _ts(utc_now())
-        with self.db.transaction() as conn:
-            row = conn.execute(
-                "SELECT loan_paise FROM clients WHERE id = ?", (client_id,)
-            ).fetchone()
-            if row is None:
-                raise _client_missing(client_id)
-            balance = int(row[0])
-            new_balance = balance + paise if kind == "draw" else balance - paise
-            if new_balance < 0:
-                raise Conflict(
-                    f"A repayment of {from_paise(paise)} exceeds the outstanding loan of "
-                    f"{from_paise(balance)}.",
-                    details={"outstanding": str(from_paise(balance))},
-                )
-            conn.execute(
-                "UPDATE clients SET loan_paise = ?, updated_at = ? WHERE id = ?",
-                (new_balance, now, client_id),
-            )
-            cur = conn.execute(
-                "INSERT INTO loan_transactions (client_id, type, amount_paise, "
-                "balance_after_paise, note, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (client_id, kind, paise, new_balance, note, now, actor),
-            )
-            txn = conn.execute(
-                "SELECT * FROM loan_transactions WHERE id = ?", (cur.lastrowid,)
-            ).fetchone()
-        return _loan(txn)
+        return self._add_loan_transaction(client_id, kind, paise, note, actor)
 
+    @abstractmethod
+    def _add_loan_transaction(
+        self, client_id: int, kind: LoanType, paise: int, note: str | None, actor: str | None
+    ) -> LoanTransaction:
+        """:meth:`add_loan_transaction` of ``paise`` > 0 (:func:`overdrawn` on over-repayment)."""
+
+    @abstractmethod
     def list_loan_transactions(
         self, client_id: int, *, limit: int, offset: int
     ) -> tuple[int, list[LoanTransaction]]:
         """Total and one page of a client's ledger, newest first."""
-        with self._read() as conn:
-            self._require_client(conn, client_id)
-            total = int(
-                conn.execute(
-                    "SELECT COUNT(*) FROM loan_transactions WHERE client_id = ?", (client_id,)
-                ).fetchone()[0]
-            )
-            rows = conn.execute(
-                "SELECT * FROM loan_transactions WHERE client_id = ? "
-                "ORDER BY id DESC LIMIT ? OFFSET ?",
-                (client_id, limit, offset),
-            ).fetchall()
-        return total, [_loan(r) for r in rows]
 
     # --- rates -----------------------------------------------------------------------------
     def margin_rates(self) -> dict[str, Decimal]:
         """Per-symbol rate overrides."""
-        rows = self.db.connection().execute("SELECT symbol, rate FROM margin_rates").fetchall()
-        return {str(r[0]): Decimal(str(r[1])) for r in rows}
+        return {r.symbol: r.rate for r in self.list_margin_rates()}
 
+    @abstractmethod
     def list_margin_rates(self) -> list[MarginRate]:
-        """Per-symbol rate overrides with who set them."""
-        rows = self.db.connection().execute("SELECT * FROM margin_rates ORDER BY symbol").fetchall()
-        return [_rate(r) for r in rows]
+        """Per-symbol rate overrides with who set them, by symbol."""
 
+    @abstractmethod
     def set_margin_rate(self, symbol: str, rate: Decimal, *, actor: str | None) -> MarginRate:
         """Create or replace the override of a symbol."""
+
+    @abstractmethod
+    def delete_margin_rate(self, symbol: str) -> None:
+        """Remove the override of a symbol (NotFound when none)."""
+
+    # --- margin calls ----------------------------------------------------------------------
+    @abstractmethod
+    def record_margin_check(self, check: MarginCheck) -> CheckOutcome:
+        """Open, update or resolve the client's margin call according to a sweep result."""
+
+    def list_margin_calls(
+        self,
+        *,
+        status: CallStatus | None,
+        client_id: int | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[int, list[MarginCall]]:
+        """Total and one page of margin-call events, newest first."""
+        filters = {"status": status, "client_id": client_id}
+        where = {column: value for column, value in filters.items() if value is not None}
+        return self._list_margin_calls(where, limit, offset)
+
+    @abstractmethod
+    def _list_margin_calls(
+        self, where: Columns, limit: int, offset: int
+    ) -> tuple[int, list[MarginCall]]:
+        """:meth:`list_margin_calls` of the calls whose columns equal ``where``."""
+
+
+# --- the embedded adapter ------------------------------------------------------------------
+def _ts(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def _select_client(conn: sqlite3.Connection, client_id: int) -> Any:
+    """The row of a client (a ``sqlite3.Row``), or None."""
+    return conn.execute("SELECT * FROM clients WHERE id = ?", (client_id,)).fetchone()
+
+
+def _insert(conn: sqlite3.Connection, table: str, columns: Columns) -> int:
+    """Insert one row; its rowid."""
+    names, marks = ", ".join(columns), ", ".join("?" * len(columns))
+    cur = conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(columns.values()))
+    return int(cur.lastrowid or 0)
+
+
+def _page(
+    conn: sqlite3.Connection,
+    table: str,
+    where: Mapping[str, object],
+    order: str,
+    limit: int,
+    offset: int,
+) -> tuple[int, list[sqlite3.Row]]:
+    """How many rows of ``table`` have the column values of ``where``, and one page of them."""
+    matching = " AND ".join(f"{column} = ?" for column in where)
+    source = f"FROM {table} WHERE {matching}" if where else f"FROM {table}"
+    params = list(where.values())
+    total = int(conn.execute(f"SELECT COUNT(*) {source}", params).fetchone()[0])
+    rows = conn.execute(
+        f"SELECT * {source} ORDER BY {order} LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    ).fetchall()
+    return total, rows
+
+
+def _ledger(
+    conn: sqlite3.Connection,
+    client_id: int,
+    kind: LoanType,
+    paise: int,
+    balance_after: int,
+    note: str | None,
+    at: str,
+    actor: str | None,
+) -> int:
+    """Append a loan transaction (of ``paise``, leaving ``balance_after``) to the ledger; its id."""
+    cur = conn.execute(
+        "INSERT INTO loan_transactions (client_id, type, amount_paise, balance_after_paise, "
+        "note, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (client_id, kind, paise, balance_after, note, at, actor),
+    )
+    return int(cur.lastrowid or 0)
+
+
+class SQLiteMarginRepository(MarginRepository):
+    """:class:`MarginRepository` in the embedded SQLite database."""
+
+    backend = "sqlite"
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """Read in one deferred transaction (a consistent snapshot)."""
+        conn = self.db.connection()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    # --- clients ---------------------------------------------------------------------------
+    def _create_client(
+        self, name: str, loan_paise: int, positions: list[Columns], actor: str | None
+    ) -> Client:
+        now = _ts(utc_now())
+        with self.db.transaction() as conn:
+            client = {"name": name, "loan_paise": loan_paise, "created_at": now, "updated_at": now}
+            client_id = _insert(conn, "clients", client)
+            if loan_paise > 0:
+                _ledger(
+                    conn, client_id, "draw", loan_paise, loan_paise, "opening balance", now, actor
+                )
+            self._insert_positions(conn, client_id, positions, now)
+            row = _select_client(conn, client_id)
+        return client_row(row)
+
+    def get_client(self, client_id: int) -> Client | None:
+        row = _select_client(self.db.connection(), client_id)
+        return None if row is None else client_row(row)
+
+    def list_clients(
+        self, *, limit: int, offset: int, only_id: int | None = None
+    ) -> tuple[int, list[Client]]:
+        where = {} if only_id is None else {"id": only_id}
+        with self._read() as conn:
+            total, rows = _page(conn, "clients", where, "id", limit, offset)
+        return total, [client_row(r) for r in rows]
+
+    def client_ids(self) -> list[int]:
+        rows = self.db.connection().execute("SELECT id FROM clients ORDER BY id").fetchall()
+        return [int(r[0]) for r in rows]
+
+    def rename_client(self, client_id: int, name: str) -> Client:
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE clients SET name = ?, updated_at = ? WHERE id = ?",
+                (name, _ts(utc_now()), client_id),
+            )
+            if cur.rowcount == 0:
+                raise client_not_found(client_id)
+            row = _select_client(conn, client_id)
+        return client_row(row)
+
+    def delete_client(self, client_id: int) -> None:
+        if not self._delete("clients", "id", client_id):
+            raise client_not_found(client_id)
+
+    # --- positions -------------------------------------------------------------------------
+    def portfolio(self, client_id: int) -> tuple[Client, list[Position]] | None:
+        with self._read() as conn:
+            row = _select_client(conn, client_id)
+            if row is None:
+                return None
+            rows = conn.execute(
+                "SELECT * FROM positions WHERE client_id = ? ORDER BY symbol", (client_id,)
+            ).fetchall()
+        return client_row(row), [position_row(r) for r in rows]
+
+    def add_position(self, client_id: int, position: NewPosition) -> Position:
+        now = _ts(utc_now())
+        with self.db.transaction() as conn:
+            self._require_client(conn, client_id)
+            self._insert_positions(conn, client_id, [position_columns(position)], now)
+            self._touch(conn, client_id, now)
+            row = self._position_row(conn, client_id, position.symbol)
+        return position_row(row)
+
+    def _update_position(
+        self, client_id: int, symbol: str, quantity: int | None, cost_paise: int | None
+    ) -> Position:
+        now = _ts(utc_now())
+        changes = {"quantity": quantity, "cost_basis_paise": cost_paise}
+        sets = {"updated_at": now, **{k: v for k, v in changes.items() if v is not None}}
+        with self.db.transaction() as conn:
+            self._require_client(conn, client_id)
+            cur = conn.execute(
+                f"UPDATE positions SET {', '.join(f'{k} = ?' for k in sets)} "
+                "WHERE client_id = ? AND symbol = ?",
+                [*sets.values(), client_id, symbol],
+            )
+            if cur.rowcount == 0:
+                raise position_not_held(client_id, symbol)
+            self._touch(conn, client_id, now)
+            row = self._position_row(conn, client_id, symbol)
+        return position_row(row)
+
+    def delete_position(self, client_id: int, symbol: str) -> None:
+        with self.db.transaction() as conn:
+            self._require_client(conn, client_id)
+            cur = conn.execute(
+                "DELETE FROM positions WHERE client_id = ? AND symbol = ?", (client_id, symbol)
+            )
+            if cur.rowcount == 0:
+                raise position_not_held(client_id, symbol)
+            self._touch(conn, client_id, _ts(utc_now()))
+
+    def _replace_positions(self, client_id: int, positions: list[Columns]) -> list[Position]:
+        now = _ts(utc_now())
+        with self.db.transaction() as conn:
+            self._require_client(conn, client_id)
+            conn.execute("DELETE FROM positions WHERE client_id = ?", (client_id,))
+            self._insert_positions(conn, client_id, positions, now)
+            self._touch(conn, client_id, now)
+            rows = conn.execute(
+                "SELECT * FROM positions WHERE client_id = ? ORDER BY symbol", (client_id,)
+            ).fetchall()
+        return [position_row(r) for r in rows]
+
+    # --- loan ------------------------------------------------------------------------------
+    def _add_loan_transaction(
+        self, client_id: int, kind: LoanType, paise: int, note: str | None, actor: str | None
+    ) -> LoanTransaction:
+        now = _ts(utc_now())
+        with self.db.transaction() as conn:
+            row = _select_client(conn, client_id)
+            if row is None:
+                raise client_not_found(client_id)
+            balance = int(row["loan_paise"])
+            new_balance = balance + paise if kind == "draw" else balance - paise
+            if new_balance < 0:
+                raise overdrawn(paise, from_paise(balance))
+            conn.execute(
+                "UPDATE clients SET loan_paise = ?, updated_at = ? WHERE id = ?",
+                (new_balance, now, client_id),
+            )
+            txn_id = _ledger(conn, client_id, kind, paise, new_balance, note, now, actor)
+            txn = conn.execute("SELECT * FROM loan_transactions WHERE id = ?", (txn_id,)).fetchone()
+        return loan_row(txn)
+
+    def list_loan_transactions(
+        self, client_id: int, *, limit: int, offset: int
+    ) -> tuple[int, list[LoanTransaction]]:
+        with self._read() as conn:
+            self._require_client(conn, client_id)
+            where = {"client_id": client_id}
+            total, rows = _page(conn, "loan_transactions", where, "id DESC", limit, offset)
+        return total, [loan_row(r) for r in rows]
+
+    # --- rates -----------------------------------------------------------------------------
+    def list_margin_rates(self) -> list[MarginRate]:
+        rows = self.db.connection().execute("SELECT * FROM margin_rates ORDER BY symbol").fetchall()
+        return [rate_row(r) for r in rows]
+
+    def set_margin_rate(self, symbol: str, rate: Decimal, *, actor: str | None) -> MarginRate:
         with self.db.transaction() as conn:
             conn.execute(
                 "INSERT INTO margin_rates (symbol, rate, updated_at, updated_by) "
@@ -420,30 +487,23 @@ class SQLiteMarginRepository:
                 (symbol, str(rate), _ts(utc_now()), actor),
             )
             row = conn.execute("SELECT * FROM margin_rates WHERE symbol = ?", (symbol,)).fetchone()
-        return _rate(row)
+        return rate_row(row)
 
     def delete_margin_rate(self, symbol: str) -> None:
-        """Remove the override of a symbol (NotFound when none)."""
-        with self.db.transaction() as conn:
-            cur = conn.execute("DELETE FROM margin_rates WHERE symbol = ?", (symbol,))
-            if cur.rowcount == 0:
-                raise NotFound(f"No margin rate override for {symbol}.", details={"symbol": symbol})
+        if not self._delete("margin_rates", "symbol", symbol):
+            raise rate_not_found(symbol)
 
     # --- margin calls ----------------------------------------------------------------------
     def record_margin_check(self, check: MarginCheck) -> CheckOutcome:
-        """Open, update or resolve the client's margin call according to a sweep result."""
         at = _ts(check.checked_at)
+        shortfall = to_paise(check.margin_shortfall)
         with self.db.transaction() as conn:
-            if (
-                conn.execute("SELECT 1 FROM clients WHERE id = ?", (check.client_id,)).fetchone()
-                is None
-            ):
+            if _select_client(conn, check.client_id) is None:
                 return "none"  # deleted while the sweep ran
             open_row = conn.execute(
                 "SELECT id FROM margin_calls WHERE client_id = ? AND status = 'open'",
                 (check.client_id,),
             ).fetchone()
-            shortfall = to_paise(check.margin_shortfall)
             if open_row is not None:
                 if check.margin_call:
                     conn.execute(
@@ -460,63 +520,35 @@ class SQLiteMarginRepository:
                 return "resolved"
             if not check.margin_call:
                 return "none"
-            conn.execute(
-                "INSERT INTO margin_calls (client_id, status, triggered_at, prices_as_of, "
-                "portfolio_value_paise, loan_paise, net_equity_paise, requirement_paise, "
-                "shortfall_paise, last_checked_at, last_shortfall_paise) "
-                "VALUES (?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    check.client_id,
-                    at,
-                    check.prices_as_of.isoformat() if check.prices_as_of else None,
-                    to_paise(check.portfolio_value),
-                    to_paise(check.loan_amount),
-                    to_paise(check.net_equity),
-                    to_paise(check.margin_requirement),
-                    shortfall,
-                    at,
-                    shortfall,
-                ),
-            )
+            call = {
+                "client_id": check.client_id,
+                "status": "open",
+                "triggered_at": at,
+                **figures_columns(check),
+                "last_checked_at": at,
+                "last_shortfall_paise": shortfall,
+            }
+            _insert(conn, "margin_calls", call)
             return "opened"
 
-    def list_margin_calls(
-        self,
-        *,
-        status: CallStatus | None,
-        client_id: int | None,
-        limit: int,
-        offset: int,
+    def _list_margin_calls(
+        self, where: Columns, limit: int, offset: int
     ) -> tuple[int, list[MarginCall]]:
-        """Total and one page of margin-call events, newest first."""
-        clauses: list[str] = []
-        params: list[object] = []
-        if status is not None:
-            clauses.append("status = ?")
-            params.append(status)
-        if client_id is not None:
-            clauses.append("client_id = ?")
-            params.append(client_id)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        order = "triggered_at DESC, id DESC"
         with self._read() as conn:
-            total = int(
-                conn.execute(f"SELECT COUNT(*) FROM margin_calls {where}", params).fetchone()[0]
-            )
-            rows = conn.execute(
-                f"SELECT * FROM margin_calls {where} ORDER BY triggered_at DESC, id DESC "
-                "LIMIT ? OFFSET ?",
-                [*params, limit, offset],
-            ).fetchall()
-        return total, [_call(r) for r in rows]
+            total, rows = _page(conn, "margin_calls", where, order, limit, offset)
+        return total, [margin_call_row(r) for r in rows]
 
     # --- helpers ---------------------------------------------------------------------------
-    def _read(self) -> _ReadTransaction:
-        return _ReadTransaction(self.db.connection())
+    def _delete(self, table: str, column: str, value: object) -> bool:
+        """Delete the rows of ``table`` whose ``column`` is ``value``; whether there were any."""
+        with self.db.transaction() as conn:
+            return conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (value,)).rowcount > 0
 
     @staticmethod
     def _require_client(conn: sqlite3.Connection, client_id: int) -> None:
-        if conn.execute("SELECT 1 FROM clients WHERE id = ?", (client_id,)).fetchone() is None:
-            raise _client_missing(client_id)
+        if _select_client(conn, client_id) is None:
+            raise client_not_found(client_id)
 
     @staticmethod
     def _touch(conn: sqlite3.Connection, client_id: int, now: str) -> None:
@@ -531,55 +563,13 @@ class SQLiteMarginRepository:
 
     @staticmethod
     def _insert_positions(
-        conn: sqlite3.Connection,
-        client_id: int,
-        positions: Sequence[NewPosition],
-        now: str,
+        conn: sqlite3.Connection, client_id: int, positions: list[Columns], now: str
     ) -> None:
-        for p in positions:
+        for columns in positions:
+            row = {"client_id": client_id, **columns, "created_at": now, "updated_at": now}
             try:
-                conn.execute(
-                    "INSERT INTO positions (client_id, symbol, quantity, cost_basis_paise, "
-                    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (client_id, p.symbol, p.quantity, to_paise(p.cost_basis), now, now),
-                )
+                _insert(conn, "positions", row)
             except sqlite3.IntegrityError as exc:
                 if "UNIQUE" not in str(exc) and "PRIMARY KEY" not in str(exc):
                     raise
-                raise Conflict(
-                    f"Client {client_id} already holds {p.symbol}; change it with "
-                    f"PATCH /clients/{client_id}/positions/{p.symbol}.",
-                    details={"client_id": client_id, "symbol": p.symbol},
-                ) from exc
-
-
-class _ReadTransaction:
-    """``with`` block reading in one deferred transaction (a consistent snapshot)."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN")
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        self.conn.execute("COMMIT")
-
-
-def _position_missing(client_id: int, symbol: str) -> NotFound:
-    return NotFound(
-        f"Client {client_id} holds no {symbol}.",
-        details={"client_id": client_id, "symbol": symbol},
-    )
-
-
-def _check_unique_symbols(positions: Sequence[NewPosition]) -> None:
-    seen: set[str] = set()
-    for p in positions:
-        if p.symbol in seen:
-            raise InvalidInput(
-                f"{p.symbol} appears twice; give each symbol once.",
-                details={"symbol": p.symbol},
-            )
-        seen.add(p.symbol)
+                raise already_held(client_id, columns["symbol"]) from exc

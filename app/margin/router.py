@@ -8,18 +8,19 @@ sent and returned as decimal strings in rupees with at most two decimals (paise)
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.types import DecoratedCallable
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.dependencies import AdminUser, CurrentUser, ReadableClientId
 from app.core.deps import provide
 from app.core.schemas import error_responses
-from app.margin.service import MarginService, PositionInput
+from app.margin.service import LoanInput, MarginService, PositionInput
 
 router = APIRouter(tags=["margin"])
 
@@ -48,6 +49,17 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 _READ_ERRORS = error_responses(401, 403, 404, 409, 422, 429, 503)
 _WRITE_ERRORS = error_responses(401, 403, 404, 409, 422, 429, 503)
+_ADMIN_LIST_ERRORS = error_responses(401, 403, 422, 429, 503)
+
+
+def _create(path: str, response_model: Any) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """A POST route answering 201 Created with what ``response_model`` describes."""
+    return router.post(
+        path,
+        response_model=response_model,
+        status_code=status.HTTP_201_CREATED,
+        responses=_WRITE_ERRORS,
+    )
 
 
 # --- schemas --------------------------------------------------------------------------------
@@ -136,6 +148,10 @@ class LoanTransactionIn(BaseModel):
     type: Literal["draw", "repay"] = Field(examples=["repay"])
     amount: PositiveMoney = Field(examples=["2500.00"])
     note: str | None = Field(None, max_length=500, examples=["cheque 000123"])
+
+    def as_input(self) -> LoanInput:
+        """The service's input record."""
+        return LoanInput(self.type, self.amount, self.note)
 
 
 class LoanTransactionOut(BaseModel):
@@ -315,12 +331,7 @@ class MarginCallPage(BaseModel):
 
 
 # --- clients --------------------------------------------------------------------------------
-@router.post(
-    "/clients",
-    response_model=ClientDetail,
-    status_code=status.HTTP_201_CREATED,
-    responses=_WRITE_ERRORS,
-)
+@_create("/clients", ClientDetail)
 async def create_client(body: ClientCreate, admin: AdminUser, service: MarginServiceDep) -> Any:
     """Create a client with an opening loan and positions, all in one transaction (admin)."""
     return await run_in_threadpool(
@@ -374,12 +385,7 @@ async def list_positions(client_id: ReadableClientId, service: MarginServiceDep)
     return await run_in_threadpool(service.list_positions, client_id)
 
 
-@router.post(
-    "/clients/{client_id}/positions",
-    response_model=PositionOut,
-    status_code=status.HTTP_201_CREATED,
-    responses=_WRITE_ERRORS,
-)
+@_create("/clients/{client_id}/positions", PositionOut)
 async def add_position(
     client_id: ClientIdPath, body: PositionIn, admin: AdminUser, service: MarginServiceDep
 ) -> Any:
@@ -451,12 +457,7 @@ async def loan_ledger(
     return await run_in_threadpool(service.loan_ledger, client_id, limit=limit, offset=offset)
 
 
-@router.post(
-    "/clients/{client_id}/loan/transactions",
-    response_model=LoanTransactionOut,
-    status_code=status.HTTP_201_CREATED,
-    responses=_WRITE_ERRORS,
-)
+@_create("/clients/{client_id}/loan/transactions", LoanTransactionOut)
 async def add_loan_transaction(
     client_id: ClientIdPath,
     body: LoanTransactionIn,
@@ -465,12 +466,7 @@ async def add_loan_transaction(
 ) -> Any:
     """Draw or repay loan money; a repayment above the outstanding loan is refused (admin)."""
     return await run_in_threadpool(
-        service.loan_transaction,
-        client_id,
-        kind=body.type,
-        amount=body.amount,
-        note=body.note,
-        actor=admin.username,
+        service.loan_transaction, client_id, body.as_input(), actor=admin.username
     )
 
 
@@ -497,11 +493,7 @@ async def delete_rate(symbol: SymbolPath, admin: AdminUser, service: MarginServi
     await run_in_threadpool(service.delete_rate, symbol)
 
 
-@router.get(
-    "/margin/calls",
-    response_model=MarginCallPage,
-    responses=error_responses(401, 403, 422, 429, 503),
-)
+@router.get("/margin/calls", response_model=MarginCallPage, responses=_ADMIN_LIST_ERRORS)
 async def list_margin_calls(
     admin: AdminUser,
     service: MarginServiceDep,
@@ -513,14 +505,9 @@ async def list_margin_calls(
     offset: Offset = 0,
 ) -> dict[str, Any]:
     """Margin-call events recorded by the sweep, newest first (admin)."""
-    total, calls = await run_in_threadpool(
-        service.repo.list_margin_calls,
-        status=status_filter,
-        client_id=client_id,
-        limit=limit,
-        offset=offset,
+    return await run_in_threadpool(
+        service.margin_calls, status=status_filter, client_id=client_id, limit=limit, offset=offset
     )
-    return {"total": total, "limit": limit, "offset": offset, "items": [asdict(c) for c in calls]}
 
 
 @router.get("/margin/{client_id}", response_model=MarginReport, responses=_READ_ERRORS)

@@ -1,7 +1,8 @@
-"""Row -> model mapping shared by the SQLite and Supabase margin repositories.
+"""Model <-> row mapping shared by the SQLite and Supabase margin repositories.
 
 Both backends store the same columns (money as integer paise, timestamps as ISO 8601), so one
-set of functions reads a ``sqlite3.Row`` and a PostgREST JSON object alike.
+set of functions reads a ``sqlite3.Row`` and a PostgREST JSON object alike, and one set builds
+the columns both of them write.
 """
 
 from __future__ import annotations
@@ -10,30 +11,34 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any, Protocol, cast
 
-from app.core.money import from_paise
+from app.core.money import from_paise, to_paise
+from app.core.supabase import parse_timestamp
 from app.margin.models import (
     CallStatus,
     Client,
     LoanTransaction,
     LoanType,
     MarginCall,
+    MarginFigures,
     MarginRate,
+    NewPosition,
     Position,
 )
+
+_FIGURE_COLUMNS = {
+    "portfolio_value": "portfolio_value_paise",
+    "loan_amount": "loan_paise",
+    "net_equity": "net_equity_paise",
+    "margin_requirement": "requirement_paise",
+    "margin_shortfall": "shortfall_paise",
+}
+"""The paise column of each amount of :class:`MarginFigures`."""
 
 
 class Row(Protocol):
     """What the mappers need of a row: lookup by column name."""
 
     def __getitem__(self, key: str) -> Any: ...
-
-
-def parse_timestamp(value: str) -> dt.datetime:
-    """An ISO 8601 timestamp as an aware UTC datetime (naive ones are taken as UTC)."""
-    parsed = dt.datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
 
 
 def to_decimal(value: Any) -> Decimal:
@@ -64,6 +69,15 @@ def position_row(row: Row) -> Position:
     )
 
 
+def position_columns(position: NewPosition) -> dict[str, Any]:
+    """The stored columns of a position to store (but its client and timestamps)."""
+    return {
+        "symbol": position.symbol,
+        "quantity": position.quantity,
+        "cost_basis_paise": to_paise(position.cost_basis),
+    }
+
+
 def loan_row(row: Row) -> LoanTransaction:
     """A loan draw or repayment."""
     return LoanTransaction(
@@ -88,20 +102,24 @@ def rate_row(row: Row) -> MarginRate:
     )
 
 
+def figures_columns(figures: MarginFigures) -> dict[str, Any]:
+    """The stored columns of the amounts of a margin check."""
+    prices_as_of = figures.prices_as_of.isoformat() if figures.prices_as_of else None
+    amounts = {column: to_paise(getattr(figures, name)) for name, column in _FIGURE_COLUMNS.items()}
+    return {"prices_as_of": prices_as_of, **amounts}
+
+
 def margin_call_row(row: Row) -> MarginCall:
     """A margin-call event."""
+    amounts = {name: from_paise(int(row[column])) for name, column in _FIGURE_COLUMNS.items()}
     return MarginCall(
         id=int(row["id"]),
         client_id=int(row["client_id"]),
         status=cast(CallStatus, row["status"]),
         triggered_at=parse_timestamp(row["triggered_at"]),
         prices_as_of=dt.date.fromisoformat(row["prices_as_of"]) if row["prices_as_of"] else None,
-        portfolio_value=from_paise(int(row["portfolio_value_paise"])),
-        loan_amount=from_paise(int(row["loan_paise"])),
-        net_equity=from_paise(int(row["net_equity_paise"])),
-        margin_requirement=from_paise(int(row["requirement_paise"])),
-        margin_shortfall=from_paise(int(row["shortfall_paise"])),
         last_checked_at=parse_timestamp(row["last_checked_at"]),
         last_shortfall=from_paise(int(row["last_shortfall_paise"])),
         resolved_at=parse_timestamp(row["resolved_at"]) if row["resolved_at"] else None,
+        **amounts,
     )

@@ -34,19 +34,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
 from app.analytics.margin import ELM_WINDOW, margin_summary, nse_var_rate
+from app.auth.repository import client_not_found
 from app.core.errors import InvalidInput, NotFound, UnknownTicker
 from app.core.money import round_rate, to_paise
 from app.margin.models import (
+    CallStatus,
     Client,
-    LoanTransaction,
     LoanType,
     MarginCheck,
-    MarginRate,
     NewPosition,
     Position,
     utc_now,
@@ -70,6 +70,15 @@ class PositionInput:
     symbol: str
     quantity: int
     cost_basis: Decimal
+
+
+@dataclass(frozen=True)
+class LoanInput:
+    """A loan transaction as given by a caller: a draw or a repayment of ``amount``."""
+
+    kind: LoanType
+    amount: Decimal
+    note: str | None
 
 
 def _check_money(name: str, amount: Decimal, *, positive: bool) -> None:
@@ -155,8 +164,14 @@ class MarginService:
     def _client(self, client_id: int) -> Client:
         client = self.repo.get_client(client_id)
         if client is None:
-            raise NotFound(f"Client {client_id} does not exist.", details={"client_id": client_id})
+            raise client_not_found(client_id)
         return client
+
+    def _portfolio(self, client_id: int) -> tuple[Client, list[Position]]:
+        found = self.repo.portfolio(client_id)
+        if found is None:
+            raise client_not_found(client_id)
+        return found
 
     # --- clients ---------------------------------------------------------------------------
     def create_client(
@@ -177,11 +192,8 @@ class MarginService:
 
     def client_detail(self, client_id: int) -> dict[str, Any]:
         """A client with their loan and positions."""
-        found = self.repo.portfolio(client_id)
-        if found is None:
-            raise NotFound(f"Client {client_id} does not exist.", details={"client_id": client_id})
-        client, positions = found
-        return {**client_dict(client), "positions": [position_dict(p) for p in positions]}
+        client, positions = self._portfolio(client_id)
+        return {**asdict(client), "positions": [asdict(p) for p in positions]}
 
     def list_clients(self, *, limit: int, offset: int, only_id: int | None) -> dict[str, Any]:
         """One page of clients (a client user sees only their own)."""
@@ -190,7 +202,7 @@ class MarginService:
             "total": total,
             "limit": limit,
             "offset": offset,
-            "items": [client_dict(c) for c in clients],
+            "items": [asdict(c) for c in clients],
         }
 
     def rename_client(self, client_id: int, name: str) -> dict[str, Any]:
@@ -205,19 +217,19 @@ class MarginService:
     # --- positions -------------------------------------------------------------------------
     def list_positions(self, client_id: int) -> list[dict[str, Any]]:
         """A client's positions."""
-        return [position_dict(p) for p in self.repo.list_positions(client_id)]
+        return [asdict(p) for p in self.repo.list_positions(client_id)]
 
     def add_position(self, client_id: int, item: PositionInput) -> dict[str, Any]:
         """Add a position in a universe symbol."""
         (new,) = self._new_positions([item])
-        return position_dict(self.repo.add_position(client_id, new))
+        return asdict(self.repo.add_position(client_id, new))
 
     def replace_positions(
         self, client_id: int, items: Sequence[PositionInput]
     ) -> list[dict[str, Any]]:
         """Replace all positions of a client at once (all validated before anything changes)."""
         new = self._new_positions(items, field="[{i}].symbol")
-        return [position_dict(p) for p in self.repo.replace_positions(client_id, new)]
+        return [asdict(p) for p in self.repo.replace_positions(client_id, new)]
 
     def update_position(
         self,
@@ -238,7 +250,7 @@ class MarginService:
         position = self.repo.update_position(
             client_id, symbol, quantity=quantity, cost_basis=cost_basis
         )
-        return position_dict(position)
+        return asdict(position)
 
     def delete_position(self, client_id: int, raw_symbol: str) -> None:
         """Remove a held symbol."""
@@ -246,20 +258,14 @@ class MarginService:
 
     # --- loan ------------------------------------------------------------------------------
     def loan_transaction(
-        self,
-        client_id: int,
-        *,
-        kind: LoanType,
-        amount: Decimal,
-        note: str | None,
-        actor: str | None,
+        self, client_id: int, item: LoanInput, *, actor: str | None
     ) -> dict[str, Any]:
         """Draw (increase) or repay (decrease) the loan; refuses to repay more than is owed."""
-        _check_money("amount", amount, positive=True)
+        _check_money("amount", item.amount, positive=True)
         txn = self.repo.add_loan_transaction(
-            client_id, kind=kind, amount=amount, note=note, actor=actor
+            client_id, kind=item.kind, amount=item.amount, note=item.note, actor=actor
         )
-        return loan_dict(txn)
+        return asdict(txn)
 
     def loan_ledger(self, client_id: int, *, limit: int, offset: int) -> dict[str, Any]:
         """The loan balance and one page of the ledger, newest first."""
@@ -271,7 +277,7 @@ class MarginService:
             "total": total,
             "limit": limit,
             "offset": offset,
-            "items": [loan_dict(t) for t in txns],
+            "items": [asdict(t) for t in txns],
         }
 
     # --- rates -----------------------------------------------------------------------------
@@ -279,7 +285,7 @@ class MarginService:
         """The default rate and every per-symbol override."""
         return {
             "default_rate": self.default_rate,
-            "overrides": [rate_dict(r) for r in self.repo.list_margin_rates()],
+            "overrides": [asdict(r) for r in self.repo.list_margin_rates()],
         }
 
     def set_rate(self, raw_symbol: str, rate: Decimal, *, actor: str | None) -> dict[str, Any]:
@@ -289,7 +295,7 @@ class MarginService:
         if round_rate(rate) != rate:
             raise InvalidInput("rate has more than four decimal places.")
         symbol = self.resolve_symbol(raw_symbol)
-        return rate_dict(self.repo.set_margin_rate(symbol, rate, actor=actor))
+        return asdict(self.repo.set_margin_rate(symbol, rate, actor=actor))
 
     def delete_rate(self, raw_symbol: str) -> None:
         """Remove a per-symbol override (the default applies again)."""
@@ -323,10 +329,7 @@ class MarginService:
 
     def margin(self, client_id: int, *, rate_model: RateModel = "maintenance") -> dict[str, Any]:
         """The margin report of a client at the last traded closes (reads only)."""
-        found = self.repo.portfolio(client_id)
-        if found is None:
-            raise NotFound(f"Client {client_id} does not exist.", details={"client_id": client_id})
-        client, positions = found
+        client, positions = self._portfolio(client_id)
         latest: dict[str, LatestPrice] = self.prices.latest([p.symbol for p in positions])
         priced = [p for p in positions if p.symbol in latest]
         unpriced = [p.symbol for p in positions if p.symbol not in latest]
@@ -414,6 +417,20 @@ class MarginService:
             "positions": rows,
         }
 
+    def margin_calls(
+        self, *, status: CallStatus | None, client_id: int | None, limit: int, offset: int
+    ) -> dict[str, Any]:
+        """One page of margin-call events, newest first."""
+        total, calls = self.repo.list_margin_calls(
+            status=status, client_id=client_id, limit=limit, offset=offset
+        )
+        return {
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+            "items": [asdict(c) for c in calls],
+        }
+
     def check(self, client_id: int) -> MarginCheck | None:
         """The sweep's view of one client (default rates); None when the client is gone.
 
@@ -439,50 +456,3 @@ class MarginService:
             margin_requirement=report["margin_requirement"],
             margin_shortfall=report["margin_shortfall"],
         )
-
-
-def client_dict(client: Client) -> dict[str, Any]:
-    """API shape of a client."""
-    return {
-        "id": client.id,
-        "name": client.name,
-        "loan_amount": client.loan_amount,
-        "created_at": client.created_at,
-        "updated_at": client.updated_at,
-    }
-
-
-def position_dict(position: Position) -> dict[str, Any]:
-    """API shape of a position."""
-    return {
-        "client_id": position.client_id,
-        "symbol": position.symbol,
-        "quantity": position.quantity,
-        "cost_basis": position.cost_basis,
-        "created_at": position.created_at,
-        "updated_at": position.updated_at,
-    }
-
-
-def loan_dict(txn: LoanTransaction) -> dict[str, Any]:
-    """API shape of a loan transaction."""
-    return {
-        "id": txn.id,
-        "client_id": txn.client_id,
-        "type": txn.type,
-        "amount": txn.amount,
-        "balance_after": txn.balance_after,
-        "note": txn.note,
-        "created_at": txn.created_at,
-        "created_by": txn.created_by,
-    }
-
-
-def rate_dict(rate: MarginRate) -> dict[str, Any]:
-    """API shape of a per-symbol rate."""
-    return {
-        "symbol": rate.symbol,
-        "rate": rate.rate,
-        "updated_at": rate.updated_at,
-        "updated_by": rate.updated_by,
-    }
