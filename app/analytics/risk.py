@@ -190,8 +190,11 @@ def ewma_covariance(
         raise ValueError(f"returns must have at least 2 rows, got {x.shape[0]}")
     if periods_per_year <= 0:
         raise ValueError("periods_per_year must be > 0")
+    decay = math.log(2.0) / h
+    if not math.isfinite(decay):
+        raise ValueError(f"half_life is too small, got {half_life!r}")
     ages = np.arange(x.shape[0] - 1, -1, -1, dtype=np.float64)
-    weights = np.exp(-math.log(2.0) / h * ages)
+    weights = np.exp(-decay * ages)
     weights /= weights.sum()
     centred = x - weights @ x
     cov = (centred * weights[:, None]).T @ centred

@@ -161,8 +161,8 @@ class RiskModels:
             raise InvalidInput(f"covariance must be sample or ewma; got {covariance!r}")
         if covariance == "ewma":
             half_life = float(half_life) if half_life is not None else DEFAULT_HALF_LIFE
-            if not 0 < half_life <= 10_000:
-                raise InvalidInput("half_life must lie in (0, 10000] trading days.")
+            if not 0.5 <= half_life <= 10_000:
+                raise InvalidInput("half_life must lie in [0.5, 10000] trading days.")
         else:
             half_life = None
         panel = self.panels.get()

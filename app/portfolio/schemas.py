@@ -61,7 +61,7 @@ class ModelOptions(BaseModel):
     )
     half_life: float | None = Field(
         None,
-        gt=0,
+        ge=0.5,
         le=10_000,
         allow_inf_nan=False,
         description="EWMA half-life in trading days (default 63; only with covariance=ewma).",

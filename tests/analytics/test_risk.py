@@ -128,6 +128,8 @@ def test_bad_inputs_name_the_argument() -> None:
         parametric_var_es(0.2, value=1.0, horizon_days=0)
     with pytest.raises(ValueError, match="half_life"):
         ewma_covariance(np.ones((5, 2)), half_life=0)
+    with pytest.raises(ValueError, match="too small"):
+        ewma_covariance(np.ones((5, 2)), half_life=5e-324)
 
 
 # --- properties ------------------------------------------------------------------------------
