@@ -7,22 +7,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from app.cache.base import BetaCache, BetaKey, CachedValue, utcnow
-from app.core.resilience import BackendUnavailable, CircuitBreaker
+from app.core.resilience import BackendUnavailable, Resilient
+
+__all__ = ["BackendUnavailable", "ResilientBetaCache"]
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 def _remaining_s(entry: CachedValue) -> float:
     return (entry.expires_at - utcnow()).total_seconds()
 
 
-class ResilientBetaCache:
+class ResilientBetaCache(Resilient[BetaCache, BetaCache]):
     """A :class:`BetaCache` on a remote primary with an embedded fallback behind a breaker.
 
     * ``put`` writes the fallback first (a local copy that survives an outage), then the
@@ -36,31 +35,9 @@ class ResilientBetaCache:
       the primary answered, else the fallback's.
     """
 
-    def __init__(self, primary: BetaCache, fallback: BetaCache, *, breaker: CircuitBreaker):
-        self.primary = primary
-        self.fallback = fallback
-        self.breaker = breaker
-        #: The backend serving now: the primary's name, or the fallback's while degraded.
-        self.backend: str = primary.backend
-
-    def _primary(self, call: Callable[[], T]) -> tuple[bool, T | None]:
-        """(True, result) when the primary was allowed and answered, else (False, None)."""
-        answered = False
-        result: T | None = None
-        if self.breaker.allow():
-            try:
-                result = call()
-            except BackendUnavailable as exc:
-                self.breaker.record_failure(exc)
-            else:
-                self.breaker.record_success()
-                answered = True
-        self.backend = self.primary.backend if self.breaker.is_closed else self.fallback.backend
-        return answered, result
-
     def get(self, key: BetaKey) -> CachedValue | None:
         """The live entry for ``key`` from the primary, else from the fallback."""
-        answered, entry = self._primary(lambda: self.primary.get(key))
+        answered, entry = self._attempt(lambda: self.primary.get(key))
         if not answered:
             return self.fallback.get(key)
         if entry is not None:
@@ -70,7 +47,7 @@ class ResilientBetaCache:
         if local is not None:
             remaining = _remaining_s(local)
             if remaining > 0:
-                self._primary(lambda: self.primary.put(key, local.value, ttl_s=remaining))
+                self._attempt(lambda: self.primary.put(key, local.value, ttl_s=remaining))
         return local
 
     def _copy(
@@ -86,19 +63,19 @@ class ResilientBetaCache:
     def put(self, key: BetaKey, value: dict[str, Any], *, ttl_s: float) -> CachedValue:
         """Write the fallback, then the primary unless the circuit is open."""
         local = self.fallback.put(key, value, ttl_s=ttl_s)
-        answered, stored = self._primary(lambda: self.primary.put(key, value, ttl_s=ttl_s))
+        answered, stored = self._attempt(lambda: self.primary.put(key, value, ttl_s=ttl_s))
         return stored if answered and stored is not None else local
 
     def purge_expired(self) -> int:
         """Purge both backends."""
         purged_local = self.fallback.purge_expired()
-        answered, purged = self._primary(self.primary.purge_expired)
+        answered, purged = self._attempt(self.primary.purge_expired)
         return purged if answered and purged is not None else purged_local
 
     def purge_before(self, as_of: dt.date) -> int:
         """Purge rows of data dates before ``as_of`` from both backends."""
         purged_local = self.fallback.purge_before(as_of)
-        answered, purged = self._primary(lambda: self.primary.purge_before(as_of))
+        answered, purged = self._attempt(lambda: self.primary.purge_before(as_of))
         return purged if answered and purged is not None else purged_local
 
     def status(self) -> dict[str, Any]:
@@ -107,7 +84,7 @@ class ResilientBetaCache:
         ``state`` is ``ok`` or ``degraded`` (with ``last_error``); while the circuit is closed
         (or a probe is due) this asks the primary, so /health also detects an outage.
         """
-        answered, primary_status = self._primary(self.primary.status)
+        answered, primary_status = self._attempt(self.primary.status)
         circuit = self.breaker.status()
         out: dict[str, Any] = dict(primary_status or {})
         out["backend"] = self.primary.backend
@@ -123,9 +100,3 @@ class ResilientBetaCache:
         out["circuit"] = circuit
         out["fallback"] = self.fallback.status()
         return out
-
-    def close(self) -> None:
-        """Close the primary's connections (the fallback belongs to the container's database)."""
-        closer = getattr(self.primary, "close", None)
-        if callable(closer):
-            closer()

@@ -1,4 +1,4 @@
-"""Graceful degradation: a circuit breaker and a beta cache that falls back to the embedded one.
+"""Graceful degradation: a circuit breaker, and a remote backend that falls back to an embedded one.
 
 When a remote backend (Supabase) fails or times out, the service keeps answering from the
 embedded SQLite backend instead of failing or slowing down every request::
@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar, cast
 
 from app.core.errors import DataUnavailable
 
@@ -133,17 +133,27 @@ class CircuitBreaker:
         else:
             logger.debug("%s still unavailable: %s", self.name, message)
 
+    def attempt(self, primary: Callable[[], T]) -> tuple[bool, T | None]:
+        """``(True, primary())`` when the circuit allows the call and it succeeds, else
+        ``(False, None)``.
+
+        The outcome is recorded: success closes the circuit, :class:`BackendUnavailable` opens
+        it; any other exception propagates unrecorded.
+        """
+        if not self.allow():
+            return False, None
+        try:
+            result = primary()
+        except BackendUnavailable as exc:
+            self.record_failure(exc)
+            return False, None
+        self.record_success()
+        return True, result
+
     def call(self, primary: Callable[[], T], fallback: Callable[[], T]) -> T:
         """``primary()`` when the circuit allows and it succeeds, else ``fallback()``."""
-        if self.allow():
-            try:
-                result = primary()
-            except BackendUnavailable as exc:
-                self.record_failure(exc)
-            else:
-                self.record_success()
-                return result
-        return fallback()
+        answered, result = self.attempt(primary)
+        return cast(T, result) if answered else fallback()
 
     def status(self) -> dict[str, Any]:
         """State, last error and when the next probe is due, for /health."""
@@ -161,3 +171,40 @@ class CircuitBreaker:
                 "retry_in_s": round(retry_in, 3),
                 "failures": self._failures,
             }
+
+
+class Backend(Protocol):
+    """What :class:`Resilient` needs of a backend: its name."""
+
+    backend: str
+
+
+PrimaryT = TypeVar("PrimaryT", bound=Backend)
+FallbackT = TypeVar("FallbackT", bound=Backend)
+
+
+class Resilient(Generic[PrimaryT, FallbackT]):
+    """Base of a remote ``primary`` with an embedded ``fallback`` behind a :class:`CircuitBreaker`.
+
+    Subclasses call the primary through :meth:`_attempt` and answer from the fallback when it
+    did not answer; ``backend`` names the backend serving now.
+    """
+
+    def __init__(self, primary: PrimaryT, fallback: FallbackT, *, breaker: CircuitBreaker):
+        self.primary = primary
+        self.fallback = fallback
+        self.breaker = breaker
+        #: The backend serving now: the primary's name, or the fallback's while degraded.
+        self.backend: str = primary.backend
+
+    def _attempt(self, call: Callable[[], T]) -> tuple[bool, T | None]:
+        """(True, result) when the primary was allowed and answered, else (False, None)."""
+        answered, result = self.breaker.attempt(call)
+        self.backend = self.primary.backend if self.breaker.is_closed else self.fallback.backend
+        return answered, result
+
+    def close(self) -> None:
+        """Close the primary's connections (the fallback belongs to the container's database)."""
+        closer = getattr(self.primary, "close", None)
+        if callable(closer):
+            closer()

@@ -1,9 +1,8 @@
 """The heatmap precompute: latest betas of every universe ticker, per window and factor mode.
 
 One batched regression per (window, mode) covers all stocks at once
-(:func:`app.analytics.rolling_ols.latest_ols` on the ``(window, n_stocks)`` return block of the
-same :class:`~app.market.panel.ReturnsPanel` that ``GET /factors/{ticker}`` uses), so each
-heatmap row equals the single-ticker response for the same window, mode and as-of date.
+(:func:`app.heatmap.compute.fit_window`), so each heatmap row equals the single-ticker
+response for the same window, mode and as-of date.
 
 Rows are then assembled in chunks; after each chunk the rows so far go to the store's resume
 checkpoint (never to the served heatmap), the run's progress and heartbeat are updated and the
@@ -11,7 +10,7 @@ single-runner lease is renewed. Only a finished (window, mode) replaces the serv
 one atomic write. A ticker that cannot be computed (no prices, too few usable returns, not in
 the universe) is recorded as a failure with its reason and does not stop the run; no prices
 and too few returns are *expected* failures (a property of the data, see
-:data:`app.heatmap.store.EXPECTED_FAILURE_CODES`) and leave the run ``ok``.
+:data:`app.heatmap.models.EXPECTED_FAILURE_CODES`) and leave the run ``ok``.
 
 Publishing rules (checked for every (window, mode) before anything is written; a run that
 breaks one is ``refused`` and writes nothing):
@@ -25,45 +24,68 @@ breaks one is ``refused`` and writes nothing):
 * an explicit ``as_of`` must lie within the stored factor history, late enough for every
   requested window.
 
-Used by ``scripts/compute_heatmap.py`` (CLI), the in-app scheduler (:mod:`app.scheduler`) and,
-for on-demand heatmaps, :mod:`app.heatmap.service` (through :func:`compute_window`).
+Used by ``scripts/compute_heatmap.py`` (CLI) and the in-app scheduler (:mod:`app.scheduler`).
+What a run is asked and how it ended are :mod:`app.heatmap.runs`, its progress reporters
+:mod:`app.heatmap.progress`; their names, and :func:`compute_window` and :func:`load_panel`,
+are importable from here too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from app.analytics.rolling_ols import LatestOLSResult, latest_ols
 from app.core.errors import DataUnavailable
 from app.core.resilience import BackendUnavailable
-from app.factors.service import (
-    PARAM_NAMES,
-    PERIODS_PER_YEAR,
-    PRESET_WINDOWS,
-    default_min_nobs,
-)
-from app.heatmap.store import (
+from app.heatmap.compute import compute_window, fit_window, load_panel
+from app.heatmap.models import (
     Checkpoint,
     HeatmapRow,
-    HeatmapStore,
     Lease,
     StoredHeatmap,
     TickerFailure,
     recorded_failures,
 )
-from app.market.factors import FACTOR_NAMES
-from app.market.panel import MODES, ReturnsPanel, build_panel
+from app.heatmap.progress import LogProgress, NullProgress, ProgressReporter, TqdmProgress
+from app.heatmap.runs import (
+    ExitStatus,
+    JobOptions,
+    JobResult,
+    OutcomeState,
+    WindowOutcome,
+    default_owner,
+    new_run_id,
+)
+from app.heatmap.store import HeatmapStore
+from app.market.panel import MODES, ReturnsPanel
 from app.market.store import PriceStore
 from app.market.universe import Universe
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_LEASE_TTL_S",
+    "JOB_LEASE",
+    "ExitStatus",
+    "HeatmapJob",
+    "JobOptions",
+    "JobResult",
+    "LeaseLost",
+    "LogProgress",
+    "NullProgress",
+    "OutcomeState",
+    "ProgressReporter",
+    "TqdmProgress",
+    "WindowOutcome",
+    "as_of_problem",
+    "compute_window",
+    "default_owner",
+    "load_panel",
+    "new_run_id",
+    "publish_refusal",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -74,142 +96,13 @@ JOB_LEASE = "heatmap-job"
 DEFAULT_LEASE_TTL_S = 60.0
 DEFAULT_CHUNK_SIZE = 100
 
-OutcomeState = Literal["complete", "failed", "skipped", "dry_run"]
-ExitStatus = Literal["ok", "partial", "failed", "locked", "refused"]
-
 
 class LeaseLost(RuntimeError):
     """Another runner took the job lease (ours expired): this run must stop writing."""
 
 
 # --------------------------------------------------------------------------------------------
-# computing one window
-
-
-def _finite(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
-
-
-@dataclass(frozen=True)
-class WindowFit:
-    """The batched fit of one (window, mode) over some symbols, turned into rows on demand."""
-
-    panel: ReturnsPanel
-    universe: Universe
-    window: int
-    mode: str
-    rows: slice | None  # panel rows of the window; None when the panel is too short
-    column_of: dict[str, int]  # symbol -> column of ``result``
-    result: LatestOLSResult | None
-
-    def row(self, symbol: str) -> HeatmapRow | TickerFailure:
-        """The heatmap row of ``symbol``, or why it has none."""
-        company = self.universe.get(symbol)
-        if company is None:
-            return TickerFailure(symbol, "unknown_symbol", f"{symbol} is not in the universe.")
-        if symbol not in self.panel.column:
-            return TickerFailure(symbol, "no_data", f"No price history is stored for {symbol}.")
-        n_rows = self.panel.dates.shape[0]
-        if self.rows is None or self.result is None:
-            return TickerFailure(
-                symbol,
-                "insufficient_data",
-                f"The store has {n_rows} factor-aligned trading days; a {self.window}-day "
-                "window needs more history.",
-            )
-        j = self.column_of[symbol]
-        res = self.result
-        n_obs = int(res.nobs[j])
-        params = res.params[j]
-        if not np.isfinite(params[0]):
-            min_nobs = default_min_nobs(self.window)
-            if n_obs < min_nobs:
-                return TickerFailure(
-                    symbol,
-                    "insufficient_data",
-                    f"{symbol} has {n_obs} usable daily returns in the {self.window}-day window "
-                    f"ending {self.panel.as_of}; at least {min_nobs} are needed.",
-                )
-            return TickerFailure(
-                symbol,
-                "fit_failed",
-                f"The regression of {symbol} on {n_obs} daily returns in the {self.window}-day "
-                f"window ending {self.panel.as_of} gave no finite estimate.",
-            )
-        col = self.panel.column[symbol]
-        return {
-            "symbol": symbol,
-            "company": company.company,
-            "sector": company.sector,
-            "alpha": _finite(params[0]),
-            "alpha_annualised": _finite(params[0] * PERIODS_PER_YEAR),
-            "betas": {name: _finite(params[i + 1]) for i, name in enumerate(FACTOR_NAMES)},
-            "t_stats": {name: _finite(res.tvalues[j, i]) for i, name in enumerate(PARAM_NAMES)},
-            "r_squared": _finite(res.rsquared[j]),
-            "adj_r_squared": _finite(res.rsquared_adj[j]),
-            "residual_vol": _finite(res.resid_vol[j]),
-            "n_obs": n_obs,
-            "n_excluded": int(self.panel.excluded[self.rows, col].sum()),
-            "n_missing": int(self.window - self.panel.present[self.rows, col].sum()),
-        }
-
-
-def fit_window(
-    panel: ReturnsPanel, universe: Universe, symbols: Sequence[str], window: int, mode: str
-) -> WindowFit:
-    """Regress every stored symbol of ``symbols`` at once on the factors (one batched pass)."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    present = [s for s in symbols if s in panel.column and universe.get(s) is not None]
-    n_rows = panel.dates.shape[0]
-    if n_rows < window or not present:
-        return WindowFit(panel, universe, window, mode, None, {}, None)
-    rows = slice(n_rows - window, n_rows)
-    cols = [panel.column[s] for s in present]
-    result = latest_ols(
-        panel.y[rows][:, cols],
-        panel.x[mode][rows],
-        window=window,
-        min_nobs=default_min_nobs(window),
-        periods_per_year=PERIODS_PER_YEAR,
-    )
-    return WindowFit(
-        panel, universe, window, mode, rows, {s: j for j, s in enumerate(present)}, result
-    )
-
-
-def compute_window(
-    panel: ReturnsPanel, universe: Universe, symbols: Sequence[str], window: int, mode: str
-) -> tuple[list[HeatmapRow], list[TickerFailure]]:
-    """Rows (sorted by symbol) and failures of one (window, mode), without writing anything."""
-    fit = fit_window(panel, universe, symbols, window, mode)
-    rows: list[HeatmapRow] = []
-    failures: list[TickerFailure] = []
-    for symbol in sorted(symbols):
-        item = fit.row(symbol)
-        if isinstance(item, TickerFailure):
-            failures.append(item)
-        else:
-            rows.append(item)
-    return rows, failures
-
-
-def load_panel(
-    store: PriceStore,
-    universe: Universe,
-    *,
-    as_of: dt.date | None = None,
-) -> ReturnsPanel:
-    """The returns panel of the whole universe from the store, truncated at ``as_of``.
-
-    Truncating the *prices* (not the finished panel) gives exactly the panel the service
-    would have built on that date: nothing after ``as_of`` is read.
-    """
-    wide = store.read_wide(end=as_of)
-    if wide.empty:
-        when = f" on or before {as_of}" if as_of else ""
-        raise DataUnavailable(f"The price store holds no closes{when}.")
-    return build_panel(wide, universe.symbols, version=store.data_version())
+# publishing rules
 
 
 def _day(value: np.datetime64) -> dt.date:
@@ -284,187 +177,6 @@ def publish_refusal(
 # the job
 
 
-class ProgressReporter(Protocol):
-    """Receives progress of a run (a tqdm bar, log lines, or a test probe)."""
-
-    def start(self, window: int, mode: str, *, total: int, done: int) -> None:
-        """A (window, mode) begins; ``done`` tickers are already done (resume)."""
-        ...
-
-    def advance(self, n: int) -> None:
-        """``n`` more tickers were processed."""
-        ...
-
-    def finish(self, outcome: WindowOutcome) -> None:
-        """The (window, mode) ended."""
-        ...
-
-
-class NullProgress:
-    """Reports nothing."""
-
-    def start(self, window: int, mode: str, *, total: int, done: int) -> None:
-        """Ignore."""
-
-    def advance(self, n: int) -> None:
-        """Ignore."""
-
-    def finish(self, outcome: WindowOutcome) -> None:
-        """Ignore."""
-
-
-class LogProgress:
-    """Plain log lines (for logs and non-TTY output): one at start, every chunk, one at end."""
-
-    def __init__(self, log: logging.Logger | None = None) -> None:
-        self.log = log or logger
-        self._label = ""
-        self._total = 0
-        self._done = 0
-
-    def start(self, window: int, mode: str, *, total: int, done: int) -> None:
-        """Log the start."""
-        self._label, self._total, self._done = f"window={window} mode={mode}", total, done
-        resumed = f" (resuming, {done} already done)" if done else ""
-        self.log.info("heatmap %s: %d tickers%s", self._label, total, resumed)
-
-    def advance(self, n: int) -> None:
-        """Log the progress."""
-        self._done += n
-        pct = 100.0 * self._done / self._total if self._total else 100.0
-        self.log.info("heatmap %s: %d/%d (%.0f%%)", self._label, self._done, self._total, pct)
-
-    def finish(self, outcome: WindowOutcome) -> None:
-        """Log the outcome."""
-        self.log.info("heatmap %s: %s", self._label, outcome.summary())
-
-
-class TqdmProgress:
-    """A tqdm progress bar per (window, mode), on stderr."""
-
-    def __init__(self) -> None:
-        self._bar: Any = None
-
-    def start(self, window: int, mode: str, *, total: int, done: int) -> None:
-        """Open a bar."""
-        from tqdm import tqdm
-
-        self._bar = tqdm(
-            total=total, initial=done, desc=f"{window}d {mode}", unit="ticker", leave=True
-        )
-
-    def advance(self, n: int) -> None:
-        """Move the bar."""
-        if self._bar is not None:
-            self._bar.update(n)
-
-    def finish(self, outcome: WindowOutcome) -> None:
-        """Close the bar with the outcome."""
-        if self._bar is not None:
-            self._bar.set_postfix_str(outcome.state)
-            self._bar.close()
-            self._bar = None
-
-
-@dataclass(frozen=True)
-class JobOptions:
-    """What one run computes."""
-
-    windows: tuple[int, ...] = PRESET_WINDOWS
-    modes: tuple[str, ...] = ("excess",)
-    as_of: dt.date | None = None
-    symbols: tuple[str, ...] | None = None  # None: the whole universe
-    resume: bool = False
-    dry_run: bool = False
-
-
-@dataclass
-class WindowOutcome:
-    """How one (window, mode) of a run ended."""
-
-    window: int
-    mode: str
-    state: OutcomeState
-    as_of: dt.date | None = None
-    total: int = 0
-    completed: int = 0
-    failures: list[TickerFailure] = field(default_factory=list)
-    error: str | None = None
-    rows: list[HeatmapRow] = field(default_factory=list)  # filled by dry runs only
-    lease_lost: bool = False  # another runner took over: the run stops here
-    merged_into: int | None = None  # rows served after merging a partial run, else None
-
-    @property
-    def expected_failures(self) -> list[TickerFailure]:
-        """Tickers without enough data (no prices, too few returns)."""
-        return [f for f in self.failures if f.expected]
-
-    @property
-    def unexpected_failures(self) -> list[TickerFailure]:
-        """Every other failure (unknown symbol, failed fit)."""
-        return [f for f in self.failures if not f.expected]
-
-    def summary(self) -> str:
-        """One human line."""
-        text = f"{self.state}: {self.completed}/{self.total} computed"
-        if self.expected_failures:
-            text += f", {len(self.expected_failures)} without enough data"
-        text += f", {len(self.unexpected_failures)} failed, as of {self.as_of}"
-        if self.merged_into is not None:
-            text += f"; merged into the served heatmap ({self.merged_into} rows)"
-        return f"{text}; error: {self.error}" if self.error else text
-
-
-@dataclass
-class JobResult:
-    """The outcome of a whole run."""
-
-    run_id: str
-    outcomes: list[WindowOutcome] = field(default_factory=list)
-    locked: bool = False
-    lock_holder: Lease | None = None  # who held the lock when ``locked`` (if known)
-    error: str | None = None  # the run could not start or had to stop (no data, store down)
-    store_unreachable: bool = False  # ``error`` is the heatmap store failing
-    refused: list[str] = field(default_factory=list)  # why nothing was published (see module)
-
-    @property
-    def status(self) -> ExitStatus:
-        """What the run amounts to.
-
-        ``ok``: every window computed (tickers without enough data are expected);
-        ``partial``: a window failed, or a ticker failed for another reason;
-        ``failed``: nothing was computed (no data, store unreachable);
-        ``locked``: another run holds the lock; ``refused``: the run may not publish.
-        """
-        if self.locked:
-            return "locked"
-        if self.refused:
-            return "refused"
-        if self.error is not None or not self.outcomes:
-            return "failed"
-        states = [o.state for o in self.outcomes]
-        if all(s == "failed" for s in states):
-            return "failed"
-        if any(s == "failed" for s in states) or any(o.unexpected_failures for o in self.outcomes):
-            return "partial"
-        return "ok"
-
-    @property
-    def without_enough_data(self) -> list[str]:
-        """Symbols some window could not compute for lack of data (expected failures)."""
-        return sorted({f.symbol for o in self.outcomes for f in o.expected_failures})
-
-
-def new_run_id() -> str:
-    """Sortable unique run id, e.g. ``20240621T120000Z-1a2b3c4d``."""
-    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-
-
-def default_owner() -> str:
-    """Lease owner naming this process: host, pid and a random tag."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
 class HeatmapJob:
     """Runs the precompute against a price store and a heatmap store.
 
@@ -492,14 +204,14 @@ class HeatmapJob:
         lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> None:
-        if chunk_size < 1:
-            raise ValueError("chunk_size must be at least 1")
+        self.owner = owner or default_owner()
         self.prices = prices
         self.heatmaps = heatmaps
         self.universe = universe
         self.panel_source = panel_source
-        self.owner = owner or default_owner()
         self.lease_ttl_s = lease_ttl_s
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
         self.chunk_size = chunk_size
 
     def panel(self, as_of: dt.date | None) -> ReturnsPanel:
@@ -565,16 +277,10 @@ class HeatmapJob:
         if not options.dry_run:
             for mode in options.modes:
                 for window in options.windows:
-                    stored = served[(window, mode)] = self._served(window, mode)
-                    refusal = publish_refusal(
-                        stored,
-                        panel.as_of,
-                        window=window,
-                        mode=mode,
-                        partial=partial,
-                        n_symbols=len(symbols),
-                        n_universe=len(self.universe.symbols),
+                    stored, refusal = self._publish_check(
+                        window, mode, panel.as_of, symbols, partial=partial
                     )
+                    served[(window, mode)] = stored
                     if refusal is not None:
                         result.refused.append(refusal)
             if result.refused:
@@ -622,6 +328,23 @@ class HeatmapJob:
                 details={"window": window, "mode": mode},
             )
         return stored
+
+    def _publish_check(
+        self, window: int, mode: str, as_of: dt.date, symbols: list[str], *, partial: bool
+    ) -> tuple[StoredHeatmap | None, str | None]:
+        """What (window, mode) serves now, and why a run over ``symbols`` as of ``as_of`` may
+        not publish over it (:func:`publish_refusal`; None when it may)."""
+        served = self._served(window, mode)
+        refusal = publish_refusal(
+            served,
+            as_of,
+            window=window,
+            mode=mode,
+            partial=partial,
+            n_symbols=len(symbols),
+            n_universe=len(self.universe.symbols),
+        )
+        return served, refusal
 
     def _covered(
         self, served: StoredHeatmap, symbols: list[str], window: int, mode: str
@@ -776,16 +499,7 @@ class HeatmapJob:
         The publishing rules are checked again on what is served now (the lease makes a
         change since the start unlikely, not impossible: a lease can lapse).
         """
-        served = self._served(window, mode)
-        refusal = publish_refusal(
-            served,
-            as_of,
-            window=window,
-            mode=mode,
-            partial=partial,
-            n_symbols=len(symbols),
-            n_universe=len(self.universe.symbols),
-        )
+        served, refusal = self._publish_check(window, mode, as_of, symbols, partial=partial)
         if refusal is not None:
             raise RuntimeError(f"not published: {refusal}")
         if not partial or served is None:

@@ -14,9 +14,8 @@ from pydantic import BaseModel, Field
 from app.core.deps import provide
 from app.core.schemas import error_responses
 from app.factors.schemas import Betas
-from app.heatmap.service import SORT_KEYS, SORT_PATTERN, HeatmapService
-
-router = APIRouter(tags=["heatmap"])
+from app.factors.service import MAX_WINDOW, MIN_WINDOW
+from app.heatmap.service import SORT_KEYS, SORT_PATTERN, HeatmapQuery, HeatmapService
 
 
 class OrjsonResponse(JSONResponse):
@@ -27,28 +26,51 @@ class OrjsonResponse(JSONResponse):
         return orjson.dumps(content)
 
 
+router = APIRouter(tags=["heatmap"], default_response_class=OrjsonResponse)
+
+
 def accepts_gzip(request: Request) -> bool:
     """Whether the client accepts gzip, by the same rule as Starlette's GZipMiddleware."""
     return "gzip" in request.headers.get("accept-encoding", "")
 
 
 get_heatmap_service = provide("heatmap", HeatmapService)
-
-
 HeatmapServiceDep = Annotated[HeatmapService, Depends(get_heatmap_service)]
-WindowQuery = Annotated[
-    int,
-    Query(
-        ge=20,
-        le=1260,
-        description="Trading days in the regression window; 126, 252 and 504 are precomputed.",
-        examples=[252],
-    ),
-]
+
 ModeQuery = Annotated[
     Literal["excess", "raw"],
     Query(description="Factor mode, as in GET /factors/{ticker} (default excess)."),
 ]
+WindowQuery = Annotated[
+    int,
+    Query(
+        ge=MIN_WINDOW,
+        le=MAX_WINDOW,
+        description="Trading days in the regression window; 126, 252 and 504 are precomputed.",
+        examples=[252],
+    ),
+]
+SectorQuery = Annotated[
+    str | None,
+    Query(
+        max_length=80,
+        description="Only this sector (NSE industry label, case-insensitive).",
+        examples=["Information Technology"],
+    ),
+]
+SortQuery = Annotated[
+    str,
+    Query(
+        pattern=SORT_PATTERN,
+        description=f"One of {', '.join(SORT_KEYS)}; prefix - for descending. "
+        "Missing values sort last.",
+        examples=["-market"],
+    ),
+]
+LimitQuery = Annotated[
+    int | None, Query(ge=1, le=1000, description="Rows per page (default: all).")
+]
+OffsetQuery = Annotated[int, Query(ge=0, le=100_000)]
 
 
 class TStats(BaseModel):
@@ -181,48 +203,22 @@ class HeatmapStatusAll(BaseModel):
 
 
 @router.get(
-    "/heatmap",
-    response_model=HeatmapResponse,
-    response_class=OrjsonResponse,
-    responses=error_responses(409, 422, 429, 503),
+    "/heatmap", response_model=HeatmapResponse, responses=error_responses(409, 422, 429, 503)
 )
 async def heatmap(
     request: Request,
     service: HeatmapServiceDep,
     window: WindowQuery = 252,
     mode: ModeQuery = "excess",
-    sector: Annotated[
-        str | None,
-        Query(
-            max_length=80,
-            description="Only this sector (NSE industry label, case-insensitive).",
-            examples=["Information Technology"],
-        ),
-    ] = None,
-    sort: Annotated[
-        str,
-        Query(
-            pattern=SORT_PATTERN,
-            description=f"One of {', '.join(SORT_KEYS)}; prefix - for descending. "
-            "Missing values sort last.",
-            examples=["-market"],
-        ),
-    ] = "symbol",
-    limit: Annotated[
-        int | None, Query(ge=1, le=1000, description="Rows per page (default: all).")
-    ] = None,
-    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    sector: SectorQuery = None,
+    sort: SortQuery = "symbol",
+    limit: LimitQuery = None,
+    offset: OffsetQuery = 0,
 ) -> Response:
     """Latest betas of every Nifty 500 stock with sector aggregates (precomputed when available)."""
+    query = HeatmapQuery(window, mode, sector, sort, limit, offset)
     body, gzipped = await run_in_threadpool(
-        service.heatmap_json,
-        window=window,
-        mode=mode,
-        sector=sector,
-        sort=sort,
-        limit=limit,
-        offset=offset,
-        gzipped=accepts_gzip(request),
+        service.heatmap_json, query, gzipped=accepts_gzip(request)
     )
     # A body compressed here (once per heatmap and query) passes GZipMiddleware untouched.
     headers = {"Vary": "Accept-Encoding"}
@@ -231,26 +227,16 @@ async def heatmap(
     return Response(body, media_type="application/json", headers=headers)
 
 
-@router.get(
-    "/heatmap/status",
-    response_class=OrjsonResponse,
-    response_model=HeatmapStatus,
-    responses=error_responses(422, 429),
-)
+@router.get("/heatmap/status", response_model=HeatmapStatus, responses=error_responses(422, 429))
 async def heatmap_status(
-    service: HeatmapServiceDep,
-    window: WindowQuery = 252,
-    mode: ModeQuery = "excess",
+    service: HeatmapServiceDep, window: WindowQuery = 252, mode: ModeQuery = "excess"
 ) -> dict[str, Any]:
     """State, progress and per-ticker failures of the latest precompute of one window."""
     return await run_in_threadpool(service.status, window, mode)
 
 
 @router.get(
-    "/heatmap/status/all",
-    response_class=OrjsonResponse,
-    response_model=HeatmapStatusAll,
-    responses=error_responses(422, 429),
+    "/heatmap/status/all", response_model=HeatmapStatusAll, responses=error_responses(422, 429)
 )
 async def heatmap_status_all(
     service: HeatmapServiceDep, mode: ModeQuery = "excess"

@@ -33,7 +33,8 @@ import orjson
 from app.core.db import Database
 from app.core.errors import InsufficientData, InvalidInput, ServiceError
 from app.factors.service import PRESET_WINDOWS, validate_mode, validate_window
-from app.heatmap.job import DEFAULT_LEASE_TTL_S, compute_window
+from app.heatmap.compute import compute_window
+from app.heatmap.job import DEFAULT_LEASE_TTL_S
 from app.heatmap.store import (
     HeatmapRow,
     HeatmapStore,
@@ -142,16 +143,22 @@ class _Prepared:
     run_id: str | None
     as_of: dt.date
     computed_at: dt.datetime
-    rows: list[HeatmapRow]
+    rows: list[HeatmapRow]  # sorted by symbol here
     failures: list[TickerFailure]
-    sectors: list[dict[str, Any]]
-    overall: dict[str, Any]
-    checked_at: float
     missing: list[TickerFailure] = field(default_factory=list)  # universe members without a row
     missing_known: bool = True  # False: the run records could not be read; retried later
+    sectors: list[dict[str, Any]] = field(init=False)
+    overall: dict[str, Any] = field(init=False)
+    checked_at: float = field(init=False)
     _orders: dict[str, list[HeatmapRow]] = field(default_factory=dict)
     _bodies: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.rows = sorted(self.rows, key=lambda r: str(r["symbol"]))
+        self.sectors = sector_aggregates(self.rows)
+        self.overall = aggregate(self.rows)
+        self.checked_at = time.monotonic()
 
     def body(self, key: tuple[Any, ...], build: Callable[[], bytes]) -> bytes:
         """The serialised body for ``key``, built once per heatmap."""
@@ -181,41 +188,20 @@ class _Prepared:
         return ordered
 
 
-def _prepare(
-    *,
-    window: int,
-    mode: str,
-    source: str,
-    stamp: str,
-    run_id: str | None,
-    as_of: dt.date,
-    computed_at: dt.datetime,
-    rows: list[HeatmapRow],
-    failures: list[TickerFailure],
-    missing: list[TickerFailure],
-    missing_known: bool = True,
-) -> _Prepared:
-    rows = sorted(rows, key=lambda r: str(r["symbol"]))
-    return _Prepared(
-        window=window,
-        mode=mode,
-        source=source,
-        stamp=stamp,
-        run_id=run_id,
-        as_of=as_of,
-        computed_at=computed_at,
-        rows=rows,
-        failures=failures,
-        sectors=sector_aggregates(rows),
-        overall=aggregate(rows),
-        checked_at=time.monotonic(),
-        missing=missing,
-        missing_known=missing_known,
-    )
-
-
 # --------------------------------------------------------------------------------------------
 # the service
+
+
+@dataclass(frozen=True)
+class HeatmapQuery:
+    """One ``GET /heatmap`` query: which heatmap, a sector filter, a sort order and a page."""
+
+    window: int
+    mode: str
+    sector: str | None = None
+    sort: str = "symbol"  # a key of SORT_KEYS, prefixed with - for descending
+    limit: int | None = None  # None: every row
+    offset: int = 0
 
 
 def _iso(value: dt.datetime | dt.date | None) -> str | None:
@@ -249,15 +235,15 @@ class HeatmapService:
         check_interval_s: float = 1.0,
         stale_after_s: float = DEFAULT_LEASE_TTL_S,
     ) -> None:
+        self._memo: OrderedDict[tuple[int, str], _Prepared] = OrderedDict()
+        self._locks: dict[tuple[int, str], threading.Lock] = {}
+        self._guard = threading.Lock()
+        self._status_logged_at = -float("inf")
         self.store = store
         self.panel_source = panel_source
         self.universe = universe
         self.check_interval_s = check_interval_s
         self.stale_after_s = stale_after_s
-        self._memo: OrderedDict[tuple[int, str], _Prepared] = OrderedDict()
-        self._locks: dict[tuple[int, str], threading.Lock] = {}
-        self._guard = threading.Lock()
-        self._status_logged_at = -float("inf")
 
     def invalidate(self) -> None:
         """Forget every memoised heatmap (after an in-process job run)."""
@@ -328,7 +314,7 @@ class HeatmapService:
             stored = self.store.read_window(window, mode)
             if stored is not None:
                 missing, known = self._missing(stored)
-                return _prepare(
+                return _Prepared(
                     window=window,
                     mode=mode,
                     source="precomputed",
@@ -362,7 +348,7 @@ class HeatmapService:
             len(rows),
             len(failures),
         )
-        return _prepare(
+        return _Prepared(
             window=window,
             mode=mode,
             source="computed_on_demand",
@@ -375,27 +361,18 @@ class HeatmapService:
             missing=[f for f in failures if self.universe.get(f.symbol) is not None],
         )
 
-    def heatmap(
-        self,
-        *,
-        window: int,
-        mode: str,
-        sector: str | None = None,
-        sort: str = "symbol",
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> dict[str, Any]:
+    def heatmap(self, query: HeatmapQuery) -> dict[str, Any]:
         """Rows, sector aggregates and provenance of one (window, mode), filtered and paged."""
-        validate_window(window)
-        validate_mode(mode)
-        if sort.lstrip("-") not in SORT_KEYS:
+        validate_window(query.window)
+        validate_mode(query.mode)
+        if query.sort.lstrip("-") not in SORT_KEYS:
             raise InvalidInput(
                 f"sort must be one of {', '.join(SORT_KEYS)} (prefix - for descending)",
-                details={"sort": sort},
+                details={"sort": query.sort},
             )
-        sector_name = self._resolve_sector(sector)
-        entry = self.prepared(window, mode)
-        rows = entry.ordered(sort)
+        sector_name = self._resolve_sector(query.sector)
+        entry = self.prepared(query.window, query.mode)
+        rows = entry.ordered(query.sort)
         sectors = entry.sectors
         missing = entry.missing
         if sector_name is not None:
@@ -403,16 +380,17 @@ class HeatmapService:
             sectors = [s for s in sectors if s["sector"] == sector_name]
             missing = [m for m in missing if self._sector_of(m.symbol) == sector_name]
         total = len(rows)
+        limit, offset = query.limit, query.offset
         page = rows[offset : offset + limit if limit is not None else None]
         return {
-            "window": window,
-            "mode": mode,
+            "window": query.window,
+            "mode": query.mode,
             "as_of": entry.as_of.isoformat(),
             "computed_at": entry.computed_at.isoformat(),
             "run_id": entry.run_id,
             "source": entry.source,
             "sector": sector_name,
-            "sort": sort,
+            "sort": query.sort,
             "total": total,
             "offset": offset,
             "limit": limit,
@@ -423,32 +401,19 @@ class HeatmapService:
             "missing": [m.to_dict() for m in missing],
         }
 
-    def heatmap_json(
-        self,
-        *,
-        window: int,
-        mode: str,
-        sector: str | None = None,
-        sort: str = "symbol",
-        limit: int | None = None,
-        offset: int = 0,
-        gzipped: bool = False,
-    ) -> tuple[bytes, bool]:
+    def heatmap_json(self, query: HeatmapQuery, *, gzipped: bool = False) -> tuple[bytes, bool]:
         """:meth:`heatmap` serialised with orjson, gzip-compressed when asked and worth it.
 
         Bodies are memoised with the heatmap they come from, so a repeated query costs a
         dictionary lookup. Returns the bytes and whether they are gzip-encoded.
         """
-        validate_window(window)
-        validate_mode(mode)
-        entry = self.prepared(window, mode)
-        key = (sector, sort, limit, offset)
+        validate_window(query.window)
+        validate_mode(query.mode)
+        entry = self.prepared(query.window, query.mode)
+        key = (query.sector, query.sort, query.limit, query.offset)
 
         def build_raw() -> bytes:
-            body = self.heatmap(
-                window=window, mode=mode, sector=sector, sort=sort, limit=limit, offset=offset
-            )
-            return orjson.dumps(body)
+            return orjson.dumps(self.heatmap(query))
 
         raw = entry.body(("raw", *key), build_raw)
         if not gzipped or len(raw) < GZIP_MIN_BYTES:

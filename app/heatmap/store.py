@@ -22,149 +22,63 @@ registered below) and the Supabase adapter, built by
 ``app.heatmap.supabase_store.build_supabase_heatmap_store(settings)`` when Supabase is configured
 (see :func:`app.heatmap.service.build_heatmap_store`).
 
-Row format (one JSON object per ticker, as served by ``GET /heatmap``)::
-
-    {"symbol", "company", "sector", "alpha", "alpha_annualised",
-     "betas": {"market", "value", "momentum", "size", "volatility"},
-     "t_stats": {"alpha", "market", ...}, "r_squared", "adj_r_squared", "residual_vol",
-     "n_obs", "n_excluded", "n_missing"}
+The records are :mod:`app.heatmap.models`; how each becomes a stored row is
+:mod:`app.heatmap.rows`, shared by both adapters (:class:`StoreBase` holds what they share
+beyond the mapping), so the adapters differ in I/O only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
-
-import orjson
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any, Protocol, runtime_checkable
 
 from app.core.db import Database, register_migration
+from app.heatmap.models import (
+    EXPECTED_FAILURE_CODES,
+    RUNS_KEPT,
+    Checkpoint,
+    Failures,
+    HeatmapRow,
+    Lease,
+    RunRecord,
+    StoredHeatmap,
+    TickerFailure,
+    recorded_failures,
+)
+from app.heatmap.rows import (
+    SQLITE,
+    Dialect,
+    checkpoint_from,
+    checkpoint_row,
+    lease_from,
+    run_record,
+    run_row,
+    run_update,
+    stored_heatmap,
+    utc,
+    window_row,
+)
 
-RunState = Literal["running", "complete", "failed"]
-HeatmapRow = dict[str, Any]
-
-#: Run records kept per (window, mode); older ones are pruned when a run starts.
-RUNS_KEPT = 20
-
-#: Failure codes that are a property of the data, not a fault: a ticker with no stored price
-#: history at all, or with fewer usable returns in the window than the regression needs.
-#: A full run always has a few (recent listings, names the provider has no prices for); they
-#: are recorded and reported but do not make a run "partial".
-EXPECTED_FAILURE_CODES = frozenset({"no_data", "insufficient_data"})
-
-
-@dataclass(frozen=True)
-class TickerFailure:
-    """A ticker the run could not compute, with a machine code and a human reason.
-
-    ``code`` is ``no_data`` (no stored prices), ``insufficient_data`` (fewer usable returns
-    than the window needs), ``unknown_symbol`` (not in the universe), ``fit_failed`` (enough
-    returns, but the regression gave no finite estimate) or, in ``GET /heatmap``'s ``missing``
-    list only, ``unknown`` (no recorded run says why the ticker has no row).
-    """
-
-    symbol: str
-    code: str
-    reason: str
-
-    @property
-    def expected(self) -> bool:
-        """A structural lack of data (see :data:`EXPECTED_FAILURE_CODES`), not a fault."""
-        return self.code in EXPECTED_FAILURE_CODES
-
-    def to_dict(self) -> dict[str, str]:
-        """JSON form."""
-        return {"symbol": self.symbol, "code": self.code, "reason": self.reason}
-
-    @classmethod
-    def from_dict(cls, value: dict[str, Any]) -> TickerFailure:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            symbol=str(value["symbol"]), code=str(value["code"]), reason=str(value["reason"])
-        )
-
-
-@dataclass(frozen=True)
-class StoredHeatmap:
-    """The served heatmap of one window and mode."""
-
-    window: int
-    mode: str
-    run_id: str
-    as_of: dt.date
-    computed_at: dt.datetime
-    rows: list[HeatmapRow]
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """Rows and failures an unfinished run has produced so far (for ``--resume``)."""
-
-    window: int
-    mode: str
-    run_id: str
-    as_of: dt.date
-    rows: list[HeatmapRow]
-    failures: list[TickerFailure]
-    updated_at: dt.datetime
-
-    def done(self) -> set[str]:
-        """Symbols already processed (computed or failed)."""
-        return {str(r["symbol"]) for r in self.rows} | {f.symbol for f in self.failures}
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One run of one (window, mode): its state, progress and failures.
-
-    ``completed`` counts tickers with a row; ``failures`` the tickers that could not be
-    computed; ``heartbeat_at`` moves with every progress write, so a reader can tell a run
-    that is alive from one whose process died.
-    """
-
-    run_id: str
-    window: int
-    mode: str
-    state: RunState
-    as_of: dt.date | None
-    total: int
-    completed: int
-    failures: list[TickerFailure] = field(default_factory=list)
-    started_at: dt.datetime | None = None
-    finished_at: dt.datetime | None = None
-    heartbeat_at: dt.datetime | None = None
-    error: str | None = None
-    owner: str | None = None
-
-
-@dataclass(frozen=True)
-class Lease:
-    """Who holds a lease and until when (UTC)."""
-
-    name: str
-    owner: str
-    expires_at: dt.datetime
-
-
-def recorded_failures(
-    as_of: dt.date, run_id: str, runs: Sequence[RunRecord]
-) -> dict[str, TickerFailure]:
-    """Why tickers have no row in the heatmap served as of ``as_of`` by run ``run_id``.
-
-    The served rows come from the run ``run_id`` and, when that run covered part of the
-    universe (a merge), from earlier runs of the same date. So the reason for a ticker is
-    the failure recorded by the newest of those runs that attempted it: ``runs`` (newest
-    first) are searched among the served run itself and the complete runs of the same date.
-    """
-    found: dict[str, TickerFailure] = {}
-    for run in runs:
-        if run.as_of != as_of or (run.state != "complete" and run.run_id != run_id):
-            continue
-        for failure in run.failures:
-            found.setdefault(failure.symbol, failure)
-    return found
+__all__ = [
+    "EXPECTED_FAILURE_CODES",
+    "RUNS_KEPT",
+    "Checkpoint",
+    "Failures",
+    "HeatmapRow",
+    "HeatmapStore",
+    "Lease",
+    "RunRecord",
+    "SQLiteHeatmapStore",
+    "StoreBase",
+    "StoredHeatmap",
+    "TickerFailure",
+    "recorded_failures",
+]
 
 
 @runtime_checkable
@@ -204,31 +118,19 @@ class HeatmapStore(Protocol):
         total: int,
         owner: str,
         completed: int = 0,
-        failures: Sequence[TickerFailure] = (),
+        failures: Failures = (),
     ) -> None:
         """Record a run as ``running`` (``completed``/``failures`` carried over on resume)."""
         ...
 
     def progress_run(
-        self,
-        run_id: str,
-        window: int,
-        mode: str,
-        *,
-        completed: int,
-        failures: Sequence[TickerFailure],
+        self, run_id: str, window: int, mode: str, *, completed: int, failures: Failures
     ) -> None:
         """Update progress (cumulative counts and the full failure list) and the heartbeat."""
         ...
 
     def finish_run(
-        self,
-        run_id: str,
-        window: int,
-        mode: str,
-        *,
-        completed: int,
-        failures: Sequence[TickerFailure],
+        self, run_id: str, window: int, mode: str, *, completed: int, failures: Failures
     ) -> None:
         """Mark the run ``complete`` with its final counts."""
         ...
@@ -322,85 +224,47 @@ register_migration(
 )
 
 
-def _ts(value: float | None) -> dt.datetime | None:
-    return None if value is None else dt.datetime.fromtimestamp(float(value), dt.UTC)
+class StoreBase(ABC):
+    """What both adapters share beyond the row mapping: runs and windows written through it.
 
-
-def _failures_json(failures: Sequence[TickerFailure]) -> bytes:
-    return orjson.dumps([f.to_dict() for f in failures])
-
-
-def _failures_from(blob: bytes | str) -> list[TickerFailure]:
-    return [TickerFailure.from_dict(item) for item in orjson.loads(blob)]
-
-
-class SQLiteHeatmapStore:
-    """:class:`HeatmapStore` on the service's embedded SQLite database.
-
-    Each served window is one row holding the JSON array of its ticker rows, so a read is one
-    primary-key lookup and a replace is one transaction.
+    A subclass names its :class:`~app.heatmap.rows.Dialect`, sets ``_clock`` (UTC seconds) and
+    does the I/O: :meth:`_write_window`, :meth:`_insert_run`, :meth:`_update_run` and the
+    reads.
     """
 
-    backend = "embedded"
+    backend: str
     degraded = False
+    dialect: Dialect
+    _clock: Callable[[], float]
 
-    def __init__(self, db: Database, *, clock: Any = time.time) -> None:
-        self.db = db
-        self._clock = clock
+    def _now(self) -> dt.datetime:
+        return utc(self._clock())
+
+    @abstractmethod
+    def _write_window(self, meta: dict[str, Any], rows: Sequence[HeatmapRow]) -> None:
+        """Replace a served window by ``meta`` (:func:`~app.heatmap.rows.window_row`) and
+        ``rows``, atomically."""
+
+    @abstractmethod
+    def _insert_run(self, record: RunRecord) -> None:
+        """Insert (or replace) a started run, pruning all but the newest :data:`RUNS_KEPT`."""
+
+    @abstractmethod
+    def _update_run(self, run_id: str, window: int, mode: str, values: dict[str, Any]) -> None:
+        """Set ``values`` (:func:`~app.heatmap.rows.run_update`) on one run record."""
+
+    @abstractmethod
+    def recent_runs(self, window: int, mode: str, *, limit: int = RUNS_KEPT) -> list[RunRecord]:
+        """The ``limit`` most recently started runs of (window, mode), newest first."""
 
     # --- served heatmap ------------------------------------------------------------------
     def replace_window(
         self, window: int, mode: str, run_id: str, as_of: dt.date, rows: Sequence[HeatmapRow]
     ) -> dt.datetime:
         """Atomically replace the served rows of (window, mode); return computed_at (UTC)."""
-        now = float(self._clock())
-        payload = orjson.dumps(list(rows))
-        with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO heatmap_windows "
-                "(window_days, mode, run_id, as_of, computed_at, payload) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (window, mode, run_id, as_of.isoformat(), now, payload),
-            )
-        stamp = _ts(now)
-        assert stamp is not None
-        return stamp
-
-    def read_window(self, window: int, mode: str) -> StoredHeatmap | None:
-        """The served heatmap of (window, mode), or None."""
-        row = (
-            self.db.connection()
-            .execute(
-                "SELECT run_id, as_of, computed_at, payload FROM heatmap_windows "
-                "WHERE window_days = ? AND mode = ?",
-                (window, mode),
-            )
-            .fetchone()
-        )
-        if row is None:
-            return None
-        computed_at = _ts(row["computed_at"])
-        assert computed_at is not None
-        return StoredHeatmap(
-            window=window,
-            mode=mode,
-            run_id=str(row["run_id"]),
-            as_of=dt.date.fromisoformat(row["as_of"]),
-            computed_at=computed_at,
-            rows=orjson.loads(row["payload"]),
-        )
-
-    def window_stamp(self, window: int, mode: str) -> str | None:
-        """run_id of the served heatmap, or None."""
-        row = (
-            self.db.connection()
-            .execute(
-                "SELECT run_id FROM heatmap_windows WHERE window_days = ? AND mode = ?",
-                (window, mode),
-            )
-            .fetchone()
-        )
-        return None if row is None else str(row[0])
+        computed_at = self._now()
+        self._write_window(window_row(window, mode, run_id, as_of, computed_at, self.dialect), rows)
+        return computed_at
 
     # --- run status ----------------------------------------------------------------------
     def start_run(
@@ -413,97 +277,121 @@ class SQLiteHeatmapStore:
         total: int,
         owner: str,
         completed: int = 0,
-        failures: Sequence[TickerFailure] = (),
+        failures: Failures = (),
     ) -> None:
-        """Record a run as ``running``."""
-        now = float(self._clock())
-        with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO heatmap_runs (run_id, window_days, mode, state, as_of, "
-                "total, completed, failures, started_at, finished_at, heartbeat_at, error, owner) "
-                "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, NULL, ?, NULL, ?)",
-                (
-                    run_id,
-                    window,
-                    mode,
-                    as_of.isoformat(),
-                    total,
-                    completed,
-                    _failures_json(failures),
-                    now,
-                    now,
-                    owner,
-                ),
+        """Record a run as ``running`` (older runs beyond the newest 20 are pruned)."""
+        now = self._now()
+        self._insert_run(
+            RunRecord(
+                run_id=run_id,
+                window=window,
+                mode=mode,
+                state="running",
+                as_of=as_of,
+                total=total,
+                completed=completed,
+                failures=list(failures),
+                started_at=now,
+                heartbeat_at=now,
+                owner=owner,
             )
+        )
+
+    def progress_run(
+        self, run_id: str, window: int, mode: str, *, completed: int, failures: Failures
+    ) -> None:
+        """Update progress (cumulative counts and the full failure list) and the heartbeat."""
+        values = run_update(self.dialect, self._now(), completed=completed, failures=failures)
+        self._update_run(run_id, window, mode, values)
+
+    def finish_run(
+        self, run_id: str, window: int, mode: str, *, completed: int, failures: Failures
+    ) -> None:
+        """Mark the run ``complete`` with its final counts."""
+        values = run_update(
+            self.dialect, self._now(), state="complete", completed=completed, failures=failures
+        )
+        self._update_run(run_id, window, mode, values)
+
+    def fail_run(self, run_id: str, window: int, mode: str, *, error: str) -> None:
+        """Mark the run ``failed`` with the reason."""
+        values = run_update(self.dialect, self._now(), state="failed", error=error)
+        self._update_run(run_id, window, mode, values)
+
+    def latest_run(self, window: int, mode: str) -> RunRecord | None:
+        """The most recently started run of (window, mode), or None."""
+        runs = self.recent_runs(window, mode, limit=1)
+        return runs[0] if runs else None
+
+
+def _upsert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
+    columns = ", ".join(row)
+    marks = ", ".join("?" * len(row))
+    conn.execute(
+        f"INSERT OR REPLACE INTO {table} ({columns}) VALUES ({marks})", tuple(row.values())
+    )
+
+
+class SQLiteHeatmapStore(StoreBase):
+    """:class:`HeatmapStore` on the service's embedded SQLite database.
+
+    Each served window is one row holding the JSON array of its ticker rows, so a read is one
+    primary-key lookup and a replace is one transaction.
+    """
+
+    backend = "embedded"
+    dialect = SQLITE
+
+    def __init__(self, db: Database, *, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self._clock = clock
+
+    def _one(self, sql: str, *params: Any) -> Any:
+        return self.db.connection().execute(sql, params).fetchone()
+
+    # --- served heatmap ------------------------------------------------------------------
+    def _write_window(self, meta: dict[str, Any], rows: Sequence[HeatmapRow]) -> None:
+        with self.db.transaction() as conn:
+            _upsert(conn, "heatmap_windows", {**meta, "payload": SQLITE.dump_json(list(rows))})
+
+    def read_window(self, window: int, mode: str) -> StoredHeatmap | None:
+        """The served heatmap of (window, mode), or None."""
+        row = self._one(
+            "SELECT run_id, as_of, computed_at, payload FROM heatmap_windows "
+            "WHERE window_days = ? AND mode = ?",
+            window,
+            mode,
+        )
+        if row is None:
+            return None
+        return stored_heatmap(window, mode, row, SQLITE.load_json(row["payload"]), SQLITE)
+
+    def window_stamp(self, window: int, mode: str) -> str | None:
+        """run_id of the served heatmap, or None."""
+        row = self._one(
+            "SELECT run_id FROM heatmap_windows WHERE window_days = ? AND mode = ?", window, mode
+        )
+        return None if row is None else str(row[0])
+
+    # --- run status ----------------------------------------------------------------------
+    def _insert_run(self, record: RunRecord) -> None:
+        with self.db.transaction() as conn:
+            _upsert(conn, "heatmap_runs", run_row(record, SQLITE))
             conn.execute(
                 "DELETE FROM heatmap_runs WHERE window_days = ? AND mode = ? AND run_id NOT IN "
                 "(SELECT run_id FROM heatmap_runs WHERE window_days = ? AND mode = ? "
                 "ORDER BY started_at DESC LIMIT ?)",
-                (window, mode, window, mode, RUNS_KEPT),
+                (record.window, record.mode, record.window, record.mode, RUNS_KEPT),
             )
 
-    def progress_run(
-        self,
-        run_id: str,
-        window: int,
-        mode: str,
-        *,
-        completed: int,
-        failures: Sequence[TickerFailure],
-    ) -> None:
-        """Update the cumulative progress and the heartbeat."""
-        self._update(
-            run_id,
-            window,
-            mode,
-            "completed = ?, failures = ?, heartbeat_at = ?",
-            (completed, _failures_json(failures), float(self._clock())),
-        )
-
-    def finish_run(
-        self,
-        run_id: str,
-        window: int,
-        mode: str,
-        *,
-        completed: int,
-        failures: Sequence[TickerFailure],
-    ) -> None:
-        """Mark the run complete."""
-        now = float(self._clock())
-        self._update(
-            run_id,
-            window,
-            mode,
-            "state = 'complete', completed = ?, failures = ?, heartbeat_at = ?, finished_at = ?",
-            (completed, _failures_json(failures), now, now),
-        )
-
-    def fail_run(self, run_id: str, window: int, mode: str, *, error: str) -> None:
-        """Mark the run failed."""
-        now = float(self._clock())
-        self._update(
-            run_id,
-            window,
-            mode,
-            "state = 'failed', error = ?, heartbeat_at = ?, finished_at = ?",
-            (error, now, now),
-        )
-
-    def _update(
-        self, run_id: str, window: int, mode: str, assignments: str, values: tuple[Any, ...]
-    ) -> None:
+    def _update_run(self, run_id: str, window: int, mode: str, values: dict[str, Any]) -> None:
+        assignments = ", ".join(f"{column} = ?" for column in values)
         with self.db.transaction() as conn:
             conn.execute(
                 f"UPDATE heatmap_runs SET {assignments} "
                 "WHERE run_id = ? AND window_days = ? AND mode = ?",
-                (*values, run_id, window, mode),
+                (*values.values(), run_id, window, mode),
             )
-
-    def latest_run(self, window: int, mode: str) -> RunRecord | None:
-        """The most recently started run of (window, mode)."""
-        runs = self.recent_runs(window, mode, limit=1)
-        return runs[0] if runs else None
 
     def recent_runs(self, window: int, mode: str, *, limit: int = RUNS_KEPT) -> list[RunRecord]:
         """The ``limit`` most recently started runs of (window, mode), newest first."""
@@ -516,100 +404,26 @@ class SQLiteHeatmapStore:
             )
             .fetchall()
         )
-        return [self._record(row) for row in rows]
+        return [run_record(row, SQLITE) for row in rows]
 
     def put_run(self, record: RunRecord) -> None:
         """Insert or replace a run record as it is (to mirror another store's record)."""
         started = record.started_at or record.heartbeat_at or dt.datetime.now(dt.UTC)
         heartbeat = record.heartbeat_at or started
-        with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO heatmap_runs (run_id, window_days, mode, state, as_of, "
-                "total, completed, failures, started_at, finished_at, heartbeat_at, error, owner) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.run_id,
-                    record.window,
-                    record.mode,
-                    record.state,
-                    record.as_of.isoformat() if record.as_of else None,
-                    record.total,
-                    record.completed,
-                    _failures_json(record.failures),
-                    started.timestamp(),
-                    record.finished_at.timestamp() if record.finished_at else None,
-                    heartbeat.timestamp(),
-                    record.error,
-                    record.owner,
-                ),
-            )
-            conn.execute(
-                "DELETE FROM heatmap_runs WHERE window_days = ? AND mode = ? AND run_id NOT IN "
-                "(SELECT run_id FROM heatmap_runs WHERE window_days = ? AND mode = ? "
-                "ORDER BY started_at DESC LIMIT ?)",
-                (record.window, record.mode, record.window, record.mode, RUNS_KEPT),
-            )
-
-    @staticmethod
-    def _record(row: Any) -> RunRecord:
-        return RunRecord(
-            run_id=str(row["run_id"]),
-            window=int(row["window_days"]),
-            mode=str(row["mode"]),
-            state=row["state"],
-            as_of=dt.date.fromisoformat(row["as_of"]) if row["as_of"] else None,
-            total=int(row["total"]),
-            completed=int(row["completed"]),
-            failures=_failures_from(row["failures"]),
-            started_at=_ts(row["started_at"]),
-            finished_at=_ts(row["finished_at"]),
-            heartbeat_at=_ts(row["heartbeat_at"]),
-            error=row["error"],
-            owner=row["owner"],
-        )
+        self._insert_run(replace(record, started_at=started, heartbeat_at=heartbeat))
 
     # --- resume checkpoint ---------------------------------------------------------------
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Replace the checkpoint of its (window, mode)."""
         with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO heatmap_checkpoints "
-                "(window_days, mode, run_id, as_of, payload, failures, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    checkpoint.window,
-                    checkpoint.mode,
-                    checkpoint.run_id,
-                    checkpoint.as_of.isoformat(),
-                    orjson.dumps(checkpoint.rows),
-                    _failures_json(checkpoint.failures),
-                    checkpoint.updated_at.timestamp(),
-                ),
-            )
+            _upsert(conn, "heatmap_checkpoints", checkpoint_row(checkpoint, SQLITE))
 
     def load_checkpoint(self, window: int, mode: str) -> Checkpoint | None:
         """The checkpoint of (window, mode), or None."""
-        row = (
-            self.db.connection()
-            .execute(
-                "SELECT * FROM heatmap_checkpoints WHERE window_days = ? AND mode = ?",
-                (window, mode),
-            )
-            .fetchone()
+        row = self._one(
+            "SELECT * FROM heatmap_checkpoints WHERE window_days = ? AND mode = ?", window, mode
         )
-        if row is None:
-            return None
-        updated_at = _ts(row["updated_at"])
-        assert updated_at is not None
-        return Checkpoint(
-            window=window,
-            mode=mode,
-            run_id=str(row["run_id"]),
-            as_of=dt.date.fromisoformat(row["as_of"]),
-            rows=orjson.loads(row["payload"]),
-            failures=_failures_from(row["failures"]),
-            updated_at=updated_at,
-        )
+        return None if row is None else checkpoint_from(window, mode, row, SQLITE)
 
     def clear_checkpoint(self, window: int, mode: str) -> None:
         """Delete the checkpoint of (window, mode)."""
@@ -644,13 +458,7 @@ class SQLiteHeatmapStore:
 
     def lease_holder(self, name: str) -> Lease | None:
         """Who holds ``name`` now, or None when it is free or expired."""
-        row = (
-            self.db.connection()
-            .execute("SELECT owner, expires_at FROM leases WHERE name = ?", (name,))
-            .fetchone()
-        )
+        row = self._one("SELECT owner, expires_at FROM leases WHERE name = ?", name)
         if row is None or float(row["expires_at"]) <= float(self._clock()):
             return None
-        expires_at = _ts(row["expires_at"])
-        assert expires_at is not None
-        return Lease(name=name, owner=str(row["owner"]), expires_at=expires_at)
+        return lease_from(name, row, SQLITE)

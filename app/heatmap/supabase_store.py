@@ -10,7 +10,7 @@ Tables and RPCs are in ``supabase/migrations/0001_cache.sql``:
 * leases: the ``acquire_lease``/``release_lease`` RPCs (atomic upsert-if-expired on the
   database clock); ``job_leases`` is read to name the holder of a busy lease.
 
-Every Supabase failure raises :class:`app.cache.resilience.BackendUnavailable` (a 503 if it
+Every Supabase failure raises :class:`app.core.resilience.BackendUnavailable` (a 503 if it
 reaches a route). Timestamps written by this adapter come from ``clock`` (UTC seconds).
 
 :class:`ResilientHeatmapStore` wraps it with an embedded mirror so ``GET /heatmap`` and the
@@ -23,18 +23,21 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from postgrest import CountMethod, ReturnMethod
 
-from app.core.resilience import BackendUnavailable, CircuitBreaker
+from app.core.resilience import BackendUnavailable, CircuitBreaker, Resilient
 from app.core.settings import Settings
-from app.core.supabase import (
-    SupabaseConnection,
-    call,
-    connect_from_settings,
-    fetch_all,
-    parse_timestamp,
+from app.core.supabase import SupabaseConnection, call, connect_from_settings, fetch_all
+from app.heatmap.rows import (
+    SUPABASE,
+    checkpoint_from,
+    checkpoint_row,
+    lease_from,
+    run_record,
+    run_row,
+    stored_heatmap,
 )
 from app.heatmap.store import (
     RUNS_KEPT,
@@ -44,11 +47,12 @@ from app.heatmap.store import (
     Lease,
     RunRecord,
     SQLiteHeatmapStore,
+    StoreBase,
     StoredHeatmap,
-    TickerFailure,
 )
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 WINDOWS = "heatmap_windows"
 ROWS = "heatmap_cache"
@@ -57,25 +61,25 @@ CHECKPOINTS = "heatmap_checkpoints"
 LEASES = "job_leases"
 #: How often a read retries when a replace of the window landed between two of its pages.
 READ_ATTEMPTS = 3
+#: Columns of a started run passed to the ``start_heatmap_run`` RPC (as ``p_<column>``).
+START_COLUMNS = (
+    "run_id",
+    "window",
+    "mode",
+    "as_of",
+    "total",
+    "owner",
+    "completed",
+    "failures",
+    "started_at",
+)
 
 
-def _failures(value: Any) -> list[TickerFailure]:
-    return [TickerFailure.from_dict(item) for item in (value or [])]
-
-
-def _failure_dicts(failures: Sequence[TickerFailure]) -> list[dict[str, str]]:
-    return [f.to_dict() for f in failures]
-
-
-def _opt_ts(value: str | None) -> dt.datetime | None:
-    return parse_timestamp(value) if value else None
-
-
-class SupabaseHeatmapStore:
+class SupabaseHeatmapStore(StoreBase):
     """:class:`HeatmapStore` on Supabase (see the module docstring)."""
 
     backend = "supabase"
-    degraded = False
+    dialect = SUPABASE
 
     def __init__(
         self, connection: SupabaseConnection, *, clock: Callable[[], float] = time.time
@@ -84,42 +88,27 @@ class SupabaseHeatmapStore:
         self.client = connection.client
         self._clock = clock
 
-    def _now(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(float(self._clock()), dt.UTC)
-
     def _key(self, window: int, mode: str) -> dict[str, str]:
         return {"window": str(window), "mode": mode}
 
     # --- served heatmap ------------------------------------------------------------------
-    def replace_window(
-        self, window: int, mode: str, run_id: str, as_of: dt.date, rows: Sequence[HeatmapRow]
-    ) -> dt.datetime:
-        """Atomically replace the served rows of (window, mode); return computed_at (UTC)."""
-        computed_at = self._now()
-        payload = [{"ticker": str(row["symbol"]), "row": row} for row in rows]
-        params: dict[str, Any] = {
-            "p_window": window,
-            "p_mode": mode,
-            "p_run_id": run_id,
-            "p_rows": payload,
-            "p_as_of": as_of.isoformat(),
-            "p_computed_at": computed_at.isoformat(),
-        }
+    def _write_window(self, meta: dict[str, Any], rows: Sequence[HeatmapRow]) -> None:
+        params: dict[str, Any] = {f"p_{column}": value for column, value in meta.items()}
+        params["p_rows"] = [{"ticker": str(row["symbol"]), "row": row} for row in rows]
         call("heatmap replace", lambda: self.client.rpc("replace_heatmap_window", params).execute())
-        return computed_at
 
-    def _window_meta(self, window: int, mode: str) -> dict[str, Any] | None:
+    def _first(
+        self, what: str, table: str, columns: str, match: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """The first row of ``table`` matching ``match`` (its ``columns``), or None."""
         response = call(
-            "heatmap window read",
-            lambda: (
-                self.client.table(WINDOWS)
-                .select("run_id,as_of,computed_at,row_count")
-                .match(self._key(window, mode))
-                .limit(1)
-                .execute()
-            ),
+            what, lambda: self.client.table(table).select(columns).match(match).limit(1).execute()
         )
         return response.data[0] if response.data else None  # type: ignore[return-value]
+
+    def _window_meta(self, window: int, mode: str) -> dict[str, Any] | None:
+        columns = "run_id,as_of,computed_at,row_count"
+        return self._first("heatmap window read", WINDOWS, columns, self._key(window, mode))
 
     def read_window(self, window: int, mode: str) -> StoredHeatmap | None:
         """The served heatmap of (window, mode), or None when none was ever completed."""
@@ -139,14 +128,7 @@ class SupabaseHeatmapStore:
             )
             run_ids = {r["run_id"] for r in rows}
             if run_ids <= {meta["run_id"]} and len(rows) == int(meta["row_count"]):
-                return StoredHeatmap(
-                    window=window,
-                    mode=mode,
-                    run_id=str(meta["run_id"]),
-                    as_of=dt.date.fromisoformat(meta["as_of"]),
-                    computed_at=parse_timestamp(meta["computed_at"]),
-                    rows=[r["row"] for r in rows],
-                )
+                return stored_heatmap(window, mode, meta, [r["row"] for r in rows], SUPABASE)
         raise BackendUnavailable(
             f"The heatmap for window {window} ({mode}) kept changing while it was read; try again.",
             details={"window": window, "mode": mode},
@@ -158,31 +140,10 @@ class SupabaseHeatmapStore:
         return None if meta is None else str(meta["run_id"])
 
     # --- run status ----------------------------------------------------------------------
-    def start_run(
-        self,
-        run_id: str,
-        window: int,
-        mode: str,
-        *,
-        as_of: dt.date,
-        total: int,
-        owner: str,
-        completed: int = 0,
-        failures: Sequence[TickerFailure] = (),
-    ) -> None:
-        """Record a run as ``running`` (older runs beyond the newest 20 are pruned)."""
-        params: dict[str, Any] = {
-            "p_run_id": run_id,
-            "p_window": window,
-            "p_mode": mode,
-            "p_as_of": as_of.isoformat(),
-            "p_total": total,
-            "p_owner": owner,
-            "p_completed": completed,
-            "p_failures": _failure_dicts(failures),
-            "p_started_at": self._now().isoformat(),
-            "p_keep": RUNS_KEPT,
-        }
+    def _insert_run(self, record: RunRecord) -> None:
+        row = run_row(record, SUPABASE)
+        params: dict[str, Any] = {f"p_{column}": row[column] for column in START_COLUMNS}
+        params["p_keep"] = RUNS_KEPT
         call("heatmap run start", lambda: self.client.rpc("start_heatmap_run", params).execute())
 
     def _update_run(self, run_id: str, window: int, mode: str, values: dict[str, Any]) -> None:
@@ -195,68 +156,6 @@ class SupabaseHeatmapStore:
                 .execute()
             ),
         )
-
-    def progress_run(
-        self,
-        run_id: str,
-        window: int,
-        mode: str,
-        *,
-        completed: int,
-        failures: Sequence[TickerFailure],
-    ) -> None:
-        """Update progress (cumulative counts and the full failure list) and the heartbeat."""
-        self._update_run(
-            run_id,
-            window,
-            mode,
-            {
-                "completed": completed,
-                "failed": len(failures),
-                "failures": _failure_dicts(failures),
-                "heartbeat": self._now().isoformat(),
-            },
-        )
-
-    def finish_run(
-        self,
-        run_id: str,
-        window: int,
-        mode: str,
-        *,
-        completed: int,
-        failures: Sequence[TickerFailure],
-    ) -> None:
-        """Mark the run ``complete`` with its final counts."""
-        now = self._now().isoformat()
-        self._update_run(
-            run_id,
-            window,
-            mode,
-            {
-                "state": "complete",
-                "completed": completed,
-                "failed": len(failures),
-                "failures": _failure_dicts(failures),
-                "heartbeat": now,
-                "finished_at": now,
-            },
-        )
-
-    def fail_run(self, run_id: str, window: int, mode: str, *, error: str) -> None:
-        """Mark the run ``failed`` with the reason."""
-        now = self._now().isoformat()
-        self._update_run(
-            run_id,
-            window,
-            mode,
-            {"state": "failed", "error": error, "heartbeat": now, "finished_at": now},
-        )
-
-    def latest_run(self, window: int, mode: str) -> RunRecord | None:
-        """The most recently started run of (window, mode), or None."""
-        runs = self.recent_runs(window, mode, limit=1)
-        return runs[0] if runs else None
 
     def recent_runs(self, window: int, mode: str, *, limit: int = RUNS_KEPT) -> list[RunRecord]:
         """The ``limit`` most recently started runs of (window, mode), newest first."""
@@ -273,38 +172,12 @@ class SupabaseHeatmapStore:
             ),
         )
         rows: list[dict[str, Any]] = response.data  # type: ignore[assignment]
-        return [self._record(row) for row in rows]
-
-    @staticmethod
-    def _record(row: dict[str, Any]) -> RunRecord:
-        return RunRecord(
-            run_id=str(row["run_id"]),
-            window=int(row["window"]),
-            mode=str(row["mode"]),
-            state=row["state"],
-            as_of=dt.date.fromisoformat(row["as_of"]) if row["as_of"] else None,
-            total=int(row["total"]),
-            completed=int(row["completed"]),
-            failures=_failures(row["failures"]),
-            started_at=_opt_ts(row["started_at"]),
-            finished_at=_opt_ts(row["finished_at"]),
-            heartbeat_at=_opt_ts(row["heartbeat"]),
-            error=row["error"],
-            owner=row["owner"],
-        )
+        return [run_record(row, SUPABASE) for row in rows]
 
     # --- resume checkpoint ---------------------------------------------------------------
     def save_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Replace the checkpoint of its (window, mode) (one upsert)."""
-        record = {
-            "window": checkpoint.window,
-            "mode": checkpoint.mode,
-            "run_id": checkpoint.run_id,
-            "as_of": checkpoint.as_of.isoformat(),
-            "rows": list(checkpoint.rows),
-            "failures": _failure_dicts(checkpoint.failures),
-            "updated_at": checkpoint.updated_at.isoformat(),
-        }
+        record = checkpoint_row(checkpoint, SUPABASE)
         call(
             "heatmap checkpoint write",
             lambda: (
@@ -316,28 +189,8 @@ class SupabaseHeatmapStore:
 
     def load_checkpoint(self, window: int, mode: str) -> Checkpoint | None:
         """The checkpoint of (window, mode), or None."""
-        response = call(
-            "heatmap checkpoint read",
-            lambda: (
-                self.client.table(CHECKPOINTS)
-                .select("*")
-                .match(self._key(window, mode))
-                .limit(1)
-                .execute()
-            ),
-        )
-        if not response.data:
-            return None
-        row: dict[str, Any] = response.data[0]  # type: ignore[assignment]
-        return Checkpoint(
-            window=window,
-            mode=mode,
-            run_id=str(row["run_id"]),
-            as_of=dt.date.fromisoformat(row["as_of"]),
-            rows=list(row["rows"]),
-            failures=_failures(row["failures"]),
-            updated_at=parse_timestamp(row["updated_at"]),
-        )
+        row = self._first("heatmap checkpoint read", CHECKPOINTS, "*", self._key(window, mode))
+        return None if row is None else checkpoint_from(window, mode, row, SUPABASE)
 
     def clear_checkpoint(self, window: int, mode: str) -> None:
         """Delete the checkpoint of (window, mode) (no error when absent)."""
@@ -368,23 +221,11 @@ class SupabaseHeatmapStore:
 
     def lease_holder(self, name: str) -> Lease | None:
         """Who holds ``name`` now (expiry on the database clock), or None when free/expired."""
-        response = call(
-            "lease read",
-            lambda: (
-                self.client.table(LEASES)
-                .select("owner,expires_at")
-                .eq("name", name)
-                .limit(1)
-                .execute()
-            ),
-        )
-        if not response.data:
+        row = self._first("lease read", LEASES, "owner,expires_at", {"name": name})
+        if row is None:
             return None
-        row: dict[str, Any] = response.data[0]  # type: ignore[assignment]
-        expires_at = parse_timestamp(row["expires_at"])
-        if expires_at <= self._now():
-            return None
-        return Lease(name=name, owner=str(row["owner"]), expires_at=expires_at)
+        lease = lease_from(name, row, SUPABASE)
+        return None if lease.expires_at <= self._now() else lease
 
     def close(self) -> None:
         """Close the HTTP connections."""
@@ -407,7 +248,22 @@ def _same_run(mirrored: RunRecord | None, record: RunRecord) -> bool:
     )
 
 
-class ResilientHeatmapStore:
+def _on_primary(
+    what: str, method: Callable[Concatenate[HeatmapStore, P], T]
+) -> Callable[Concatenate[ResilientHeatmapStore, P], T]:
+    """The store method ``method`` run on the primary only, for ``what`` (see the class)."""
+    name = method.__name__
+
+    def forward(self: ResilientHeatmapStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        operation: Callable[P, T] = getattr(self.primary, name)
+        return self._required(what, lambda: operation(*args, **kwargs))
+
+    forward.__name__, forward.__qualname__ = name, f"ResilientHeatmapStore.{name}"
+    forward.__doc__ = f"{method.__doc__} On the primary only: {what} fails fast while degraded."
+    return forward
+
+
+class ResilientHeatmapStore(Resilient[HeatmapStore, SQLiteHeatmapStore]):
     """Supabase heatmap store whose *reads* survive an outage through an embedded mirror.
 
     * ``read_window``, ``window_stamp`` and ``recent_runs`` use the primary while the circuit
@@ -421,29 +277,6 @@ class ResilientHeatmapStore:
       While the circuit is open they fail fast with :class:`BackendUnavailable`, without
       waiting for a timeout.
     """
-
-    def __init__(
-        self, primary: HeatmapStore, fallback: SQLiteHeatmapStore, *, breaker: CircuitBreaker
-    ) -> None:
-        self.primary = primary
-        self.fallback = fallback
-        self.breaker = breaker
-        #: The backend serving reads now: the primary's name, or the fallback's while degraded.
-        self.backend: str = primary.backend
-
-    def _attempt(self, operation: Callable[[], T]) -> tuple[bool, T | None]:
-        answered = False
-        result: T | None = None
-        if self.breaker.allow():
-            try:
-                result = operation()
-            except BackendUnavailable as exc:
-                self.breaker.record_failure(exc)
-            else:
-                self.breaker.record_success()
-                answered = True
-        self.backend = self.primary.backend if self.breaker.is_closed else self.fallback.backend
-        return answered, result
 
     @property
     def degraded(self) -> bool:
@@ -498,81 +331,7 @@ class ResilientHeatmapStore:
         answered, stamp = self._attempt(lambda: self.primary.window_stamp(window, mode))
         return stamp if answered else self.fallback.window_stamp(window, mode)
 
-    # --- run status, checkpoints, leases (primary only) ------------------------------------
-    def start_run(
-        self,
-        run_id: str,
-        window: int,
-        mode: str,
-        *,
-        as_of: dt.date,
-        total: int,
-        owner: str,
-        completed: int = 0,
-        failures: Sequence[TickerFailure] = (),
-    ) -> None:
-        """Record a run as ``running`` on the primary."""
-        self._required(
-            "recording a heatmap run",
-            lambda: self.primary.start_run(
-                run_id,
-                window,
-                mode,
-                as_of=as_of,
-                total=total,
-                owner=owner,
-                completed=completed,
-                failures=failures,
-            ),
-        )
-
-    def progress_run(
-        self,
-        run_id: str,
-        window: int,
-        mode: str,
-        *,
-        completed: int,
-        failures: Sequence[TickerFailure],
-    ) -> None:
-        """Update progress on the primary."""
-        self._required(
-            "recording heatmap progress",
-            lambda: self.primary.progress_run(
-                run_id, window, mode, completed=completed, failures=failures
-            ),
-        )
-
-    def finish_run(
-        self,
-        run_id: str,
-        window: int,
-        mode: str,
-        *,
-        completed: int,
-        failures: Sequence[TickerFailure],
-    ) -> None:
-        """Mark the run complete on the primary."""
-        self._required(
-            "finishing a heatmap run",
-            lambda: self.primary.finish_run(
-                run_id, window, mode, completed=completed, failures=failures
-            ),
-        )
-
-    def fail_run(self, run_id: str, window: int, mode: str, *, error: str) -> None:
-        """Mark the run failed on the primary."""
-        self._required(
-            "recording a failed heatmap run",
-            lambda: self.primary.fail_run(run_id, window, mode, error=error),
-        )
-
-    def latest_run(self, window: int, mode: str) -> RunRecord | None:
-        """The primary's latest run (no local guess while degraded)."""
-        return self._required(
-            "the heatmap run status", lambda: self.primary.latest_run(window, mode)
-        )
-
+    # --- run status (mirrored while degraded) ----------------------------------------------
     def recent_runs(self, window: int, mode: str, *, limit: int = RUNS_KEPT) -> list[RunRecord]:
         """The primary's recent runs (mirrored locally), or the mirror's while degraded."""
         answered, runs = self._attempt(lambda: self.primary.recent_runs(window, mode, limit=limit))
@@ -584,19 +343,17 @@ class ResilientHeatmapStore:
                 self.fallback.put_run(record)
         return runs
 
-    def save_checkpoint(self, checkpoint: Checkpoint) -> None:
-        """Save the checkpoint on the primary."""
-        self._required("saving a checkpoint", lambda: self.primary.save_checkpoint(checkpoint))
-
-    def load_checkpoint(self, window: int, mode: str) -> Checkpoint | None:
-        """Load the checkpoint from the primary."""
-        return self._required(
-            "loading a checkpoint", lambda: self.primary.load_checkpoint(window, mode)
-        )
-
-    def clear_checkpoint(self, window: int, mode: str) -> None:
-        """Clear the checkpoint on the primary."""
-        self._required("clearing a checkpoint", lambda: self.primary.clear_checkpoint(window, mode))
+    # --- run status, checkpoints, leases (primary only) ------------------------------------
+    start_run = _on_primary("recording a heatmap run", HeatmapStore.start_run)
+    progress_run = _on_primary("recording heatmap progress", HeatmapStore.progress_run)
+    finish_run = _on_primary("finishing a heatmap run", HeatmapStore.finish_run)
+    fail_run = _on_primary("recording a failed heatmap run", HeatmapStore.fail_run)
+    latest_run = _on_primary("the heatmap run status", HeatmapStore.latest_run)
+    save_checkpoint = _on_primary("saving a checkpoint", HeatmapStore.save_checkpoint)
+    load_checkpoint = _on_primary("loading a checkpoint", HeatmapStore.load_checkpoint)
+    clear_checkpoint = _on_primary("clearing a checkpoint", HeatmapStore.clear_checkpoint)
+    release_lease = _on_primary("releasing the job lease", HeatmapStore.release_lease)
+    lease_holder = _on_primary("reading the job lease", HeatmapStore.lease_holder)
 
     def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool:
         """Take or renew the lease on the primary."""
@@ -605,14 +362,6 @@ class ResilientHeatmapStore:
         return self._required(
             "taking the job lease", lambda: self.primary.acquire_lease(name, owner, ttl_s)
         )
-
-    def release_lease(self, name: str, owner: str) -> None:
-        """Release the lease on the primary."""
-        self._required("releasing the job lease", lambda: self.primary.release_lease(name, owner))
-
-    def lease_holder(self, name: str) -> Lease | None:
-        """The lease holder on the primary."""
-        return self._required("reading the job lease", lambda: self.primary.lease_holder(name))
 
     def status(self) -> dict[str, Any]:
         """Backend, circuit state and last error (no remote call)."""
@@ -623,12 +372,6 @@ class ResilientHeatmapStore:
             "state": "ok" if circuit["state"] == "closed" else "degraded",
             "circuit": circuit,
         }
-
-    def close(self) -> None:
-        """Close the primary's connections."""
-        closer = getattr(self.primary, "close", None)
-        if callable(closer):
-            closer()
 
 
 def build_supabase_heatmap_store(
