@@ -187,7 +187,13 @@ def build_container(settings: Settings, *, rate_limit_storage: Storage | None = 
     throttle = LoginThrottle(rate_limit_storage, parse_rate_limit(settings.login_rate_limit))
     auth = AuthService(users, throttle, secret=secret, expire_minutes=settings.jwt_expire_minutes)
     prices = PriceReader(store, timezone=settings.scheduler_timezone)
-    margin = MarginService(margin_repo, prices, universe, default_rate=settings.margin_default_rate)
+    margin = MarginService(
+        margin_repo,
+        prices,
+        universe,
+        default_rate=settings.margin_default_rate,
+        requirement_rate=settings.margin_requirement_rate,
+    )
 
     def make_heatmap_job() -> HeatmapJob:
         return HeatmapJob(

@@ -123,6 +123,12 @@ class Settings(BaseSettings):
     admin_username: str | None = None
     admin_password: SecretStr | None = None
     margin_default_rate: float = Field(0.25, gt=0, le=1)
+    margin_requirement_rate: Literal["house", "exchange", "max"] = Field(
+        "house",
+        description="Requirement rate of margin reports and the sweep: the flat house rate "
+        "(MARGIN_DEFAULT_RATE), the exchange rate per symbol (SEBI 2020 VaR + ELM) or the "
+        "higher of both; per-symbol overrides win in every case.",
+    )
 
     # --- custom indices -------------------------------------------------------------------
     custom_index_quota_per_user: int = Field(

@@ -79,3 +79,16 @@ CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key, failed_at)
 """
 
 register_migration(MIGRATION_NAME, MIGRATION_SQL)
+
+# Admins' liquidity groups (SEBI 2020 margin framework); supabase/migrations/0005_margin_groups.sql.
+register_migration(
+    "0005_margin_groups",
+    """
+    CREATE TABLE IF NOT EXISTS margin_groups (
+        symbol TEXT PRIMARY KEY,
+        liquidity_group TEXT NOT NULL CHECK (liquidity_group IN ('I', 'II', 'III')),
+        updated_at TEXT NOT NULL,
+        updated_by TEXT
+    );
+    """,
+)

@@ -16,6 +16,7 @@ from typing import Literal
 
 LoanType = Literal["draw", "repay"]
 CallStatus = Literal["open", "resolved"]
+LiquidityGroup = Literal["I", "II", "III"]
 
 
 def utc_now() -> dt.datetime:
@@ -72,6 +73,16 @@ class MarginRate:
 
     symbol: str
     rate: Decimal
+    updated_at: dt.datetime
+    updated_by: str | None
+
+
+@dataclass(frozen=True)
+class MarginGroup:
+    """An admin's liquidity group of a symbol (replaces the proxy classification)."""
+
+    symbol: str
+    group: LiquidityGroup
     updated_at: dt.datetime
     updated_by: str | None
 

@@ -33,6 +33,7 @@ from app.margin.models import (
     LoanType,
     MarginCall,
     MarginCheck,
+    MarginGroup,
     MarginRate,
     NewPosition,
     Position,
@@ -41,6 +42,7 @@ from app.margin.models import (
 from app.margin.rows import (
     client_row,
     figures_columns,
+    group_row,
     loan_row,
     margin_call_row,
     position_columns,
@@ -72,6 +74,11 @@ def already_held(client_id: int, symbol: str) -> Conflict:
 def rate_not_found(symbol: str) -> NotFound:
     """The error for a symbol without a rate override."""
     return NotFound(f"No margin rate override for {symbol}.", details={"symbol": symbol})
+
+
+def group_not_found(symbol: str) -> NotFound:
+    """The error for a symbol without a liquidity-group override."""
+    return NotFound(f"No liquidity group override for {symbol}.", details={"symbol": symbol})
 
 
 def overdrawn(paise: int, outstanding: Decimal | None) -> Conflict:
@@ -235,6 +242,23 @@ class MarginRepository(ABC):
     @abstractmethod
     def delete_margin_rate(self, symbol: str) -> None:
         """Remove the override of a symbol (NotFound when none)."""
+
+    # --- liquidity groups ------------------------------------------------------------------
+    def margin_groups(self) -> dict[str, str]:
+        """Per-symbol liquidity-group overrides."""
+        return {g.symbol: g.group for g in self.list_margin_groups()}
+
+    @abstractmethod
+    def list_margin_groups(self) -> list[MarginGroup]:
+        """Per-symbol liquidity-group overrides with who set them, by symbol."""
+
+    @abstractmethod
+    def set_margin_group(self, symbol: str, group: str, *, actor: str | None) -> MarginGroup:
+        """Create or replace the liquidity group of a symbol."""
+
+    @abstractmethod
+    def delete_margin_group(self, symbol: str) -> None:
+        """Remove the liquidity-group override of a symbol (NotFound when none)."""
 
     # --- margin calls ----------------------------------------------------------------------
     @abstractmethod
@@ -492,6 +516,29 @@ class SQLiteMarginRepository(MarginRepository):
     def delete_margin_rate(self, symbol: str) -> None:
         if not self._delete("margin_rates", "symbol", symbol):
             raise rate_not_found(symbol)
+
+    # --- liquidity groups ------------------------------------------------------------------
+    def list_margin_groups(self) -> list[MarginGroup]:
+        rows = (
+            self.db.connection().execute("SELECT * FROM margin_groups ORDER BY symbol").fetchall()
+        )
+        return [group_row(r) for r in rows]
+
+    def set_margin_group(self, symbol: str, group: str, *, actor: str | None) -> MarginGroup:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO margin_groups (symbol, liquidity_group, updated_at, updated_by) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (symbol) DO UPDATE SET "
+                "liquidity_group = excluded.liquidity_group, updated_at = excluded.updated_at, "
+                "updated_by = excluded.updated_by",
+                (symbol, group, _ts(utc_now()), actor),
+            )
+            row = conn.execute("SELECT * FROM margin_groups WHERE symbol = ?", (symbol,)).fetchone()
+        return group_row(row)
+
+    def delete_margin_group(self, symbol: str) -> None:
+        if not self._delete("margin_groups", "symbol", symbol):
+            raise group_not_found(symbol)
 
     # --- margin calls ----------------------------------------------------------------------
     def record_margin_check(self, check: MarginCheck) -> CheckOutcome:

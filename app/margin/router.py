@@ -179,18 +179,28 @@ class LoanLedger(BaseModel):
 
 
 class NseVarDetail(BaseModel):
-    """How the NSE-style rate of a symbol was computed (from ADJUSTED-close returns)."""
+    """How the exchange rate of a symbol was computed (SEBI 2020, ADJUSTED-close returns)."""
 
-    var_rate: Decimal = Field(examples=["0.0750"])
-    elm_rate: Decimal = Field(examples=["0.0500"])
-    ewma_sigma: float
-    elm_sigma: float
+    var_rate: Decimal = Field(examples=["0.1215"])
+    elm_rate: Decimal = Field(examples=["0.0350"])
+    ewma_sigma: float = Field(description="EWMA volatility (lambda 0.995) of daily log returns.")
+    elm_sigma: float | None = Field(
+        None, description="Always null: the 2020 framework's ELM is flat (3.5%, ETFs 2%)."
+    )
     n_returns: int = Field(description="Daily log returns used (after exclusions).")
     n_excluded: int = Field(
         description="Returns excluded as bad prints (|simple return| > 40%, e.g. a vendor's "
-        "split-timing error) before the EWMA and the ELM.",
+        "split-timing error) before the EWMA.",
         examples=[0],
     )
+    group: Literal["I", "II", "III"] | None = Field(None, description="Liquidity group.")
+    group_source: Literal["proxy", "override", "broad_market_etf"] | None = Field(
+        None, description="proxy: traded days and index membership; override: an admin's."
+    )
+    security: Literal["stock", "broad_market_etf"] | None = None
+    var_floor: Decimal | None = Field(None, description="The group's VaR minimum (III: flat).")
+    seed_weight: float | None = Field(None, description="0.995^n: the EWMA seed's weight.")
+    short_history: bool | None = Field(None, description="Fewer than two years of returns.")
 
 
 class MarginPosition(BaseModel):
@@ -229,7 +239,13 @@ class MarginReport(BaseModel):
     client_id: int = Field(examples=[1])
     client_name: str = Field(examples=["Asha Rao"])
     timestamp: dt.datetime
-    rate_model: Literal["maintenance", "nse_var"]
+    rate_model: Literal["maintenance", "nse_var", "max"] = Field(
+        description="maintenance: the house rate; nse_var: the exchange rate (SEBI 2020); max: "
+        "the higher of both (overrides win in every model)."
+    )
+    requirement_rate: Literal["house", "exchange", "max"] = Field(
+        description="The operator's MARGIN_REQUIREMENT_RATE: the model used when none is asked."
+    )
     default_rate: Decimal = Field(examples=["0.2500"])
     price_basis: Literal["last traded close"] = Field(
         description="Which price positions are valued at: the last traded (unadjusted) close "
@@ -296,11 +312,74 @@ class RateOut(BaseModel):
     updated_by: str | None
 
 
+class GroupIn(BaseModel):
+    """A symbol's liquidity group (SEBI 2020)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group: Literal["I", "II", "III"] = Field(examples=["II"])
+
+
+class GroupOut(BaseModel):
+    """An admin's liquidity group of a symbol."""
+
+    symbol: str = Field(examples=["IDEA"])
+    group: Literal["I", "II", "III"]
+    updated_at: dt.datetime
+    updated_by: str | None
+
+
+class TradingProxy(BaseModel):
+    """The proxy that classified a symbol (no order books: no measured impact cost)."""
+
+    sessions: int = Field(description="Nifty 50 sessions looked at (six months).")
+    traded_sessions: int
+    traded_fraction: float = Field(description=">= 0.80 for Groups I and II.")
+    weeks: int
+    weeks_traded: int
+    traded_every_week: bool = Field(description="Group III: 50% if true, else 75%.")
+    impact_cost: str | None = Field(description="What stands in for the impact cost.")
+
+
+class ExchangeRateOut(BaseModel):
+    """A symbol's exchange margin rate (VaR + ELM) and the requirement rate applied."""
+
+    symbol: str = Field(examples=["RELIANCE"])
+    security: Literal["stock", "broad_market_etf"]
+    group: Literal["I", "II", "III"] | None
+    group_source: Literal["proxy", "override", "broad_market_etf"]
+    proxy: TradingProxy | None
+    last_close: dt.date | None
+    available: bool = Field(description="False with fewer than 21 usable returns.")
+    ewma_sigma: float | None
+    var_rate: float | None
+    elm_rate: float | None
+    rate: float | None = Field(description="min(1, VaR + ELM).")
+    var_floor: float | None
+    n_returns: int | None
+    n_excluded: int | None
+    seed_weight: float | None
+    short_history: bool | None
+    override_rate: Decimal | None = Field(description="An admin's rate for the symbol, if any.")
+    requirement_rate: Decimal = Field(
+        description="The rate margin reports apply under the operator's setting."
+    )
+    requirement_source: Literal["default", "override", "nse_var", "default_insufficient_history"]
+
+
 class RateTable(BaseModel):
-    """The default rate and the per-symbol overrides."""
+    """The house rate, the overrides and the exchange rate of every symbol, with the method."""
 
     default_rate: Decimal = Field(examples=["0.2500"])
     overrides: list[RateOut]
+    requirement_rate: Literal["house", "exchange", "max"] = Field(
+        description="MARGIN_REQUIREMENT_RATE: house rate, exchange rate or the higher of both."
+    )
+    rate_model: Literal["maintenance", "nse_var", "max"]
+    as_of: dt.date | None = Field(description="Last session of the prices the rates use.")
+    method: dict[str, Any]
+    group_overrides: list[GroupOut]
+    exchange: list[ExchangeRateOut]
 
 
 class MarginCallOut(BaseModel):
@@ -471,10 +550,34 @@ async def add_loan_transaction(
 
 
 # --- rates and calls (declared before /margin/{client_id}) ----------------------------------
-@router.get("/margin/rates", response_model=RateTable, responses=error_responses(401, 429, 503))
-async def list_rates(user: CurrentUser, service: MarginServiceDep) -> Any:
-    """The default maintenance rate and every per-symbol override."""
-    return await run_in_threadpool(service.rates)
+@router.get(
+    "/margin/rates", response_model=RateTable, responses=error_responses(401, 404, 422, 429, 503)
+)
+async def list_rates(
+    user: CurrentUser,
+    service: MarginServiceDep,
+    symbol: Annotated[
+        str | None, Query(max_length=40, description="Only this symbol's exchange rate.")
+    ] = None,
+) -> Any:
+    """House rate, overrides and each symbol's exchange rate (SEBI 2020) with group and as-of."""
+    return await run_in_threadpool(service.rates, symbol=symbol)
+
+
+@router.put("/margin/groups/{symbol}", response_model=GroupOut, responses=_WRITE_ERRORS)
+async def set_group(
+    symbol: SymbolPath, body: GroupIn, admin: AdminUser, service: MarginServiceDep
+) -> Any:
+    """Set a symbol's liquidity group, replacing its proxy classification (admin)."""
+    return await run_in_threadpool(service.set_group, symbol, body.group, actor=admin.username)
+
+
+@router.delete(
+    "/margin/groups/{symbol}", status_code=status.HTTP_204_NO_CONTENT, responses=_WRITE_ERRORS
+)
+async def delete_group(symbol: SymbolPath, admin: AdminUser, service: MarginServiceDep) -> None:
+    """Remove a liquidity-group override so the proxy classifies the symbol again (admin)."""
+    await run_in_threadpool(service.delete_group, symbol)
 
 
 @router.put("/margin/rates/{symbol}", response_model=RateOut, responses=_WRITE_ERRORS)
@@ -515,12 +618,13 @@ async def client_margin(
     client_id: ReadableClientId,
     service: MarginServiceDep,
     rate_model: Annotated[
-        Literal["maintenance", "nse_var"],
+        Literal["maintenance", "nse_var", "max"] | None,
         Query(
-            description="maintenance (default): MARGIN_DEFAULT_RATE; nse_var: VaR + ELM per "
-            "symbol from its price history. Per-symbol overrides apply in both."
+            description="maintenance: MARGIN_DEFAULT_RATE; nse_var: the exchange VaR + ELM rate "
+            "per symbol (SEBI 2020); max: the higher of both. Default: the operator's "
+            "MARGIN_REQUIREMENT_RATE (house -> maintenance). Per-symbol overrides always apply."
         ),
-    ] = "maintenance",
+    ] = None,
 ) -> Any:
     """Margin of a client at the last traded closes: equity, requirement, shortfall, cures.
 

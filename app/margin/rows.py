@@ -16,10 +16,12 @@ from app.core.supabase import parse_timestamp
 from app.margin.models import (
     CallStatus,
     Client,
+    LiquidityGroup,
     LoanTransaction,
     LoanType,
     MarginCall,
     MarginFigures,
+    MarginGroup,
     MarginRate,
     NewPosition,
     Position,
@@ -97,6 +99,16 @@ def rate_row(row: Row) -> MarginRate:
     return MarginRate(
         symbol=str(row["symbol"]),
         rate=to_decimal(row["rate"]),
+        updated_at=parse_timestamp(row["updated_at"]),
+        updated_by=row["updated_by"],
+    )
+
+
+def group_row(row: Row) -> MarginGroup:
+    """An admin's liquidity group of a symbol."""
+    return MarginGroup(
+        symbol=str(row["symbol"]),
+        group=cast(LiquidityGroup, row["liquidity_group"]),
         updated_at=parse_timestamp(row["updated_at"]),
         updated_by=row["updated_by"],
     )

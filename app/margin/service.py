@@ -16,10 +16,12 @@ for such a client instead of skipping them.
 Requirement rates per position, in order:
 
 1. an admin's per-symbol override (``PUT /margin/rates/{symbol}``);
-2. with ``rate_model=nse_var``, the NSE-style VaR + ELM rate from the returns of the symbol's
-   last year of ADJUSTED closes, bad prints excluded (falling back to the default rate,
-   labelled, when the history is too short);
-3. the default maintenance rate (``MARGIN_DEFAULT_RATE``, 25%).
+2. by the rate model: ``maintenance`` the house rate (``MARGIN_DEFAULT_RATE``, 25%);
+   ``nse_var`` the exchange rate of the SEBI 2020 framework (VaR + ELM by liquidity group,
+   :mod:`app.margin.rates`), falling back to the house rate, labelled, when the history is
+   too short; ``max`` the higher of the two. The operator picks the default model with
+   ``MARGIN_REQUIREMENT_RATE`` (house, exchange or max; the sweep uses it too) and a request
+   may ask for another; every report says which model and which setting it used.
 
 Money. All amounts are Decimal end to end (:func:`app.analytics.margin.margin_summary`):
 prices and amounts are whole paise, rates Decimal with four decimals, each position's
@@ -38,29 +40,36 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from app.analytics.margin import ELM_WINDOW, margin_summary, nse_var_rate
+from app.analytics.margin import margin_summary
 from app.auth.repository import client_not_found
 from app.core.errors import InvalidInput, NotFound, UnknownTicker
 from app.core.money import round_rate, to_paise
 from app.margin.models import (
     CallStatus,
     Client,
+    LiquidityGroup,
     LoanType,
     MarginCheck,
     NewPosition,
     Position,
     utc_now,
 )
+from app.margin.rates import BROAD_MARKET_ETFS, METHOD, ExchangeRate, ExchangeRates
 from app.margin.repository import MarginRepository
 from app.market.quotes import PRICE_BASIS, STALE_AFTER_DAYS, LatestPrice, PriceReader
 from app.market.universe import Universe
 
 logger = logging.getLogger(__name__)
 
-RateModel = Literal["maintenance", "nse_var"]
-RATE_MODELS: tuple[RateModel, ...] = ("maintenance", "nse_var")
-NSE_HISTORY_CLOSES = 253
-"""One year of closes (252 daily returns) for the EWMA; the ELM uses the last 126."""
+RateModel = Literal["maintenance", "nse_var", "max"]
+RATE_MODELS: tuple[RateModel, ...] = ("maintenance", "nse_var", "max")
+RequirementRate = Literal["house", "exchange", "max"]
+MODEL_OF_SETTING: dict[str, RateModel] = {
+    "house": "maintenance",
+    "exchange": "nse_var",
+    "max": "max",
+}
+"""The rate model of each ``MARGIN_REQUIREMENT_RATE`` setting."""
 
 
 @dataclass(frozen=True)
@@ -113,13 +122,23 @@ class MarginService:
         universe: Universe,
         *,
         default_rate: float,
+        requirement_rate: RequirementRate = "house",
     ) -> None:
         if not 0 < default_rate <= 1:
             raise ValueError("default_rate must lie in (0, 1]")
+        if requirement_rate not in MODEL_OF_SETTING:
+            raise ValueError("requirement_rate must be house, exchange or max")
         self.repo = repo
         self.prices = prices
         self.universe = universe
         self.default_rate = round_rate(default_rate)
+        self.requirement_rate: RequirementRate = requirement_rate
+        self.exchange = ExchangeRates(prices.store, universe)
+
+    @property
+    def rate_model(self) -> RateModel:
+        """The rate model of the operator's ``MARGIN_REQUIREMENT_RATE`` setting."""
+        return MODEL_OF_SETTING[self.requirement_rate]
 
     # --- validation ------------------------------------------------------------------------
     def resolve_symbol(self, raw: str) -> str:
@@ -281,12 +300,47 @@ class MarginService:
         }
 
     # --- rates -----------------------------------------------------------------------------
-    def rates(self) -> dict[str, Any]:
-        """The default rate and every per-symbol override."""
+    def rates(self, *, symbol: str | None = None) -> dict[str, Any]:
+        """The house rate, the overrides, and the exchange rate of every symbol (or one)."""
+        overrides = self.repo.margin_rates()
+        groups = self.repo.margin_groups()
+        if symbol is not None:
+            symbols = [self.resolve_symbol(symbol)]
+        else:
+            symbols = [*self.universe.symbols, *BROAD_MARKET_ETFS]
+        exchange = []
+        for s in symbols:
+            found = self.exchange.get(s, group_override=groups.get(s))
+            rate, source, _ = self._applied(found, overrides.get(s), self.rate_model)
+            exchange.append(
+                {
+                    **found.as_dict(),
+                    "override_rate": overrides.get(s),
+                    "requirement_rate": rate,
+                    "requirement_source": source,
+                }
+            )
         return {
             "default_rate": self.default_rate,
             "overrides": [asdict(r) for r in self.repo.list_margin_rates()],
+            "requirement_rate": self.requirement_rate,
+            "rate_model": self.rate_model,
+            "as_of": self.exchange.as_of(),
+            "method": METHOD,
+            "group_overrides": [asdict(g) for g in self.repo.list_margin_groups()],
+            "exchange": exchange,
         }
+
+    def set_group(self, raw_symbol: str, group: LiquidityGroup, *, actor: str | None) -> Any:
+        """Set the liquidity group of a symbol (replaces its proxy classification)."""
+        if group not in ("I", "II", "III"):
+            raise InvalidInput("group must be I, II or III.")
+        symbol = self.resolve_symbol(raw_symbol)
+        return asdict(self.repo.set_margin_group(symbol, group, actor=actor))
+
+    def delete_group(self, raw_symbol: str) -> None:
+        """Remove a liquidity-group override (the proxy classifies the symbol again)."""
+        self.repo.delete_margin_group(self.resolve_symbol(raw_symbol))
 
     def set_rate(self, raw_symbol: str, rate: Decimal, *, actor: str | None) -> dict[str, Any]:
         """Set the maintenance rate of one symbol (0 < rate <= 1, at most 4 decimals)."""
@@ -302,39 +356,72 @@ class MarginService:
         self.repo.delete_margin_rate(self.resolve_symbol(raw_symbol))
 
     # --- margin ----------------------------------------------------------------------------
+    def _applied(
+        self, found: ExchangeRate | None, override: Decimal | None, rate_model: RateModel
+    ) -> tuple[Decimal, str, dict[str, Any] | None]:
+        """Requirement rate, its source and the exchange detail, for one symbol."""
+        if override is not None:
+            return override, "override", None
+        if rate_model == "maintenance" or found is None:
+            return self.default_rate, "default", None
+        nse = found.rate
+        if nse is None:
+            return self.default_rate, "default_insufficient_history", None
+        detail = {
+            "var_rate": round_rate(nse.var_rate),
+            "elm_rate": round_rate(nse.elm_rate),
+            "ewma_sigma": nse.ewma_sigma,
+            "elm_sigma": None,
+            "n_returns": nse.n_returns,
+            "n_excluded": nse.n_excluded,
+            "group": found.group,
+            "group_source": found.group_source,
+            "security": found.security,
+            "var_floor": round_rate(nse.var_floor),
+            "seed_weight": nse.seed_weight,
+            "short_history": nse.short_history,
+        }
+        exchange = round_rate(nse.rate)
+        if rate_model == "max" and self.default_rate > exchange:
+            return self.default_rate, "default", detail
+        return exchange, "nse_var", detail
+
     def _rate_for(
         self,
         symbol: str,
         overrides: dict[str, Decimal],
+        groups: dict[str, str],
         rate_model: RateModel,
     ) -> tuple[Decimal, str, dict[str, Any] | None]:
-        if symbol in overrides:
-            return overrides[symbol], "override", None
-        if rate_model == "nse_var":
-            closes = self.prices.history(symbol, max_closes=NSE_HISTORY_CLOSES)
-            try:
-                nse = nse_var_rate(closes, elm_window=ELM_WINDOW)
-            except ValueError:
-                return self.default_rate, "default_insufficient_history", None
-            detail = {
-                "var_rate": round_rate(nse.var_rate),
-                "elm_rate": round_rate(nse.elm_rate),
-                "ewma_sigma": nse.ewma_sigma,
-                "elm_sigma": nse.elm_sigma,
-                "n_returns": nse.n_returns,
-                "n_excluded": nse.n_excluded,
-            }
-            return round_rate(nse.rate), "nse_var", detail
-        return self.default_rate, "default", None
+        found = None
+        if symbol not in overrides and rate_model != "maintenance":
+            found = self.exchange.get(symbol, group_override=groups.get(symbol))
+        return self._applied(found, overrides.get(symbol), rate_model)
 
-    def margin(self, client_id: int, *, rate_model: RateModel = "maintenance") -> dict[str, Any]:
+    def requirement_rates(
+        self, symbols: Sequence[str], *, rate_model: RateModel | None = None
+    ) -> dict[str, tuple[Decimal, str]]:
+        """Requirement rate and its source per symbol, as the margin report sets them."""
+        model = rate_model or self.rate_model
+        unique = list(dict.fromkeys(symbols))
+        overrides = self.repo.margin_rates() if unique else {}
+        groups = self.repo.margin_groups() if unique and model != "maintenance" else {}
+        out: dict[str, tuple[Decimal, str]] = {}
+        for s in unique:
+            rate, source, _ = self._rate_for(s, overrides, groups, model)
+            out[s] = (rate, source)
+        return out
+
+    def margin(self, client_id: int, *, rate_model: RateModel | None = None) -> dict[str, Any]:
         """The margin report of a client at the last traded closes (reads only)."""
+        rate_model = rate_model or self.rate_model
         client, positions = self._portfolio(client_id)
         latest: dict[str, LatestPrice] = self.prices.latest([p.symbol for p in positions])
         priced = [p for p in positions if p.symbol in latest]
         unpriced = [p.symbol for p in positions if p.symbol not in latest]
         overrides = self.repo.margin_rates() if priced else {}
-        rated = {p.symbol: self._rate_for(p.symbol, overrides, rate_model) for p in priced}
+        groups = self.repo.margin_groups() if priced and rate_model != "maintenance" else {}
+        rated = {p.symbol: self._rate_for(p.symbol, overrides, groups, rate_model) for p in priced}
         summary = margin_summary(
             [p.quantity for p in priced],
             [latest[p.symbol].price for p in priced],
@@ -395,6 +482,7 @@ class MarginService:
             "client_name": client.name,
             "timestamp": utc_now(),
             "rate_model": rate_model,
+            "requirement_rate": self.requirement_rate,
             "default_rate": self.default_rate,
             "price_basis": PRICE_BASIS,
             "portfolio_value": summary.portfolio_value,
@@ -432,12 +520,12 @@ class MarginService:
         }
 
     def check(self, client_id: int) -> MarginCheck | None:
-        """The sweep's view of one client (default rates); None when the client is gone.
+        """The sweep's view of one client (the operator's rate model); None when it is gone.
 
-        The very report ``GET /margin/{id}`` returns, so the sweep and the API agree.
+        The very report ``GET /margin/{id}`` returns by default, so the sweep and the API agree.
         """
         try:
-            report = self.margin(client_id, rate_model="maintenance")
+            report = self.margin(client_id)
         except NotFound:
             return None
         if report["unpriced_symbols"]:

@@ -33,6 +33,7 @@ from app.margin.models import (
     LoanType,
     MarginCall,
     MarginCheck,
+    MarginGroup,
     MarginRate,
     NewPosition,
     Position,
@@ -43,6 +44,7 @@ from app.margin.repository import (
     Columns,
     MarginRepository,
     already_held,
+    group_not_found,
     overdrawn,
     position_not_held,
     rate_not_found,
@@ -50,6 +52,7 @@ from app.margin.repository import (
 from app.margin.rows import (
     client_row,
     figures_columns,
+    group_row,
     loan_row,
     margin_call_row,
     position_columns,
@@ -281,6 +284,31 @@ class SupabaseMarginRepository(MarginRepository):
     def delete_margin_rate(self, symbol: str) -> None:
         if not self._delete("delete margin rate", "margin_rates", "symbol", symbol):
             raise rate_not_found(symbol)
+
+    # --- liquidity groups ------------------------------------------------------------------
+    def list_margin_groups(self) -> list[MarginGroup]:
+        rows = fetch_all(
+            "margin groups", lambda: self._select("margin_groups", {}, (("symbol", False),))
+        )
+        return [group_row(r) for r in rows]
+
+    def set_margin_group(self, symbol: str, group: str, *, actor: str | None) -> MarginGroup:
+        row = {
+            "symbol": symbol,
+            "liquidity_group": group,
+            "updated_at": utc_now().isoformat(),
+            "updated_by": actor,
+        }
+        response = _call(
+            "set margin group",
+            lambda: self.client.table("margin_groups").upsert(row, on_conflict="symbol").execute(),
+            {"23514": invalid},
+        )
+        return group_row(_rows(response.data)[0])
+
+    def delete_margin_group(self, symbol: str) -> None:
+        if not self._delete("delete margin group", "margin_groups", "symbol", symbol):
+            raise group_not_found(symbol)
 
     # --- margin calls ----------------------------------------------------------------------
     def record_margin_check(self, check: MarginCheck) -> CheckOutcome:

@@ -402,10 +402,15 @@ class StressPositionOut(BaseModel):
     move: float = Field(description="r_i = B_i . f floored at -100% (0 when unmodelled).")
     projected_price: Decimal
     rate: Decimal
+    rate_source: Literal["default", "override", "nse_var", "default_insufficient_history", "given"]
     market_value: Decimal
     projected_market_value: Decimal
     requirement: Decimal
     projected_requirement: Decimal
+
+
+RateModelOut = Literal["maintenance", "nse_var", "max"]
+RequirementRateOut = Literal["house", "exchange", "max"]
 
 
 class StressOut(BaseModel):
@@ -413,6 +418,10 @@ class StressOut(BaseModel):
 
     scenario: AppliedScenario
     model: ModelOut
+    requirement_rate: RequirementRateOut = Field(
+        description="MARGIN_REQUIREMENT_RATE: house, exchange or the higher of both."
+    )
+    rate_model: RateModelOut = Field(description="The margin report's rate model it maps to.")
     before: MarginFiguresOut
     after: MarginFiguresOut
     positions: list[StressPositionOut]
@@ -449,6 +458,8 @@ class BookStressOut(BaseModel):
 
     scenario: AppliedScenario
     model: ModelOut
+    requirement_rate: RequirementRateOut
+    rate_model: RateModelOut
     n_clients: int
     calls_before: int
     calls_after: int

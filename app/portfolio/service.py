@@ -213,10 +213,15 @@ class PortfolioService:
     def _latest(self, symbols: Sequence[str]) -> dict[str, LatestPrice]:
         return self.prices.latest(list(dict.fromkeys(symbols))) if symbols else {}
 
-    def _rates(self, symbols: Sequence[str]) -> dict[str, Decimal]:
-        """Requirement rate per symbol, as the margin report's default rate model sets it."""
-        overrides = self.margin.repo.margin_rates() if symbols else {}
-        return {s: overrides.get(s, self.margin.default_rate) for s in symbols}
+    def _rates(self, symbols: Sequence[str]) -> dict[str, tuple[Decimal, str]]:
+        """Requirement rate and source per symbol, as the margin report sets them by default."""
+        return self.margin.requirement_rates(symbols)
+
+    def _rate_basis(self) -> dict[str, Any]:
+        return {
+            "requirement_rate": self.margin.requirement_rate,
+            "rate_model": self.margin.rate_model,
+        }
 
     # --- risk ------------------------------------------------------------------------------
     def _risk_holdings(self, positions: Sequence[RiskPosition]) -> list[_Holding]:
@@ -554,8 +559,8 @@ class PortfolioService:
                 f"No traded price for {', '.join(unpriced)}: give a price for these positions.",
                 details={"symbols": unpriced, "reason": "no_traded_price"},
             )
-        rates = (
-            dict.fromkeys(symbols, request.rate)
+        rates: dict[str, tuple[Decimal, str]] = (
+            dict.fromkeys(symbols, (request.rate, "given"))
             if request.rate is not None
             else self._rates(symbols)
         )
@@ -594,7 +599,7 @@ class PortfolioService:
             offsets=np.array([0, n], dtype=np.int64),
             symbol_index=np.arange(n, dtype=np.int64),
             quantities=np.array([p.quantity for p in request.positions], dtype=np.int64),
-            rates_bp=np.array([_rate_bp(rates[s]) for s in symbols], dtype=np.int64),
+            rates_bp=np.array([_rate_bp(rates[s][0]) for s in symbols], dtype=np.int64),
             loans_paise=np.array([to_paise(request.loan)], dtype=np.int64),
         )
         try:
@@ -612,7 +617,8 @@ class PortfolioService:
                 "model_source": model_sources[i],
                 "move": float(moves[i]),
                 "projected_price": from_paise(int(out.projected_prices[i])),
-                "rate": rates[symbol],
+                "rate": rates[symbol][0],
+                "rate_source": rates[symbol][1],
                 "market_value": from_paise(int(base.position_values[i])),
                 "projected_market_value": from_paise(int(after.position_values[i])),
                 "requirement": from_paise(int(base.position_requirements[i])),
@@ -623,6 +629,7 @@ class PortfolioService:
         return {
             "scenario": applied,
             "model": self._model_out(model),
+            **self._rate_basis(),
             "before": _figures(base, 0),
             "after": _figures(after, 0),
             "positions": positions_out,
@@ -668,7 +675,9 @@ class PortfolioService:
             offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
             symbol_index=symbol_index,
             quantities=np.array(quantities, dtype=np.int64),
-            rates_bp=np.array([_rate_bp(rates[s]) for s in symbols], dtype=np.int64)[symbol_index]
+            rates_bp=np.array([_rate_bp(rates[s][0]) for s in symbols], dtype=np.int64)[
+                symbol_index
+            ]
             if symbols
             else np.zeros(0, dtype=np.int64),
             loans_paise=np.array(loans, dtype=np.int64),
@@ -697,6 +706,7 @@ class PortfolioService:
         return {
             "scenario": applied,
             "model": self._model_out(model),
+            **self._rate_basis(),
             "n_clients": book.n_clients,
             "calls_before": int(base.margin_call.sum()),
             "calls_after": int(after.margin_call.sum()),

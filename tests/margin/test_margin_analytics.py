@@ -1,4 +1,4 @@
-"""Margin maths against hand-worked cases, invariants and the NSE VaR/ELM hand computation."""
+"""Margin maths against hand-worked cases, invariants and the exchange VaR/ELM hand computation."""
 
 from __future__ import annotations
 
@@ -248,15 +248,15 @@ def test_portfolio_value_and_requirement_helpers() -> None:
     )
 
 
-# --- NSE VaR / ELM -------------------------------------------------------------------------
+# --- exchange VaR + ELM (SEBI 2020; the pre-2020 NSE rule's numbers were replaced by DOMAIN.md
+# section 10's worked example and tests/analytics/test_exchange_margin.py) ------------------
 def test_ewma_hand_computation() -> None:
-    # r = 0.01, -0.02, 0.03; seed = mean(r^2) = (1 + 4 + 9)e-4 / 3
-    seed = 14e-4 / 3
-    s1 = 0.94 * seed + 0.06 * 1e-4
-    s2 = 0.94 * s1 + 0.06 * 4e-4
-    s3 = 0.94 * s2 + 0.06 * 9e-4
-    assert s3 == pytest.approx(4.694675e-4, rel=1e-6)  # worked by hand to 7 digits
-    assert ewma_volatility([0.01, -0.02, 0.03]) == pytest.approx(math.sqrt(s3), rel=1e-12)
+    # DOMAIN.md section 10: s_0 = 2%, a +5% close (r = ln 1.05), then a -3% day.
+    s1 = math.sqrt(0.995 * 0.0004 + 0.005 * math.log(1.05) ** 2)
+    assert s1 == pytest.approx(0.020246, abs=1e-6)
+    assert ewma_volatility([math.log(1.05)], seed_variance=0.0004) == pytest.approx(s1, rel=1e-14)
+    s2 = ewma_volatility([math.log(1.05), math.log(0.97)], seed_variance=0.0004)
+    assert s2 == pytest.approx(0.020310, abs=1e-6)
 
 
 def _alternating_closes(step: float, n_returns: int, start: float = 100.0) -> np.ndarray:
@@ -266,22 +266,22 @@ def _alternating_closes(step: float, n_returns: int, start: float = 100.0) -> np
 
 
 def test_nse_rate_hand_computation() -> None:
-    # 20 returns of +-4%: every r^2 = 0.0016, so the EWMA stays at sigma = 0.04 exactly;
-    # ten +0.04 and ten -0.04 have mean 0 and sample sd 0.04 * sqrt(20 / 19) = 0.0410391.
-    rate = nse_var_rate(_alternating_closes(0.04, 20))
-    assert rate.n_returns == 20
-    assert rate.ewma_sigma == pytest.approx(0.04, rel=1e-9)
-    assert rate.elm_sigma == pytest.approx(0.0410391, rel=1e-6)
-    assert rate.var_rate == pytest.approx(0.14, rel=1e-9)  # 3.5 x 0.04
-    assert rate.elm_rate == pytest.approx(0.0615587, rel=1e-6)  # 1.5 x 0.0410391
-    assert rate.rate == pytest.approx(0.2015587, rel=1e-6)
+    # 40 returns of +-4%: the seed (first 20, mean 0) is 0.0016 * 20 / 19 and every later
+    # r^2 = 0.0016, so s^2 = 0.0016 + (0.0016 / 19) * 0.995^20.
+    rate = nse_var_rate(_alternating_closes(0.04, 40))
+    assert rate.n_returns == 40
+    sigma = math.sqrt(0.0016 + 0.0016 / 19 * 0.995**20)
+    assert rate.ewma_sigma == pytest.approx(sigma, rel=1e-12)
+    assert rate.var_rate == pytest.approx(6 * sigma, rel=1e-12)
+    assert rate.elm_rate == 0.035
+    assert rate.rate == pytest.approx(6 * sigma + 0.035, rel=1e-12)
 
 
 def test_nse_rate_floors() -> None:
-    # Quiet stock: 3.5 x 0.5% = 1.75% < 7.5% and 1.5 x 0.51% < 5%: both floors apply.
+    # Quiet stock: 6 x 0.5% = 3% < 9%: the Group I minimum applies.
     rate = nse_var_rate(_alternating_closes(0.005, 40))
-    assert rate.var_rate == 0.075
-    assert rate.elm_rate == 0.05
+    assert rate.var_rate == 0.09
+    assert rate.elm_rate == 0.035
     assert rate.rate == pytest.approx(0.125)
 
 
@@ -291,16 +291,7 @@ def test_nse_rate_is_capped_at_one() -> None:
     assert rate.rate == 1.0
 
 
-def test_elm_uses_only_the_last_six_months() -> None:
-    wild = _alternating_closes(0.10, 200)
-    calm = _alternating_closes(0.01, 126, start=float(wild[-1]))[1:]
-    rate = nse_var_rate(np.concatenate([wild, calm]))
-    # The last 126 returns are +-1% (126 is even: mean 0, sd = 0.01 * sqrt(126 / 125)).
-    assert rate.elm_sigma == pytest.approx(0.01 * math.sqrt(126 / 125), rel=1e-9)
-    assert rate.n_returns == 326
-
-
-def test_bad_prints_are_excluded_before_ewma_and_elm() -> None:
+def test_bad_prints_are_excluded_before_the_ewma() -> None:
     # +-2% alternating returns with one fake -75% day (a vendor's split-timing error) in the
     # middle: the day is dropped, not zeroed, so the rate equals the one of the clean series.
     clean = _alternating_closes(0.02, 60)
@@ -310,24 +301,23 @@ def test_bad_prints_are_excluded_before_ewma_and_elm() -> None:
     assert rate.n_returns == 59
     kept = np.delete(np.diff(np.log(clean)), 30)
     assert rate.ewma_sigma == pytest.approx(ewma_volatility(kept), rel=1e-12)
-    assert rate.elm_sigma == pytest.approx(float(np.std(kept, ddof=1)), rel=1e-12)
     raw = nse_var_rate(closes, bad_print_threshold=None)
     assert raw.n_excluded == 0
     assert raw.n_returns == 60
-    assert raw.elm_rate > 0.25  # one -139% log return dominates six months of sigma
-    assert rate.elm_rate == pytest.approx(0.05)  # back on the floor (1.5 x 2% < 5%)
+    assert raw.var_rate > 0.25  # one -139% log return dominates the EWMA
+    assert rate.var_rate == pytest.approx(0.12, rel=0.05)  # 6 x ~2%
     # A real +-35% move is no bad print and stays.
     assert nse_var_rate(_alternating_closes(0.30, 30)).n_excluded == 0
 
 
 def test_too_few_returns_after_exclusion_is_insufficient_history() -> None:
-    closes = np.concatenate([_alternating_closes(0.01, 19), [1.0]])  # 20 returns, 1 bad
+    closes = np.concatenate([_alternating_closes(0.01, 20), [1.0]])  # 21 returns, 1 bad
     with pytest.raises(ValueError, match="1 excluded as bad prints"):
         nse_var_rate(closes)
 
 
 def test_nse_rate_needs_history_and_positive_closes() -> None:
-    with pytest.raises(ValueError, match="at least 20"):
+    with pytest.raises(ValueError, match="at least 21"):
         nse_var_rate(_alternating_closes(0.01, 10))
     with pytest.raises(ValueError, match="closes"):
         log_returns([1.0, 0.0, 2.0])

@@ -343,15 +343,19 @@ def test_nse_var_rate_model_matches_the_hand_computation(
     client = create_client(
         api, admin_headers, positions=[{"symbol": "SBIN", "quantity": 10, "cost_basis": "500"}]
     )
-    closes = [c for _, c in store_of(api).closes("SBIN")][-253:]  # ADJUSTED closes
-    expected = nse_var_rate(closes)
+    # SEBI 2020 (DOMAIN.md section 10): three years of ADJUSTED closes, Group I by the proxy.
+    closes = [c for _, c in store_of(api).closes("SBIN")][-757:]
+    expected = nse_var_rate(closes, group="I")
     body = _margin(api, admin_headers, client["id"], rate_model="nse_var")
     assert body["rate_model"] == "nse_var"
+    assert body["requirement_rate"] == "house"
     (row,) = body["positions"]
     assert row["rate_source"] == "nse_var"
     assert float(row["rate"]) == pytest.approx(expected.rate, abs=5e-5)
-    assert row["nse_var"]["n_returns"] == 252
+    assert row["nse_var"]["n_returns"] == 756
     assert row["nse_var"]["n_excluded"] == 0
+    assert (row["nse_var"]["group"], row["nse_var"]["group_source"]) == ("I", "proxy")
+    assert row["nse_var"]["elm_rate"] == "0.0350"
     assert row["nse_var"]["ewma_sigma"] == pytest.approx(expected.ewma_sigma, rel=1e-12)
     value = float(row["market_value"])
     assert float(row["requirement"]) == pytest.approx(value * float(row["rate"]), abs=0.01)
@@ -366,18 +370,16 @@ def test_nse_var_excludes_bad_prints(
     api: TestClient, admin_headers: dict[str, str], symbol: str
 ) -> None:
     # Yahoo's adjusted series fall ~75% on 2024-01-01 (a split-timing error, not a market
-    # move). Kept, that one return alone makes the ELM sigma ~0.13 (ELM ~20%).
+    # move). Kept, that one return alone lifts the EWMA sigma (and 6 sigma) far up.
     client = create_client(
         api, admin_headers, positions=[{"symbol": symbol, "quantity": 10, "cost_basis": "1"}]
     )
-    closes = [c for _, c in store_of(api).closes(symbol)][-253:]
+    closes = [c for _, c in store_of(api).closes(symbol)][-757:]
     with_bad = nse_var_rate(closes, bad_print_threshold=None)
-    assert with_bad.elm_rate > 0.18
     body = _margin(api, admin_headers, client["id"], rate_model="nse_var")
     (row,) = body["positions"]
     assert row["nse_var"]["n_excluded"] == 1
-    assert row["nse_var"]["n_returns"] == 251
-    assert float(row["nse_var"]["elm_rate"]) < 0.08
+    assert row["nse_var"]["n_returns"] == len(closes) - 2
     assert float(row["rate"]) < with_bad.rate - 0.10
     assert float(row["rate"]) == pytest.approx(nse_var_rate(closes).rate, abs=5e-5)
 

@@ -24,7 +24,9 @@ from app.margin.models import MarginCheck, NewPosition, utc_now
 from app.margin.repository import MarginRepository, SQLiteMarginRepository
 from app.margin.supabase import SupabaseMarginRepository
 
-MARGIN_TABLES = "clients, positions, loan_transactions, users, margin_rates, margin_calls"
+MARGIN_TABLES = (
+    "clients, positions, loan_transactions, users, margin_rates, margin_groups, margin_calls"
+)
 
 
 @dataclass
@@ -233,6 +235,21 @@ def test_margin_rates(backend: Backend) -> None:
     with pytest.raises(NotFound):
         repo.delete_margin_rate("TCS")
     assert list(repo.margin_rates()) == ["INFY"]
+
+
+def test_margin_groups(backend: Backend) -> None:
+    repo = backend.repo
+    assert repo.margin_groups() == {}
+    first = repo.set_margin_group("IDEA", "II", actor="a")
+    assert (first.symbol, first.group, first.updated_by) == ("IDEA", "II", "a")
+    repo.set_margin_group("IDEA", "III", actor="b")
+    repo.set_margin_group("ACC", "I", actor=None)
+    assert repo.margin_groups() == {"IDEA": "III", "ACC": "I"}
+    assert [g.symbol for g in repo.list_margin_groups()] == ["ACC", "IDEA"]
+    repo.delete_margin_group("IDEA")
+    with pytest.raises(NotFound):
+        repo.delete_margin_group("IDEA")
+    assert list(repo.margin_groups()) == ["ACC"]
 
 
 def test_margin_calls_lifecycle(backend: Backend) -> None:
