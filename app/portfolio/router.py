@@ -14,13 +14,17 @@ from fastapi import APIRouter, Body, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 
 from app.auth.dependencies import AdminUser, CurrentUser, ReadableClientId
+from app.core.compute import ComputeDep, ComputeRoute
 from app.core.deps import provide
 from app.core.schemas import error_responses
 from app.portfolio import examples as ex
 from app.portfolio import schemas as s
 from app.portfolio.service import PortfolioService
 
-router = APIRouter(tags=["portfolio risk and stress"])
+# The maths runs behind the app's compute limiter (COMPUTE_CONCURRENCY slots, 503 busy after
+# COMPUTE_WAIT_S) and request bodies are decoded off the event loop, as for the other compute
+# endpoints.
+router = APIRouter(tags=["portfolio risk and stress"], route_class=ComputeRoute)
 
 PortfolioServiceDep = Annotated[PortfolioService, Depends(provide("portfolio", PortfolioService))]
 
@@ -39,9 +43,10 @@ def _ok(example: dict[str, Any], *codes: int) -> dict[int | str, dict[str, Any]]
 async def portfolio_risk(
     body: Annotated[s.PortfolioRiskRequest, Body(openapi_examples=ex.RISK_REQUESTS)],
     service: PortfolioServiceDep,
+    limiter: ComputeDep,
 ) -> Any:
     """Ex-ante factor risk: exposures, volatility, Euler contributions, VaR/ES, tracking error."""
-    return await run_in_threadpool(service.risk, body)
+    return await limiter.run(service.risk, body)
 
 
 @router.get(
@@ -53,9 +58,10 @@ async def client_risk(
     client_id: ReadableClientId,
     service: PortfolioServiceDep,
     options: Annotated[s.RiskOptions, Query()],
+    limiter: ComputeDep,
 ) -> Any:
     """Ex-ante factor risk of a client's positions at the last traded closes."""
-    return await run_in_threadpool(service.client_risk, client_id, options)
+    return await limiter.run(service.client_risk, client_id, options)
 
 
 @router.get(
@@ -77,9 +83,10 @@ async def stress_portfolio(
     body: Annotated[s.StressRequest, Body(openapi_examples=ex.STRESS_REQUESTS)],
     user: CurrentUser,
     service: PortfolioServiceDep,
+    limiter: ComputeDep,
 ) -> Any:
     """A portfolio's equity, requirement, shortfall and call before and after a scenario."""
-    return await run_in_threadpool(service.stress, body)
+    return await limiter.run(service.stress, body)
 
 
 @router.post(
@@ -91,6 +98,7 @@ async def stress_book(
     body: Annotated[s.BookStressRequest, Body(openapi_examples=ex.BOOK_STRESS_REQUESTS)],
     admin: AdminUser,
     service: PortfolioServiceDep,
+    limiter: ComputeDep,
 ) -> Any:
     """Every client under a scenario, largest projected shortfall first: who gets a call (admin)."""
-    return await run_in_threadpool(service.book_stress, body)
+    return await limiter.run(service.book_stress, body)
