@@ -67,6 +67,13 @@ def test_render_variables_are_settings_of_the_app() -> None:
             assert ("value" in entry) + ("sync" in entry) + ("generateValue" in entry) == 1
 
 
+def test_render_deploys_in_production_mode() -> None:
+    """APP_ENV=production: no development JWT secret is generated on a deployed service."""
+    values = {e["key"]: e.get("value") for e in _entries(_blueprint()) if "key" in e}
+    assert values["APP_ENV"] == "production"
+    assert Settings(app_env=values["APP_ENV"]).app_env == "production"
+
+
 def test_render_runs_only_the_web_service_on_an_always_on_plan() -> None:
     (web,) = _blueprint()["services"]
     assert web["type"] == "web"
