@@ -13,6 +13,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, Protocol
 
 from app.core.db import Database
@@ -24,23 +25,16 @@ def process_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+@dataclass(eq=False)
 class Lease:
     """A named, expiring lease row in the ``leases`` table (one holder at a time)."""
 
-    def __init__(
-        self,
-        db: Database,
-        name: str,
-        *,
-        owner: str,
-        ttl_seconds: float,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.db = db
-        self.name = name
-        self.owner = owner
-        self.ttl_seconds = ttl_seconds
-        self.clock = clock
+    db: Database
+    name: str
+    _: KW_ONLY
+    owner: str
+    ttl_seconds: float
+    clock: Callable[[], float] = time.time
 
     def acquire(self) -> bool:
         """Take or renew the lease; False while another owner holds an unexpired one."""

@@ -122,23 +122,15 @@ def _rate_bp(rate: Decimal) -> int:
     return int(bp)
 
 
+@dataclass(eq=False, kw_only=True)
 class PortfolioService:
     """Factor risk of portfolios and stress tests of portfolios and of the margin book."""
 
-    def __init__(
-        self,
-        *,
-        models: RiskModels,
-        scenarios: ScenarioBook,
-        prices: PriceReader,
-        universe: Universe,
-        margin: MarginService,
-    ) -> None:
-        self.models = models
-        self.scenarios = scenarios
-        self.prices = prices
-        self.universe = universe
-        self.margin = margin
+    models: RiskModels
+    scenarios: ScenarioBook
+    prices: PriceReader
+    universe: Universe
+    margin: MarginService
 
     # --- shared pieces ---------------------------------------------------------------------
     def _model(self, options: ModelOptions) -> RiskModel:
