@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from app.analytics._checks import finite
+
 __all__ = [
     "PERIODS_PER_YEAR",
     "FactorRisk",
@@ -67,16 +69,6 @@ def _array(name: str, values: ArrayLike, ndim: int) -> FloatArray:
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite (no NaN or inf)")
     return arr
-
-
-def _finite(name: str, value: float) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a number, got {value!r}") from exc
-    if not math.isfinite(out):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return out
 
 
 def check_covariance(name: str, cov: ArrayLike) -> FloatArray:
@@ -170,11 +162,7 @@ def ewma_covariance(
     half_life : float
         Days after which an observation's weight halves (> 0); ``lambda = 0.5 ** (1 / h)``.
     periods_per_year : int, default 252
-        Annualisation factor.
-
-    Returns
-    -------
-    ndarray, shape (n_factors, n_factors)
+        As in :func:`sample_covariance`; so is the returned array's shape.
 
     Notes
     -----
@@ -183,7 +171,7 @@ def ewma_covariance(
     small-sample correction). An infinite half-life would give the ddof=0 sample covariance.
     """
     x = _array("returns", returns, 2)
-    h = _finite("half_life", half_life)
+    h = finite("half_life", half_life)
     if h <= 0:
         raise ValueError(f"half_life must be > 0, got {half_life!r}")
     if x.shape[0] < 2:
@@ -362,7 +350,7 @@ def normal_quantile(p: float) -> float:
     Acklam's rational approximation refined by one Halley step (agrees with
     ``scipy.stats.norm.ppf`` to about 1e-15 relative); ``normal_quantile(0.99) = 2.326348``.
     """
-    q = _finite("p", p)
+    q = finite("p", p)
     if not 0.0 < q < 1.0:
         raise ValueError(f"p must lie in (0, 1), got {p!r}")
     if q < _P_LOW:
@@ -386,7 +374,7 @@ def normal_quantile(p: float) -> float:
 
 def normal_pdf(x: float) -> float:
     """Standard normal density ``phi(x) = exp(-x^2 / 2) / sqrt(2 pi)``."""
-    v = _finite("x", x)
+    v = finite("x", x)
     return math.exp(-0.5 * v * v) / math.sqrt(2.0 * math.pi)
 
 
@@ -454,10 +442,10 @@ def parametric_var_es(
     DOMAIN.md's example: sigma 29.152%, MV 1,000,000, 99%, one day: VaR 42,721.15,
     ES 48,944.11.
     """
-    sigma = _finite("vol", vol)
-    mv = _finite("value", value)
-    a = _finite("confidence", confidence)
-    h = _finite("horizon_days", horizon_days)
+    sigma = finite("vol", vol)
+    mv = finite("value", value)
+    a = finite("confidence", confidence)
+    h = finite("horizon_days", horizon_days)
     if sigma < 0:
         raise ValueError("vol must be >= 0")
     if mv < 0:
