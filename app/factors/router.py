@@ -286,10 +286,20 @@ async def factor_betas(
             "cov_type='HAC', use_correction=False). Not cached.",
         ),
     ] = None,
+    as_of: Annotated[
+        dt.date | None,
+        Query(
+            description="Answer from the data of this date (YYYY-MM-DD): the window ends on "
+            "the last trading day on or before it; any Nifty 500 member of the bundled "
+            "history. Five-factor data starts in February 2022 (the momentum proxy), so a "
+            "date too early for the window is a 422 naming the earliest possible as_of.",
+            examples=["2022-12-30"],
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """Latest betas of a stock on the five factors, with every regression statistic."""
     return await run_in_threadpool(
-        service.betas, ticker, window=window, mode=mode, hac_lags=hac_lags
+        service.betas, ticker, window=window, mode=mode, hac_lags=hac_lags, as_of=as_of
     )
 
 

@@ -28,7 +28,7 @@ from app.cache.base import BetaCache, BetaKey, CachedValue
 from app.cache.memory import MemoryBetaCache
 from app.core.errors import InsufficientData, InvalidInput
 from app.market.factors import FACTOR_NAMES, FACTORS
-from app.market.panel import MODES, PanelCache, ReturnsPanel
+from app.market.panel import MODES, PanelCache, ReturnsPanel, point_in_time
 from app.market.universe import Universe
 
 logger = logging.getLogger(__name__)
@@ -131,20 +131,34 @@ class FactorService:
 
     # --- single stock --------------------------------------------------------------------
     def betas(
-        self, raw_ticker: str, *, window: int, mode: str, hac_lags: int | None = None
+        self,
+        raw_ticker: str,
+        *,
+        window: int,
+        mode: str,
+        hac_lags: int | None = None,
+        as_of: dt.date | None = None,
     ) -> dict[str, Any]:
         """Latest-window betas and statistics for one stock (cached unless HAC is asked).
 
         Canonical windows go through the shared cache, others through the in-process LRU.
+        With ``as_of`` the window ends on the last trading day on or before it, from the data
+        of that date (any index member of the bundled history); those answers stay in the
+        in-process LRU, so the shared cache holds only the current data date.
         """
-        company = self.universe.resolve(raw_ticker)
         validate_window(window)
         validate_mode(mode)
         if hac_lags is not None and not 0 <= hac_lags <= window // 2:
             raise InvalidInput("hac_lags must be between 0 and half the window")
-        panel = self.panels.get()
+        if as_of is None:
+            company = self.universe.resolve(raw_ticker)
+            panel = self.panels.get()
+            tier, cache = self.tier(window)
+        else:
+            company = self.universe.resolve_member(raw_ticker)
+            panel = point_in_time(self.panels.history(), as_of, window)
+            tier, cache = (TIER_MEMORY, self.memory) if self.memory.enabled else (TIER_NONE, None)
         key = BetaKey(company.symbol, window, mode, panel.as_of)
-        tier, cache = self.tier(window)
         if hac_lags is not None or cache is None:
             value = self._compute(panel, company.symbol, key, hac_lags)
             return self._attach_cache(value, None, tier=TIER_NONE, cache=None)
@@ -243,7 +257,7 @@ class FactorService:
                 },
             )
         params = result.params[0]
-        company = self.universe.get(symbol)
+        company = self.universe.member(symbol)
         out: dict[str, Any] = {
             "ticker": symbol,
             "company": company.company if company else None,

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from app.analytics.quality import bad_print_mask
-from app.core.errors import DataUnavailable
+from app.core.errors import DataUnavailable, InvalidInput
 from app.market.factors import FACTOR_PROXIES
 from app.market.store import PriceStore
 
@@ -52,6 +52,35 @@ class ReturnsPanel:
     def date_at(self, row: int) -> dt.date:
         """Calendar date of a regression row."""
         return _to_date(self.dates[row])
+
+    def until(self, day: dt.date) -> ReturnsPanel:
+        """The panel as it stood on ``day``: the regression rows dated on or before it.
+
+        Adjusted closes are back-adjusted for later events by a constant factor per segment,
+        so the returns up to ``day`` are the ones the data held then. ``last_price_date`` of a
+        stock whose last close is later becomes its last regression row with a return.
+        """
+        n = int(np.searchsorted(self.dates, np.datetime64(day, "D"), side="right"))
+        if n == self.dates.shape[0]:
+            return self
+        last: dict[str, dt.date] = {}
+        for symbol, j in self.column.items():
+            known = self.last_price_date.get(symbol)
+            if known is not None and known <= day:
+                last[symbol] = known
+                continue
+            idx = np.flatnonzero(self.present[:n, j])
+            if idx.size:
+                last[symbol] = _to_date(self.dates[idx[-1]])
+        return replace(
+            self,
+            dates=self.dates[:n],
+            y=self.y[:n],
+            excluded=self.excluded[:n],
+            present=self.present[:n],
+            x={mode: values[:n] for mode, values in self.x.items()},
+            last_price_date=last,
+        )
 
 
 def _to_date(value: np.datetime64) -> dt.date:
@@ -123,6 +152,41 @@ def build_panel(
     )
 
 
+def earliest_as_of(panel: ReturnsPanel, window: int) -> dt.date | None:
+    """The first date whose last ``window`` regression rows all exist (None: never)."""
+    if panel.dates.shape[0] < window:
+        return None
+    return panel.date_at(window - 1)
+
+
+def point_in_time(panel: ReturnsPanel, as_of: dt.date, window: int) -> ReturnsPanel:
+    """``panel`` up to ``as_of``, refused (422) when a ``window``-row window does not fit.
+
+    Regression rows start on the first day all five factor returns exist (the momentum proxy
+    lists on 2022-02-17), so the error names the earliest ``as_of`` this window allows.
+    """
+    earliest = earliest_as_of(panel, window)
+    if earliest is None or as_of < earliest:
+        first = panel.date_at(0)
+        reach = (
+            f"the earliest as_of for a {window}-day window is {earliest}"
+            if earliest is not None
+            else f"the stored data ({panel.dates.shape[0]} rows up to {panel.as_of}) is "
+            f"shorter than a {window}-day window"
+        )
+        raise InvalidInput(
+            f"as_of {as_of} is too early: the five factor returns start on {first} (the "
+            f"momentum proxy MOMOMENTUM.NS lists on 2022-02-17), so {reach}.",
+            details={
+                "as_of": as_of,
+                "window": window,
+                "earliest_as_of": earliest,
+                "factor_data_start": first,
+            },
+        )
+    return panel.until(as_of)
+
+
 class PanelCache:
     """Holds the current :class:`ReturnsPanel`, rebuilding it when the store's version moves."""
 
@@ -137,6 +201,7 @@ class PanelCache:
         self.stock_tickers = stock_tickers
         self.check_interval_s = check_interval_s
         self._panel: ReturnsPanel | None = None
+        self._history: ReturnsPanel | None = None
         self._checked_at = 0.0
         self._lock = threading.Lock()
 
@@ -160,3 +225,25 @@ class PanelCache:
                 )
             self._panel = build_panel(wide, self.stock_tickers, version=version)
             return self._panel
+
+    def history(self) -> ReturnsPanel:
+        """A panel of every stock in the store: the universe plus the other index members of
+        the bundled history (past members and later joiners), for point-in-time answers.
+
+        Built on first use and rebuilt when the store's version moves; the universe panel of
+        :meth:`get` is unchanged by it.
+        """
+        current = self.get()
+        with self._lock:
+            if self._history is not None and self._history.version == current.version:
+                return self._history
+            known = set(self.stock_tickers)
+            others = [t for t in self.store.tickers() if t not in known and t not in FACTOR_PROXIES]
+            if not others:
+                self._history = current
+                return current
+            wide = self.store.read_wide()
+            self._history = build_panel(
+                wide, [*self.stock_tickers, *others], version=current.version
+            )
+            return self._history

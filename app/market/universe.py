@@ -1,4 +1,5 @@
-"""The stock universe (Nifty 500 as of the snapshot) and forgiving ticker lookup."""
+"""The stock universe (Nifty 500 as of the snapshot, plus the other members of the bundled
+index history for point-in-time answers) and forgiving ticker lookup."""
 
 from __future__ import annotations
 
@@ -45,12 +46,25 @@ def normalise_ticker(raw: str) -> str:
 class Universe:
     """Members by symbol, with resolution of user input to a member."""
 
-    def __init__(self, companies: list[Company], *, aliases: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        companies: list[Company],
+        *,
+        aliases: dict[str, str] | None = None,
+        others: list[Company] | None = None,
+        unpriced: dict[str, str] | None = None,
+    ) -> None:
         self._by_symbol = {c.symbol: c for c in companies}
         self.companies = sorted(companies, key=lambda c: c.symbol)
+        #: Index members of the bundled history outside the current list (past members and
+        #: later joiners) that have prices: answered with ``as_of``, never listed as members.
+        self._others = {c.symbol: c for c in others or () if c.symbol not in self._by_symbol}
+        known = self._by_symbol.keys() | self._others.keys()
         #: Current NSE symbol -> universe symbol, for members renamed since the list
-        #: (ETERNAL -> ZOMATO, TMPV -> TATAMOTORS).
-        self.aliases = {new: old for new, old in (aliases or {}).items() if old in self._by_symbol}
+        #: (ETERNAL -> ZOMATO, TMPV -> TATAMOTORS), and older symbols of renamed companies.
+        self.aliases = {new: old for new, old in (aliases or {}).items() if old in known}
+        #: Past members without prices in the bundle: symbol -> why (reported, not resolved).
+        self.unpriced = dict(unpriced or {})
 
     def __len__(self) -> int:
         return len(self._by_symbol)
@@ -71,6 +85,32 @@ class Universe:
     def get(self, symbol: str) -> Company | None:
         """Member by exact symbol."""
         return self._by_symbol.get(symbol)
+
+    def member(self, symbol: str) -> Company | None:
+        """Current or other index member of the bundled history by exact symbol."""
+        return self._by_symbol.get(symbol) or self._others.get(symbol)
+
+    @property
+    def other_symbols(self) -> list[str]:
+        """Symbols of the priced index members outside the current list, sorted."""
+        return sorted(self._others)
+
+    def resolve_member(self, raw: str) -> Company:
+        """Resolve input to any priced index member of the bundled history (current, past
+        or later), for point-in-time answers; a past member without prices is a 404 that
+        says so, anything else a 404 with suggestions."""
+        symbol = normalise_ticker(raw)
+        target = self.aliases.get(symbol, symbol)
+        company = self.member(symbol) or self.member(target)
+        if company is not None:
+            return company
+        if target in self.unpriced:
+            raise UnknownTicker(
+                f"{target} was a Nifty 500 member but the bundled data has no prices for it "
+                f"({self.unpriced[target]}); see GET /universe for every such member.",
+                details={"ticker": target, "member_without_prices": True},
+            )
+        return self.resolve(raw)
 
     def resolve(self, raw: str) -> Company:
         """Resolve forgiving input to a member or raise :class:`UnknownTicker` with suggestions."""
