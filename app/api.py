@@ -9,6 +9,7 @@ from app.auth import router as auth
 from app.factors import router as factors
 from app.heatmap import router as heatmap
 from app.indices import router as index
+from app.margin import reports_router as margin_reports
 from app.margin import router as margin
 from app.market import router as tickers
 from app.market import stocks_router as stocks
@@ -22,6 +23,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     *index.routers,
     auth.router,
     margin.router,
+    margin_reports.router,
     stocks.router,
     portfolio.router,
 )

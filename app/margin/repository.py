@@ -26,6 +26,7 @@ from app.core import tables as _tables  # noqa: F401  (registers the tables)
 from app.core.db import Database
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.money import from_paise, to_paise
+from app.margin.limits import check_loan_total
 from app.margin.models import (
     CallStatus,
     Client,
@@ -480,6 +481,7 @@ class SQLiteMarginRepository(MarginRepository):
             new_balance = balance + paise if kind == "draw" else balance - paise
             if new_balance < 0:
                 raise overdrawn(paise, from_paise(balance))
+            check_loan_total(balance, new_balance)  # before writing: 422, nothing stored
             conn.execute(
                 "UPDATE clients SET loan_paise = ?, updated_at = ? WHERE id = ?",
                 (new_balance, now, client_id),

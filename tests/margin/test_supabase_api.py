@@ -145,3 +145,32 @@ def test_anon_key_sees_nothing(stack: SupabaseStack) -> None:
     finally:
         anon.close()
     assert stack.psql("select loan_paise from public.clients;") == "1"
+
+
+def test_draw_above_the_maximum_loan_is_422_with_nothing_stored_on_supabase(
+    remote_api: TestClient, stack: SupabaseStack
+) -> None:
+    # The 0006 RPC checks the total under the client's row lock before writing; without it
+    # the 92nd draw of 999,999,999,999,999.99 overflowed bigint (a 503) after 91 were stored.
+    admin = login(remote_api, ADMIN_USERNAME, ADMIN_PASSWORD)
+    client = create_client(remote_api, admin)
+    url = f"/clients/{client['id']}/loan/transactions"
+    huge = {"type": "draw", "amount": "999999999999999.99"}
+    assert remote_api.post(url, json=huge, headers=admin).status_code == 201
+    ledger = "select count(*), sum(amount_paise) from public.loan_transactions;"
+    before = (stack.psql("select loan_paise from public.clients;"), stack.psql(ledger))
+    assert before[0] == "99999999999999999"
+    for _ in range(3):
+        refused = remote_api.post(url, json=huge, headers=admin)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["code"] == "invalid_input"
+        assert "maximum" in refused.json()["error"]["message"]
+    tiny = remote_api.post(url, json={"type": "draw", "amount": "0.01"}, headers=admin)
+    assert tiny.status_code == 422
+    assert (stack.psql("select loan_paise from public.clients;"), stack.psql(ledger)) == before
+    repay = remote_api.post(url, json={"type": "repay", "amount": "0.01"}, headers=admin)
+    assert repay.status_code == 201
+    assert (
+        remote_api.post(url, json={"type": "draw", "amount": "0.01"}, headers=admin).status_code
+        == 201
+    )
