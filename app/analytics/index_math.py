@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -59,6 +60,7 @@ __all__ = [
     "ConstituentChange",
     "DivisorChange",
     "EqualWeightHistory",
+    "HistoryOptions",
     "IndexHistory",
     "base_divisor",
     "equal_weight_history",
@@ -277,6 +279,14 @@ def _date_index(name: str, value: int, n_dates: int) -> int:
     return out
 
 
+class HistoryOptions(TypedDict, total=False):
+    """Keyword options of :func:`index_history` that the derived histories pass through."""
+
+    base_value: float
+    base_date_index: int
+    price_adjustment: ArrayLike | None
+
+
 def index_history(
     prices: ArrayLike,
     shares: ArrayLike,
@@ -433,13 +443,7 @@ def index_history(
 
 
 def full_market_cap_history(
-    prices: ArrayLike,
-    shares: ArrayLike,
-    membership: ArrayLike,
-    *,
-    base_value: float = 1000.0,
-    base_date_index: int = 0,
-    price_adjustment: ArrayLike | None = None,
+    prices: ArrayLike, shares: ArrayLike, membership: ArrayLike, **options: Unpack[HistoryOptions]
 ) -> IndexHistory:
     """Full market-cap index history: :func:`index_history` with ``IWF = CF = 1``.
 
@@ -447,8 +451,9 @@ def full_market_cap_history(
     ----------
     prices, shares, membership : array_like, shape (n_dates, n_symbols)
         As in :func:`index_history`.
-    base_value, base_date_index, price_adjustment
-        As in :func:`index_history`.
+    **options
+        ``base_value``, ``base_date_index`` and ``price_adjustment``, as in
+        :func:`index_history`.
 
     Returns
     -------
@@ -460,16 +465,7 @@ def full_market_cap_history(
     """
     p = float_array("prices", prices)
     ones = np.ones(p.shape)
-    return index_history(
-        p,
-        shares,
-        ones,
-        ones,
-        membership,
-        base_value=base_value,
-        base_date_index=base_date_index,
-        price_adjustment=price_adjustment,
-    )
+    return index_history(p, shares, ones, ones, membership, **options)
 
 
 @dataclass(frozen=True)
