@@ -22,7 +22,7 @@ from .manifest import build_manifest
 from .output import Outputs, close_table, levels_table, write_json
 from .prices import build_adjusted, build_traded, emami_check, load_long_prices
 from .sources import NSE_EOD_PRICES, Context, Window, between
-from .universe import build_nifty50_lists, load_universe
+from .universe import build_nifty50_lists, load_symbol_changes, load_universe, symbol_changes
 
 PRICE_START = date(2021, 1, 1)
 INDEX_START = date(2019, 7, 22)
@@ -68,6 +68,7 @@ def build(shared: Path, out: Path) -> dict[str, Any]:
     outputs.csv("shares_outstanding.csv", shares)
     outputs.parquet("index_series.parquet", levels_table(index_series, INDEX_COLUMNS))
     outputs.csv("nifty50_constituents.csv", n50)
+    outputs.csv("symbol_changes.csv", symbol_changes(universe, load_symbol_changes(ctx)))
 
     manifest = build_manifest(
         ctx,

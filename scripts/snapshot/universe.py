@@ -113,3 +113,32 @@ def build_nifty50_lists(ctx: Context) -> pd.DataFrame:
         frames.append(lst)
     out = pd.concat(frames, ignore_index=True)
     return out.sort_values(["list_date", "symbol"]).reset_index(drop=True)
+
+
+def symbol_changes(universe: Universe, changes: pd.DataFrame) -> pd.DataFrame:
+    """Every other NSE symbol of a universe member, for ticker lookup in both directions.
+
+    ``former``: symbols renamed into the member's symbol on or before the list date, followed
+    back (IIFLWAM -> 360ONE); ``later``: the member's rename chain after the list date
+    (ZOMATO -> ETERNAL). A symbol that is a member's own symbol, or that two members would
+    claim, is left out (it could not resolve to one company). Columns: ``symbol`` (the
+    member), ``other_symbol``, ``relation`` and ``date`` (when NSE changed the symbol).
+    """
+    members = set(universe.members["symbol"])
+    rows: list[tuple[str, str, str, str]] = []
+    for symbol in sorted(members):
+        frontier: list[tuple[str, pd.Timestamp]] = [(symbol, universe.list_date)]
+        seen = {symbol}
+        while frontier:
+            name, until = frontier.pop()
+            hits = changes[(changes["new"] == name) & (changes["date"] <= until)]
+            for old, day in zip(hits["old"], hits["date"], strict=True):
+                if old not in seen:
+                    seen.add(old)
+                    rows.append((symbol, str(old), "former", day.strftime("%Y-%m-%d")))
+                    frontier.append((str(old), pd.Timestamp(day)))
+        rows.extend((symbol, new, "later", day) for new, day in universe.chains[symbol][1:])
+    frame = pd.DataFrame(rows, columns=["symbol", "other_symbol", "relation", "date"])
+    claimed = frame["other_symbol"].value_counts()
+    keep = ~frame["other_symbol"].isin(members) & frame["other_symbol"].map(claimed).eq(1)
+    return frame[keep].sort_values(["symbol", "date", "other_symbol"]).reset_index(drop=True)

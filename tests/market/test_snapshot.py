@@ -39,6 +39,7 @@ OUTPUTS = [
     "index_series.parquet",
     "nifty50_constituents.csv",
     "traded_closes.parquet",
+    "symbol_changes.csv",
 ]
 
 
