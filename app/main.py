@@ -15,19 +15,21 @@ from fastapi_offline import FastAPIOffline
 
 from app import __version__
 from app.api import mount_routes
+from app.api_docs import TAGS, error_catalogue
 from app.container import build_container, create_first_admin, start_jobs, stop_jobs
 from app.core.compute import ComputeLimiter
 from app.core.errors import DataUnavailable, install_error_handlers
 from app.core.http_cache import HttpCacheMiddleware
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from app.core.openapi import install_openapi
 from app.core.ratelimit import (
     EXEMPT_PATHS,
     build_rate_limit_storage,
     exempt_routes,
     install_rate_limiting,
+    startup_line,
 )
-from app.core.schemas import install_error_documentation
 from app.core.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             container.snapshot.snapshot_date,
             container.cache.backend,
         )
+        logger.info("%s", startup_line(settings, rate_limit_storage))
         await run_in_threadpool(create_first_admin, container)
         start_jobs(container)
         try:
@@ -85,13 +88,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="NSE Quant Analytics",
         version=__version__,
         description=DESCRIPTION,
+        openapi_tags=TAGS,
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.rate_limit_storage = rate_limit_storage
     install_error_handlers(app)
     mount_routes(app)
-    install_error_documentation(app, rate_limit_exempt=EXEMPT_PATHS)
+    install_openapi(app, error_catalogue(settings), rate_limit_exempt=EXEMPT_PATHS)
 
     # Middleware: the last added runs first.
     limiter = install_rate_limiting(app, settings, rate_limit_storage)

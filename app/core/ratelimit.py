@@ -30,6 +30,7 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from limits import parse_many
 from limits.storage import MemoryStorage, MovingWindowSupport, Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter, WindowStats
 from redis.backoff import NoBackoff
@@ -41,7 +42,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import error_body
+from app.core.errors import RateLimited, error_body
 from app.core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -372,20 +373,72 @@ class RateLimitMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+def rate_limit_error(description: str) -> RateLimited:
+    """The error of a request over the limit ``description`` (e.g. ``10 per 1 minute``)."""
+    return RateLimited(
+        f"Rate limit exceeded ({description}); retry after the Retry-After seconds.",
+        details={"limit": description},
+    )
+
+
+def limit_descriptions(limit: str) -> list[str]:
+    """How slowapi states each limit of ``limit`` (``10/minute`` -> ``10 per 1 minute``)."""
+    return [str(item) for item in parse_many(limit)]
+
+
+def rate_limit_header_docs(limit: str) -> dict[str, Any]:
+    """The headers of a 429 under ``limit`` for the OpenAPI document (X-RateLimit-* are on
+    every answer of a limited endpoint; Retry-After only on a 429)."""
+    amount = parse_many(limit)[0].amount
+    return {
+        "Retry-After": {
+            "description": "Seconds until the window resets and a request is counted again.",
+            "schema": {"type": "integer"},
+            "example": 42,
+        },
+        "X-RateLimit-Limit": {
+            "description": "Requests allowed per window for this client IP (RATE_LIMIT).",
+            "schema": {"type": "integer"},
+            "example": amount,
+        },
+        "X-RateLimit-Remaining": {
+            "description": "Requests left in the current window (0 on a 429).",
+            "schema": {"type": "integer"},
+            "example": 0,
+        },
+        "X-RateLimit-Reset": {
+            "description": "When the current window resets, in Unix epoch seconds.",
+            "schema": {"type": "integer"},
+            "example": 1718965260,
+        },
+    }
+
+
+def startup_line(settings: Settings, storage: RateLimitStorage) -> str:
+    """The one line the service logs at startup about its rate limit."""
+    exempt = ", ".join(sorted(EXEMPT_PATHS))
+    where = (
+        "process memory (memory://)"
+        if not storage.remote
+        else _redacted(settings.rate_limit_storage_uri)
+    )
+    if not settings.rate_limit_enabled:
+        return f"rate limit: off (RATE_LIMIT_ENABLED=false); storage {where}; exempt: {exempt}"
+    limits = " and ".join(limit_descriptions(settings.rate_limit))
+    return (
+        f"rate limit: {limits} per client IP, one budget across every limited endpoint "
+        f"(RATE_LIMIT={settings.rate_limit}); storage {where}; exempt: {exempt}"
+    )
+
+
 async def rate_limit_exceeded(request: Request, exc: Exception) -> Response:
     """429 with the JSON error envelope, Retry-After and the rate-limit headers (from the
     window :class:`RateLimitMiddleware` read with the check: no storage call here)."""
     assert isinstance(exc, RateLimitExceeded)
     limit = getattr(exc, "limit", None)
-    description = str(limit.limit) if limit is not None else "the rate limit"
+    error = rate_limit_error(str(limit.limit) if limit is not None else "the rate limit")
     response: Response = JSONResponse(
-        error_body(
-            "rate_limited",
-            f"Rate limit exceeded ({description}); retry after the Retry-After seconds.",
-            request,
-            {"limit": description},
-        ),
-        status_code=429,
+        error_body(error.code, error.message, request, error.details), status_code=429
     )
     response.headers.update(_rate_limit_headers(request))
     window: WindowStats | None = getattr(request.state, "rate_limit_window", None)

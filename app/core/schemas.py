@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from typing import Any
 
-from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 
@@ -84,19 +83,6 @@ def document_common_errors(openapi: dict[str, Any], *, rate_limit_exempt: Collec
     if not _references(openapi.get("paths", {}), "HTTPValidationError"):
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
-
-
-def install_error_documentation(app: FastAPI, *, rate_limit_exempt: Collection[str]) -> None:
-    """Make ``app.openapi()`` document the common error responses (see above), once."""
-    generate: Callable[[], dict[str, Any]] = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            document_common_errors(generate(), rate_limit_exempt=rate_limit_exempt)
-        assert app.openapi_schema is not None
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _document(responses: dict[str, Any], code: str) -> None:
