@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from .actions import enrich_actions
 from .factors import (
     FACTORS,
     INDEX_COLUMNS,
@@ -17,6 +18,7 @@ from .factors import (
     load_factor_levels,
     snapshot_dates,
 )
+from .history import build_history
 from .holdings import build_corporate_actions, build_shares
 from .manifest import build_manifest
 from .output import Outputs, close_table, levels_table, write_json
@@ -47,12 +49,25 @@ def build(shared: Path, out: Path) -> dict[str, Any]:
     adjusted = build_adjusted(ctx, universe, window)
     traded = build_traded(ctx, universe, adjusted, window)
 
-    # 4. corporate actions and shares
+    # 4. the point-in-time universe: every member of every dated list, and the prices of
+    #    those outside the universe list
+    history = build_history(ctx, universe, adjusted.universe, window)
+
+    # 5. corporate actions (with how each was applied) and shares
     actions = build_corporate_actions(ctx, universe.chains, snap)
     eod_full, _ = load_long_prices(ctx.path(NSE_EOD_PRICES), "close", window.index_start, snap)
     shares = build_shares(ctx, universe.members, universe.chains, eod_full, actions)
+    others = build_corporate_actions(ctx, history.chains, snap, note=False)
+    sources = dict(zip(history.table["symbol"], history.table["price_source"], strict=True))
+    action_tables = enrich_actions(
+        ctx,
+        pd.concat([actions, others], ignore_index=True),
+        sources,
+        {**universe.chains, **history.chains},
+        window,
+    )
 
-    # 5. index series and Nifty 50 lists
+    # 6. index series and Nifty 50 lists
     index_series = build_index_series(ctx, window.index_start, snap)
     n50 = build_nifty50_lists(ctx)
 
@@ -64,7 +79,11 @@ def build(shared: Path, out: Path) -> dict[str, Any]:
     outputs.parquet("factors.parquet", levels_table(levels, [f.ticker for f in FACTORS]))
     meta = factor_meta(levels, factor_start, snap)
     outputs.json("factor_meta.json", meta, rows=len(meta["factors"]))
-    outputs.csv("corporate_actions.csv", actions)
+    outputs.csv("corporate_actions.csv", action_tables.actions)
+    outputs.csv("adjustment_steps.csv", action_tables.steps)
+    outputs.csv("universe_history.csv", history.table)
+    outputs.csv("membership.csv", history.membership)
+    outputs.parquet("prices_other_members.parquet", close_table(history.other_prices))
     outputs.csv("shares_outstanding.csv", shares)
     outputs.parquet("index_series.parquet", levels_table(index_series, INDEX_COLUMNS))
     outputs.csv("nifty50_constituents.csv", n50)
@@ -79,6 +98,8 @@ def build(shared: Path, out: Path) -> dict[str, Any]:
         adjusted=adjusted,
         traded=traded,
         nse_eod_duplicates=emami_check(ctx, window.price_start, snap),
+        history=history,
+        action_stats=action_tables.stats,
     )
     write_json(manifest, out / "manifest.json")
     return manifest

@@ -30,8 +30,11 @@ def build_corporate_actions(
     ctx: Context,
     chains: dict[str, Chain],
     end: pd.Timestamp,
+    *,
+    note: bool = True,
 ) -> pd.DataFrame:
-    """Yahoo dividends and splits from 2019 to ``end``, under the universe symbol they belong to."""
+    """Yahoo dividends and splits from 2019 to ``end``, under the universe symbol they belong to
+    (``note``: record the duplicates dropped in the manifest notes)."""
     raw = pd.read_csv(ctx.path(CORPORATE_ACTIONS), dtype={"symbol": str})
     raw["ex_date"] = to_dates(raw["ex_date"])
     start = pd.Timestamp(CORPORATE_ACTIONS_START)
@@ -51,7 +54,8 @@ def build_corporate_actions(
     )
     before = len(out)
     out = out.drop_duplicates().sort_values(["symbol", "ex_date", "dividend", "split_ratio"])
-    ctx.notes["corporate_actions_exact_duplicates_dropped"] = before - len(out)
+    if note:
+        ctx.notes["corporate_actions_exact_duplicates_dropped"] = before - len(out)
     return out.reset_index(drop=True)
 
 

@@ -9,13 +9,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .history import History
 from .output import Outputs
 from .prices import AdjustedPanel, TradedPanel, traded_vs_eod
 from .sources import NSE_RAW_PRICES, PROVENANCE, Context, Window, iso, sha256_file
 from .universe import CONSTITUENTS, Universe
 
 BUILDER_SCRIPT = "scripts/build_snapshot.py"
-BUILDER_VERSION = "1.1.0"
+BUILDER_VERSION = "1.2.0"
 WINDOWS = (252, 504)
 
 UNIVERSE_LIST_NOTE = (
@@ -49,6 +50,28 @@ ADJUSTMENTS = {
     "traded_closes": "NOT adjusted: NSE EQ-series closes as traded (section 3b). Levels "
     "are comparable with 2024 broker statements; returns jump on splits and bonuses, so "
     "the service never computes returns from them",
+}
+HISTORY_RULE = (
+    "every member of every dated Nifty 500 list (constituents/ind_nifty500list_*.csv), under "
+    "the symbol it had on the universe list date (renames followed forward for older lists "
+    "and backward for newer ones; symbols sharing an ISIN are one company); a company is a "
+    "member from the date of a list that holds it to the date of the first later list that "
+    "does not (end empty: in the newest list). List dates are git commit dates, so the "
+    "intervals are approximate. Members outside the universe list get adjusted closes like "
+    "the universe (Yahoo adj_close under their newest ticker, else NSE EOD) in the same "
+    "window, in prices_other_members.parquet; no traded closes"
+)
+CORPORATE_ACTIONS_NOTES = {
+    "files": ["corporate_actions.csv", "adjustment_steps.csv"],
+    "price_factor": "multiplier the bundled adjusted series applies to closes before the "
+    "ex-date: 1/N for a split or bonus; for a dividend on a Yahoo (total-return) series the "
+    "step of Yahoo adj_close/close across the ex-date; 1.0 for an ordinary dividend on an NSE "
+    "EOD (price-return) series; a split Yahoo repeats within 30 days is applied once",
+    "observed_factor": "the same step measured on the adjusted closes against the unadjusted "
+    "NSE closes (section 3b) around the ex-date; empty without NSE closes",
+    "adjustment_steps": "days where the observed step differs from the listed events' "
+    "factors by more than the tolerance: demergers, rights issues and dividends the Yahoo "
+    "actions file lacks (measured, not labelled by any source)",
 }
 KNOWN_ISSUES = [
     "Survivorship: the Yahoo panel only holds 2026 index members; 2024 names that left "
@@ -163,6 +186,29 @@ def traded_section(
     }
 
 
+def history_section(history: History, window: Window) -> dict[str, Any]:
+    """The ``point_in_time_universe`` section: lists, counts, and members without prices."""
+    table = history.table
+    status = {str(k): int(v) for k, v in table["status"].value_counts().sort_index().items()}
+    priced = table[table["n_prices"] > 0]
+    return {
+        "files": ["universe_history.csv", "membership.csv", "prices_other_members.parquet"],
+        "rule": HISTORY_RULE,
+        "lists": history.lists,
+        "companies": len(table),
+        "companies_by_status": status,
+        "companies_with_prices": len(priced),
+        "companies_with_prices_by_status": {
+            str(k): int(v) for k, v in priced["status"].value_counts().sort_index().items()
+        },
+        "membership_intervals": len(history.membership),
+        "merged_by_isin": history.merged_by_isin,
+        "other_members_price_rows": len(history.other_prices),
+        "members_without_prices": history.without_prices,
+        "price_window": {"start": iso(window.price_start), "end": iso(window.snapshot)},
+    }
+
+
 def build_manifest(
     ctx: Context,
     outputs: Outputs,
@@ -173,6 +219,8 @@ def build_manifest(
     adjusted: AdjustedPanel,
     traded: TradedPanel,
     nse_eod_duplicates: dict[str, Any],
+    history: History,
+    action_stats: dict[str, Any],
 ) -> dict[str, Any]:
     """The manifest of a build whose files are all written (their hashes are read back)."""
     prov = provenance(ctx)
@@ -196,6 +244,8 @@ def build_manifest(
         "symbols_below_252_in_factor_period": {
             s: v for s, v in sorted(adjusted.factor_period_rows.items()) if v < 252
         },
+        "point_in_time_universe": history_section(history, window),
+        "corporate_actions": {**CORPORATE_ACTIONS_NOTES, **action_stats},
         "adjustments": ADJUSTMENTS,
         "dedupe": {**adjusted.dedupe, "nse_eod_duplicates": nse_eod_duplicates},
         "known_issues": KNOWN_ISSUES,

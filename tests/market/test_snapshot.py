@@ -40,6 +40,10 @@ OUTPUTS = [
     "nifty50_constituents.csv",
     "traded_closes.parquet",
     "symbol_changes.csv",
+    "adjustment_steps.csv",
+    "universe_history.csv",
+    "membership.csv",
+    "prices_other_members.parquet",
 ]
 
 
@@ -363,8 +367,10 @@ def test_index_series() -> None:
 
 def test_side_tables(universe: pd.DataFrame) -> None:
     ca = pd.read_csv(SNAPSHOT / "corporate_actions.csv")
-    assert list(ca.columns) == ["symbol", "ex_date", "dividend", "split_ratio"]
-    assert set(ca["symbol"]) <= set(universe["symbol"])
+    assert list(ca.columns)[:4] == ["symbol", "ex_date", "dividend", "split_ratio"]
+    history = pd.read_csv(SNAPSHOT / "universe_history.csv", keep_default_na=False)
+    assert set(ca["symbol"]) <= set(history["symbol"])
+    assert set(universe["symbol"]) <= set(history["symbol"])
     assert ca["ex_date"].between("2019-01-01", "2024-06-21").all()
     sh = pd.read_csv(SNAPSHOT / "shares_outstanding.csv")
     assert list(sh.columns) == ["symbol", "as_of", "shares", "mcap_lakhs", "close", "source"]
