@@ -10,7 +10,8 @@ constant and ``missing="drop"`` (t-based p-values, i.e. ``fit(use_t=True)``).
 
 Public API
 ----------
-* :func:`rolling_ols` -> :class:`RollingOLSResult` -- every window end.
+* :func:`rolling_ols` -> :class:`RollingOLSResult` -- every window end, or only the ends asked
+  (``ends``: one row, a range, a range at a step); memory follows stocks x requested ends.
 * :func:`latest_ols` -> :class:`LatestOLSResult` -- only the window ending at the last row, plus
   condition number, VIFs and optional Newey-West (HAC) standard errors.
 
@@ -24,10 +25,13 @@ is numerically rank-deficient. ``nobs`` always reports the usable row count.
 
 Why one module
 --------------
-The file stays whole, over the 600-line guideline, because it is one algorithm: the batched
-windowed sums, the vectorised Cholesky solver and every statistic (standard errors, R^2,
-p-values, condition number, VIF, HAC) share one state (the centred design, the window sums and
-the factorisation of :class:`_Fit`); splitting them would spread that state over modules.
+The file stays whole, over the 600-line guideline, because it is one algorithm: the vectorised
+Cholesky solver and every statistic (standard errors, R^2, condition number, VIF, HAC) share
+one state (the centred design, the window sums and the factorisation of :class:`_Fit`);
+splitting them would spread that state over modules. The parts without that state live in
+:mod:`app.analytics.ols`: which window ends to produce and the drift-free sums at them
+(:mod:`~app.analytics.ols.windows`), and the batched Student t p-values
+(:mod:`~app.analytics.ols.pvalues`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,15 @@ from numpy.typing import ArrayLike, NDArray
 
 from app.analytics._arrays import FloatArray, IntArray, as_columns, real_array
 from app.analytics._checks import integer
+from app.analytics.ols.pvalues import t_pvalues_integer_df
+from app.analytics.ols.windows import (
+    Ends,
+    counts_at,
+    gram_rows,
+    sums_at,
+    tri_pairs,
+    window_ends,
+)
 from app.analytics.stats import normal_two_sided_pvalue, student_t_two_sided_pvalue
 
 __all__ = ["LatestOLSResult", "RollingOLSResult", "latest_ols", "rolling_ols"]
@@ -56,32 +69,36 @@ class RollingOLSResult:
     """Rolling OLS statistics for every stock and window end.
 
     Shapes below are for 2-D ``y`` of shape (n_obs, n_stocks); for 1-D ``y`` the leading
-    ``n_stocks`` axis is absent. ``p = k + 1`` (column 0 is the intercept).
+    ``n_stocks`` axis is absent. ``p = k + 1`` (column 0 is the intercept). ``n_ends`` is the
+    number of window ends asked (``n_obs`` by default, see ``ends``).
 
     Attributes
     ----------
-    params : ndarray, shape (n_stocks, n_obs, p)
+    params : ndarray, shape (n_stocks, n_ends, p)
         Column 0 = alpha (per period, not annualised), columns 1..k = betas. NaN where the
         window is incomplete, has fewer than ``min_nobs`` usable rows or is rank-deficient.
-    bse : ndarray, shape (n_stocks, n_obs, p)
+    bse : ndarray, shape (n_stocks, n_ends, p)
         Classical (non-robust) standard errors.
-    tvalues : ndarray, shape (n_stocks, n_obs, p)
+    tvalues : ndarray, shape (n_stocks, n_ends, p)
         ``params / bse``.
-    pvalues : ndarray, shape (n_stocks, n_obs, p)
+    pvalues : ndarray, shape (n_stocks, n_ends, p)
         Two-sided p-values, Student t with ``nobs - k - 1`` degrees of freedom.
-    rsquared : ndarray, shape (n_stocks, n_obs)
+    rsquared : ndarray, shape (n_stocks, n_ends)
         Centred R^2.
-    rsquared_adj : ndarray, shape (n_stocks, n_obs)
+    rsquared_adj : ndarray, shape (n_stocks, n_ends)
         Adjusted R^2.
-    resid_vol : ndarray, shape (n_stocks, n_obs)
+    resid_vol : ndarray, shape (n_stocks, n_ends)
         Annualised residual volatility ``sqrt(SSR / (nobs - k - 1) * periods_per_year)``.
-    nobs : ndarray of int64, shape (n_stocks, n_obs)
+    nobs : ndarray of int64, shape (n_stocks, n_ends)
         Usable rows in the window ending at each row (reported even where the fit is NaN;
         during warm-up, the usable rows among the first ``t + 1``).
     window : int
         Window length in rows.
     min_nobs : int
         Minimum usable rows for a fit.
+    ends : ndarray of int64, shape (n_ends,), or None
+        Row (of ``y``) of each window end along the second axis; ``arange(n_obs)`` when every
+        row was asked (None only for a result built by hand).
 
     Notes
     -----
@@ -99,6 +116,7 @@ class RollingOLSResult:
     nobs: IntArray
     window: int
     min_nobs: int
+    ends: IntArray | None = None
 
 
 @dataclass(frozen=True)
@@ -236,66 +254,6 @@ def _prepare(
     )
 
 
-def _tri_pairs(p: int) -> list[tuple[int, int]]:
-    """Lower-triangle index pairs (i >= j) in the order used for Gram-matrix features."""
-    return [(i, j) for i in range(p) for j in range(i + 1)]
-
-
-def _gram_rows(z: FloatArray) -> FloatArray:
-    """Per-row products ``z_i * z_j`` (i >= j), shape (n_rows, p (p + 1) / 2)."""
-    return np.stack([z[:, i] * z[:, j] for i, j in _tri_pairs(z.shape[1])], axis=1)
-
-
-def _window_sums(g: FloatArray, window: int) -> FloatArray:
-    """Sums of ``g`` over every complete window along axis 0, without running-sum drift.
-
-    Parameters
-    ----------
-    g : ndarray, shape (n_rows, ...)
-    window : int
-        ``w <= n_rows``.
-
-    Returns
-    -------
-    ndarray, shape (n_rows - w + 1, ...)
-        Entry ``j`` is the sum of rows ``j .. j + w - 1``.
-
-    Notes
-    -----
-    Rows are cut into blocks of ``w`` and prefix sums restart at every block. A window
-    either is one whole block (its sum is the block's last prefix) or the tail of block ``b``
-    plus the head of block ``b + 1``: ``(P_b[end] - P_b[j - 1]) + P_{b+1}[t]``. Every term is
-    a sum of at most ``w`` rows, so rounding error does not grow with the history length, as
-    it would for differences of one long cumulative sum.
-    """
-    n_rows = g.shape[0]
-    tail = g.shape[1:]
-    w = window
-    n_blocks = -(-n_rows // w)
-    n_pad = n_blocks * w
-    prefix = np.zeros((n_pad, *tail))
-    prefix[:n_rows] = g
-    for r in range(n_pad):  # row-wise in-place adds beat np.cumsum on a non-last axis
-        if r % w:
-            prefix[r] += prefix[r - 1]
-    p4 = prefix.reshape(n_blocks, w, *tail)
-    suffix = np.empty_like(p4)
-    suffix[:, 0] = 0.0
-    np.subtract(p4[:, -1:], p4[:, :-1], out=suffix[:, 1:])
-    n_win = n_rows - w + 1
-    out = prefix[w - 1 : n_rows]
-    out += suffix.reshape(n_pad, *tail)[:n_win]
-    return out
-
-
-def _rolling_counts(mask: NDArray[np.bool_], window: int) -> IntArray:
-    """Usable rows in the window ending at each row (partial windows during warm-up)."""
-    cs = np.cumsum(mask, axis=0, dtype=np.int64)
-    out = cs.copy()
-    out[window:] -= cs[:-window]
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 # the batched small-system solver
 
@@ -353,6 +311,7 @@ def _solve(
     rank_tol: float,
     periods_per_year: int,
     keep_factor: bool = False,
+    with_pvalues: bool = True,
 ) -> _Fit:
     """Solve many independent p x p normal-equation systems given their sums.
 
@@ -382,7 +341,7 @@ def _solve(
     ``u' (Z'Z)^{-1} u``, ``u = (1, -mean(x))``.
     """
     p = len(xty)
-    pos = {pair: f for f, pair in enumerate(_tri_pairs(p))}
+    pos = {pair: f for f, pair in enumerate(tri_pairs(p))}
 
     def a(i: int, j: int) -> FloatArray:
         return gram[pos[(i, j)] if i >= j else pos[(j, i)]]
@@ -424,7 +383,11 @@ def _solve(
             th[i] = acc / low[i][i]
         theta_c = np.stack([np.broadcast_to(th[i] * inv_d[i], shape) for i in range(p)])
         params = theta_c.copy()
-        params[0] += y_mean - np.tensordot(x_mean, theta_c[1:], axes=1)
+        # Elementwise (no BLAS dot): a system's result must not depend on the batch around it.
+        shift = x_mean[0] * theta_c[1]
+        for j in range(1, p - 1):
+            shift += x_mean[j] * theta_c[j + 1]
+        params[0] += y_mean - shift
     ok = np.broadcast_to(ok_g, shape).copy()
     params[:, ~ok] = np.nan
     if yty is None:
@@ -471,7 +434,7 @@ def _solve(
         rsquared_adj = 1.0 - (nobs - 1.0) / df_resid * (1.0 - rsquared)
         resid_vol = np.sqrt(s2 * periods_per_year)
     pvalues = np.full_like(tvalues, np.nan)
-    if ok.any():
+    if with_pvalues and ok.any():
         pvalues[:, ok] = student_t_two_sided_pvalue(
             tvalues[:, ok], np.broadcast_to(df_resid, shape)[ok]
         )
@@ -512,6 +475,8 @@ def rolling_ols(
     periods_per_year: int = 252,
     params_only: bool = False,
     rank_tol: float = 1e-10,
+    ends: Ends = None,
+    chunk_bytes: int | None = None,
 ) -> RollingOLSResult:
     r"""Rolling OLS of every stock on the same factors, all stocks and windows in one pass.
 
@@ -537,12 +502,21 @@ def rolling_ols(
         which a window's design counts as rank-deficient (its statistics are NaN). A pivot
         is ``1 - R^2`` of a column on the preceding ones, so this caps the VIF at
         ``1 / rank_tol``.
+    ends : None, int, slice or sequence of int, optional
+        The window ends (rows) to produce: None for every row (default), one row (``-1`` =
+        the last), a slice (``slice(251, None, 21)``: every 21st row from the first full
+        window) or row indices (see :func:`app.analytics.ols.windows.window_ends`). Work and
+        memory follow ``n_stocks x len(ends)``; the values at an end do not depend on which
+        other ends are asked.
+    chunk_bytes : int, optional
+        Bound in bytes of the per-chunk work arrays (default 24 MiB); peak memory is the
+        input, the outputs and about three times this.
 
     Returns
     -------
     RollingOLSResult
-        Arrays of shape (n_stocks, n_obs, k + 1) and (n_stocks, n_obs) (no stock axis for
-        1-D ``y``).
+        Arrays of shape (n_stocks, n_ends, k + 1) and (n_stocks, n_ends) (no stock axis for
+        1-D ``y``); ``ends`` holds the row of each. With ``ends=None``, ``n_ends = n_obs``.
 
     Raises
     ------
@@ -562,71 +536,93 @@ def rolling_ols(
     Then :math:`s^2 = SSR/(n - k - 1)`, :math:`se_j = \sqrt{s^2 (A^{-1})_{jj}}`,
     :math:`R^2 = 1 - SSR/TSS_c`, :math:`\bar R^2 = 1 - (1 - R^2)(n - 1)/(n - k - 1)`,
     resid_vol :math:`= \sqrt{s^2 \cdot \mathrm{periods\_per\_year}}`, and two-sided
-    p-values from Student t with :math:`n - k - 1` degrees of freedom.
+    p-values from Student t with :math:`n - k - 1` degrees of freedom
+    (:func:`app.analytics.ols.pvalues.t_pvalues_integer_df`, one pass over all of them).
 
-    Window sums use block-restarted prefix sums (see :func:`_window_sums`), so nothing
-    drifts over long histories, and centring keeps ``SSR`` from sums free of cancellation.
-    Stocks without missing rows of their own share one Gram matrix (and its factorisation)
-    per window; the others get their own. Stocks are processed in chunks to bound memory.
+    Window sums use block-restarted prefix sums (see :func:`app.analytics.ols.windows.sums_at`),
+    so nothing drifts over long histories, and centring keeps ``SSR`` from sums free of
+    cancellation. Stocks without missing rows of their own share one Gram matrix (and its
+    factorisation) per window; the others get their own. Stocks are processed in chunks to
+    bound memory, and only the rows the requested windows cover are read.
     Results agree with statsmodels ``RollingOLS(y_i, add_constant(x), window,
     min_nobs=min_nobs, missing="drop").fit(use_t=True)`` to about 1e-13 on real daily data.
     """
     prep = _prepare(y, x, window, min_nobs, periods_per_year, rank_tol)
     if not isinstance(params_only, bool):
         raise ValueError(f"params_only must be a bool, got {params_only!r}")
+    budget = _CHUNK_BYTES if chunk_bytes is None else integer("chunk_bytes", chunk_bytes)
+    if budget < 1:
+        raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes!r}")
     y2 = prep.y
     n_obs, n_stocks = y2.shape
+    end_rows = window_ends(ends, n_obs)
+    n_e = end_rows.size
     z = prep.z
     p = z.shape[1]
     n_pairs = p * (p + 1) // 2
     w = prep.window
+    first_fit = int(np.searchsorted(end_rows, w - 1))  # ends before it: incomplete windows
+    fit_rows = end_rows[first_fit:]
 
-    params = np.full((n_stocks, n_obs, p), np.nan)
+    def new(*shape: int) -> FloatArray:
+        arr = np.empty(shape)
+        arr[:, :first_fit] = np.nan  # every other entry is written by the solver
+        return arr
+
+    params = new(n_stocks, n_e, p)
     if params_only:  # one shared read-only all-NaN array per shape for the skipped statistics
-        nan3 = np.full((n_stocks, n_obs, p), np.nan)
-        nan2 = np.full((n_stocks, n_obs), np.nan)
+        nan3 = np.full((n_stocks, n_e, p), np.nan)
+        nan2 = np.full((n_stocks, n_e), np.nan)
         nan3.flags.writeable = False
         nan2.flags.writeable = False
         bse = tvalues = pvalues = nan3
         rsquared = rsquared_adj = resid_vol = nan2
     else:
-        bse = np.full((n_stocks, n_obs, p), np.nan)
-        tvalues = np.full((n_stocks, n_obs, p), np.nan)
-        pvalues = np.full((n_stocks, n_obs, p), np.nan)
-        rsquared = np.full((n_stocks, n_obs), np.nan)
-        rsquared_adj = np.full((n_stocks, n_obs), np.nan)
-        resid_vol = np.full((n_stocks, n_obs), np.nan)
+        bse, tvalues, pvalues = new(n_stocks, n_e, p), new(n_stocks, n_e, p), None
+        rsquared, rsquared_adj = new(n_stocks, n_e), new(n_stocks, n_e)
+        resid_vol = new(n_stocks, n_e)
 
-    mask_all = np.isfinite(y2) & prep.x_ok[:, None]
-    nobs = _rolling_counts(mask_all, w).T.copy()
+    mask_all = np.isfinite(y2)
+    mask_all &= prep.x_ok[:, None]
+    nobs = np.empty((n_stocks, n_e), dtype=np.int64)
+    count_cols = max(1, budget // (8 * (int(end_rows[-1]) + 1)))
+    for c0 in range(0, n_stocks, count_cols):
+        nobs[c0 : c0 + count_cols] = counts_at(mask_all[:, c0 : c0 + count_cols], w, end_rows).T
 
-    if w <= n_obs:
-        n_win = n_obs - w + 1
-        n_pad = -(-n_obs // w) * w
-        gram_rows = _gram_rows(z)  # (n_obs, n_pairs); zero on rows with a bad factor
-        shared_gram = _window_sums(gram_rows, w)  # Gram sums of stocks with no own gaps
+    if fit_rows.size:
+        # Rows read: from the block (of w rows) holding the first window's start, so block
+        # boundaries and hence every sum are those of the all-rows computation.
+        r0 = ((int(fit_rows[0]) - w + 1) // w) * w
+        r1 = int(fit_rows[-1]) + 1
+        rel = fit_rows - r0
+        n_fit = rel.size
+        zr = z[r0:r1]
+        rows_gram = gram_rows(zr)  # (rows, n_pairs); zero on rows with a bad factor
+        shared_gram = sums_at(rows_gram.copy(), w, rel)  # Gram sums of stocks with no own gaps
         y_mean = _stock_means(y2, mask_all)
-        complete = mask_all.sum(axis=0) == prep.x_ok.sum()
+        complete = mask_all[r0:r1].sum(axis=0) == prep.x_ok[r0:r1].sum()
         n_yy = 0 if params_only else 1
         for own_gram in (False, True):
             cols_all = np.flatnonzero(~complete if own_gram else complete)
             n_feat = p + n_yy + (n_pairs if own_gram else 0)
-            chunk = max(1, _CHUNK_BYTES // (8 * n_feat * n_pad))
+            chunk = max(1, budget // (8 * n_feat * (r1 - r0)))
             for c0 in range(0, cols_all.size, chunk):
                 cols = cols_all[c0 : c0 + chunk]
-                mask = mask_all[:, cols]
-                yc = np.where(mask, y2[:, cols] - y_mean[cols], 0.0)
-                g = np.empty((n_obs, n_feat, cols.size))
-                np.multiply(z[:, :, None], yc[:, None, :], out=g[:, :p])
+                where = _as_slice(cols)
+                mask = mask_all[r0:r1, where]
+                yc = np.where(mask, y2[r0:r1, where] - y_mean[where], 0.0)
+                g = np.empty((r1 - r0, n_feat, cols.size))
+                np.multiply(zr[:, :, None], yc[:, None, :], out=g[:, :p])
                 if n_yy:
                     np.multiply(yc, yc, out=g[:, p])
                 if own_gram:
-                    np.multiply(gram_rows[:, :, None], mask[:, None, :], out=g[:, p + n_yy :])
-                sums = _window_sums(g, w)  # (n_win, n_feat, n_cols)
+                    np.multiply(rows_gram[:, :, None], mask[:, None, :], out=g[:, p + n_yy :])
+                del yc, mask
+                sums = sums_at(g, w, rel)  # (n_fit, n_feat, n_cols)
                 del g
                 # Solve in cache-sized blocks of window ends (fewer, smaller temporaries).
                 t_block = max(1, _SOLVE_SYSTEMS // cols.size)
-                for t0 in range(0, n_win, t_block):
+                for t0 in range(0, n_fit, t_block):
                     blk = sums[t0 : t0 + t_block]
                     if own_gram:
                         gram = [blk[:, p + n_yy + f] for f in range(n_pairs)]
@@ -637,23 +633,26 @@ def rolling_ols(
                         [blk[:, i] for i in range(p)],
                         blk[:, p] if n_yy else None,
                         prep.x_mean,
-                        y_mean[cols],
+                        y_mean[where],
                         min_nobs=prep.min_nobs,
                         rank_tol=prep.rank_tol,
                         periods_per_year=prep.periods_per_year,
+                        with_pvalues=False,
                     )
-                    rows = slice(w - 1 + t0, w - 1 + t0 + blk.shape[0])
-                    params[cols, rows] = fit.params.transpose(2, 1, 0)
+                    rows = slice(first_fit + t0, first_fit + t0 + blk.shape[0])
+                    params[where, rows] = fit.params.transpose(2, 1, 0)
                     if params_only:
                         continue
                     st = _req(fit.stats)
-                    bse[cols, rows] = st.bse.transpose(2, 1, 0)
-                    tvalues[cols, rows] = st.tvalues.transpose(2, 1, 0)
-                    pvalues[cols, rows] = st.pvalues.transpose(2, 1, 0)
-                    rsquared[cols, rows] = st.rsquared.T
-                    rsquared_adj[cols, rows] = st.rsquared_adj.T
-                    resid_vol[cols, rows] = st.resid_vol.T
+                    bse[where, rows] = st.bse.transpose(2, 1, 0)
+                    tvalues[where, rows] = st.tvalues.transpose(2, 1, 0)
+                    rsquared[where, rows] = st.rsquared.T
+                    rsquared_adj[where, rows] = st.rsquared_adj.T
+                    resid_vol[where, rows] = st.resid_vol.T
                 del sums
+    if pvalues is None:
+        # One pass over every t-value: degrees of freedom nobs - k - 1 (NaN t -> NaN p).
+        pvalues = t_pvalues_integer_df(tvalues, (nobs - p)[:, :, None])
 
     def out(arr: np.ndarray) -> np.ndarray:
         return arr[0] if prep.squeeze else arr
@@ -669,7 +668,15 @@ def rolling_ols(
         nobs=out(nobs),
         window=w,
         min_nobs=prep.min_nobs,
+        ends=end_rows,
     )
+
+
+def _as_slice(cols: IntArray) -> slice | IntArray:
+    """``cols`` as a slice when it is a contiguous run (plain slicing is much faster)."""
+    if cols.size and int(cols[-1]) - int(cols[0]) + 1 == cols.size:
+        return slice(int(cols[0]), int(cols[-1]) + 1)
+    return cols
 
 
 def _bartlett_hac_meat(scores: FloatArray, lags: int) -> FloatArray:
@@ -761,8 +768,8 @@ def latest_ols(
     mask = np.isfinite(yw) & prep.x_ok[start:, None]
     y_mean = _stock_means(y2, np.isfinite(y2) & prep.x_ok[:, None])
     yc = np.where(mask, yw - y_mean, 0.0)
-    gram_rows = _gram_rows(zw)
-    gram = [(gram_rows[:, f, None] * mask).sum(axis=0) for f in range(gram_rows.shape[1])]
+    rows_gram = gram_rows(zw)
+    gram = [(rows_gram[:, f, None] * mask).sum(axis=0) for f in range(rows_gram.shape[1])]
     xty = [(zw[:, i, None] * yc).sum(axis=0) for i in range(p)]
     fit = _solve(
         gram,
@@ -790,7 +797,7 @@ def latest_ols(
     cond = np.where(enough, cond, np.nan)
 
     # VIF_j = (A^-1)_jj * within-window centred sum of squares of factor j.
-    pos = {pair: f for f, pair in enumerate(_tri_pairs(p))}
+    pos = {pair: f for f, pair in enumerate(tri_pairs(p))}
     n_w = gram[pos[(0, 0)]]
     vif = np.full((k, n_stocks), np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 from statsmodels.regression.rolling import RollingOLS
 from statsmodels.stats.outliers_influence import variance_inflation_factor
 
+from app.analytics.ols.pvalues import t_pvalues_integer_df
+from app.analytics.ols.windows import window_ends
 from app.analytics.rolling_ols import (
     LatestOLSResult,
     RollingOLSResult,
@@ -102,10 +104,10 @@ def test_full_statistics_match_statsmodels(real_panel: FactorPanel, window: int)
         )
         np.testing.assert_allclose(res.bse[i][ok], np.asarray(ref.bse)[ok], rtol=1e-10, atol=0)
         np.testing.assert_allclose(
-            res.tvalues[i][ok], np.asarray(ref.tvalues)[ok], rtol=1e-9, atol=1e-11
+            res.tvalues[i][ok], np.asarray(ref.tvalues)[ok], rtol=1e-10, atol=1e-11
         )
         np.testing.assert_allclose(
-            res.pvalues[i][ok], np.asarray(ref.pvalues)[ok], rtol=1e-8, atol=1e-12
+            res.pvalues[i][ok], np.asarray(ref.pvalues)[ok], rtol=1e-10, atol=1e-12
         )
         np.testing.assert_allclose(
             res.rsquared[i][ok], np.asarray(ref.rsquared)[ok], rtol=0, atol=1e-12
@@ -238,6 +240,101 @@ def test_latest_one_dimensional(real_panel: FactorPanel) -> None:
     np.testing.assert_allclose(one.params, full.params[i], rtol=0, atol=1e-15)
     np.testing.assert_allclose(one.bse_hac, full.bse_hac[i], rtol=1e-13)
     assert int(one.nobs) == int(full.nobs[i])
+
+
+# ---------------------------------------------------------------------------------------------
+# requested window ends
+
+_STAT_FIELDS = ("params", "bse", "tvalues", "rsquared", "rsquared_adj", "resid_vol", "nobs")
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+def test_requested_ends_equal_every_end_bit_for_bit(real_panel: FactorPanel, window: int) -> None:
+    y, x = real_panel.y, real_panel.x
+    full = rolling_ols(y, x, window=window)
+    np.testing.assert_array_equal(full.ends, np.arange(y.shape[0]))
+    for ends in (
+        slice(window - 1, None, 21),
+        -1,
+        [0, window - 2, window + 40, 571],
+        slice(300, 310),
+    ):
+        part = rolling_ols(y, x, window=window, ends=ends)
+        rows = window_ends(ends, y.shape[0])
+        np.testing.assert_array_equal(part.ends, rows)
+        for name in _STAT_FIELDS:
+            np.testing.assert_array_equal(getattr(part, name), getattr(full, name)[:, rows])
+        np.testing.assert_allclose(part.pvalues, full.pvalues[:, rows], rtol=1e-15, atol=0)
+
+
+def test_step_ends_full_statistics_match_statsmodels(real_panel: FactorPanel) -> None:
+    cols = [real_panel.tickers.index(t) for t in FULL_STATS_TICKERS]
+    y, x = real_panel.y[:, cols], real_panel.x
+    window = 126
+    res = rolling_ols(y, x, window=window, ends=slice(window - 1, None, 21))
+    assert res.params.shape == (len(cols), len(range(window - 1, y.shape[0], 21)), 6)
+    for i in range(len(cols)):
+        ref = sm_rolling(y[:, i], x, window, default_min_nobs(window, 5), use_t=True)
+        ok = ~np.isnan(np.asarray(ref.params)[res.ends, 0])
+        assert ok.sum() > 5
+        for name, rtol in (("params", 1e-10), ("bse", 1e-10), ("tvalues", 1e-10)):
+            ours, theirs = getattr(res, name)[i][ok], np.asarray(getattr(ref, name))[res.ends][ok]
+            np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=1e-12)
+        np.testing.assert_allclose(
+            res.pvalues[i][ok], np.asarray(ref.pvalues)[res.ends][ok], rtol=1e-10, atol=1e-14
+        )
+        np.testing.assert_allclose(
+            res.rsquared[i][ok], np.asarray(ref.rsquared)[res.ends][ok], rtol=0, atol=1e-12
+        )
+
+
+def test_partial_windows_at_requested_ends_are_nan_with_counts() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=(60, 3))
+    y[5, 1] = np.nan
+    x = rng.normal(size=(60, 2))
+    res = rolling_ols(y, x, window=20, ends=[3, 18, 19, 59])
+    assert np.isnan(res.params[:, :2]).all()
+    np.testing.assert_array_equal(res.nobs[:, 0], [4, 4, 4])
+    np.testing.assert_array_equal(res.nobs[:, 1], [19, 18, 19])
+    assert np.isfinite(res.params[:, 2:]).all()
+
+
+def test_memory_follows_requested_ends() -> None:
+    """One window end over a long history allocates a small fraction of every end's output."""
+    import tracemalloc
+
+    rng = np.random.default_rng(4)
+    n, s = 3000, 300
+    x = rng.normal(size=(n, 3)) * 0.01
+    y = x @ rng.normal(size=(3, s)) + rng.normal(size=(n, s)) * 0.02
+    every_end_output = s * n * 4 * 8 * 8  # (params, bse, t, p) x 4 params, 8 bytes
+    tracemalloc.start()
+    try:
+        res = rolling_ols(y, x, window=250, ends=-1, chunk_bytes=2**20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert res.params.shape == (s, 1, 4)
+    assert peak < every_end_output / 8, (peak, every_end_output)
+
+
+@pytest.mark.parametrize(
+    ("ends", "match"),
+    [
+        (600, "ends must lie"),
+        ([-601], "ends must lie"),
+        ([1.5], "integers"),
+        (slice(0, 10, 0), "step"),
+        (slice(10, 5), "no row"),
+        ([[1, 2]], "one-dimensional"),
+        (True, "bool"),
+    ],
+)
+def test_rejects_bad_ends(ends: object, match: str) -> None:
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=match):
+        rolling_ols(rng.normal(size=(600, 2)), rng.normal(size=(600, 2)), window=20, ends=ends)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -544,6 +641,41 @@ def test_student_t_matches_scipy() -> None:
     special = student_t_two_sided_pvalue([0.0, np.inf, -np.inf, np.nan, 1.0], [5, 5, 5, 5, 0])
     np.testing.assert_array_equal(special[:3], [1.0, 0.0, 0.0])
     assert np.isnan(special[3:]).all()
+
+
+def test_integer_df_t_pvalues_match_scipy() -> None:
+    rng = np.random.default_rng(12)
+    n = 200_000
+    t = np.concatenate(
+        [rng.normal(0, 1.5, n), rng.normal(0, 12, n), 10 ** rng.uniform(-6, 2.5, n), [0.0]]
+    )
+    df = rng.integers(1, 700, t.size)
+    ours = t_pvalues_integer_df(t, df)
+    ref = 2 * scipy.stats.t.sf(np.abs(t), df)
+    big = ref > 1e-290
+    np.testing.assert_allclose(ours[big], ref[big], rtol=5e-11, atol=0)
+    table = big & (df >= 30)  # the node-table path; below 30 the continued fraction
+    np.testing.assert_allclose(ours[table], ref[table], rtol=2e-12, atol=0)
+    np.testing.assert_array_less(ours[~big], 1e-290)
+    special = t_pvalues_integer_df([np.inf, -np.inf, np.nan, 1.0, 1.0], [40, 40, 40, 0, -3])
+    np.testing.assert_array_equal(special[:2], [0.0, 0.0])
+    assert np.isnan(special[2:]).all()
+
+
+def test_integer_df_t_pvalue_does_not_depend_on_the_batch() -> None:
+    rng = np.random.default_rng(13)
+    t = rng.normal(0, 8, 100_000)
+    df = rng.integers(90, 250, t.size)
+    together = t_pvalues_integer_df(t, df)
+    alone = np.array(
+        [t_pvalues_integer_df(t[i : i + 1], df[i : i + 1])[0] for i in range(0, 100_000, 997)]
+    )
+    np.testing.assert_array_equal(alone, together[::997])
+    out = np.empty((1000, 6))
+    t_pvalues_integer_df(t[:6000].reshape(1000, 6), df[:1000, None], out=out)
+    np.testing.assert_array_equal(
+        out, t_pvalues_integer_df(t[:6000].reshape(1000, 6), np.repeat(df[:1000, None], 6, 1))
+    )
 
 
 def test_normal_two_sided_matches_scipy() -> None:
