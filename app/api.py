@@ -11,6 +11,7 @@ from app.heatmap import router as heatmap
 from app.indices import router as index
 from app.margin import reports_router as margin_reports
 from app.margin import router as margin
+from app.market import history_router as market_history
 from app.market import router as tickers
 from app.market import stocks_router as stocks
 from app.portfolio import router as portfolio
@@ -19,6 +20,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     factors.router,
     tickers.router,
+    market_history.router,
     heatmap.router,
     *index.routers,
     auth.router,

@@ -37,6 +37,8 @@ from app.indices.repository import IndexRepository, SQLiteIndexRepository
 from app.margin.repository import MarginRepository, SQLiteMarginRepository
 from app.margin.service import MarginService
 from app.margin.sweep import LEASE_INTERVALS, LEASE_NAME, margin_sweep_job
+from app.market.actions import CorporateActionBook
+from app.market.history import MarketHistoryService
 from app.market.panel import MODES, PanelCache
 from app.market.provider import MarketDataProvider
 from app.market.quotes import PriceReader, StockService
@@ -82,6 +84,7 @@ class Container:
     panels: PanelCache
     factors: FactorService
     tickers: TickerService
+    market_history: MarketHistoryService
     heatmap: HeatmapService
     indices: CustomIndexService
     users: UserRepository
@@ -230,6 +233,12 @@ def build_container(settings: Settings, *, rate_limit_storage: Storage | None = 
         panels=panels,
         factors=factors,
         tickers=TickerService(store, universe),
+        market_history=MarketHistoryService(
+            universe=universe,
+            history=snapshot.history,
+            actions=CorporateActionBook.load(snapshot.path),
+            snapshot_date=snapshot.snapshot_date,
+        ),
         heatmap=heatmap,
         indices=indices,
         users=users,

@@ -218,7 +218,10 @@ class PanelCache:
             self._checked_at = time.monotonic()
             if self._panel is not None and self._panel.version == version:
                 return self._panel
-            wide = self.store.read_wide()
+            # Only the universe and the proxies: the other index members of the bundled
+            # history are read by :meth:`history` alone. Tickers without a close are absent.
+            wide = self.store.read_wide([*FACTOR_PROXIES, *self.stock_tickers])
+            wide = wide.dropna(axis=1, how="all")
             if wide.empty:
                 raise DataUnavailable(
                     "The price store is empty and no snapshot could be loaded.",

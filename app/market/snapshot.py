@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import pandas as pd
 
 from app.core.errors import DataUnavailable
 from app.market.factors import FACTOR_PROXIES
+from app.market.membership import OTHER_PRICES_FILE, UniverseHistory
 from app.market.store import PriceStore
 from app.market.universe import Company, Universe
 
@@ -30,6 +31,18 @@ class Snapshot:
     manifest: dict[str, Any]
     universe: Universe
     factor_meta: dict[str, Any]
+    #: Every member of every dated Nifty 500 list (None for a snapshot without the files).
+    history: UniverseHistory | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        """Attach the point-in-time universe when the snapshot bundles it: the universe then
+        resolves the other members (for ``as_of`` answers) and reports those without prices."""
+        history = self.history or UniverseHistory.load(self.path, self.manifest)
+        if history is not None:
+            self.universe.add_history(
+                history.priced_others(), unpriced=history.unpriced(), aliases=history.aliases()
+            )
+        object.__setattr__(self, "history", history)
 
     @property
     def snapshot_date(self) -> dt.date:
@@ -42,7 +55,7 @@ class Snapshot:
         outputs = self.manifest.get("outputs", {})
         parts = [
             str(outputs.get(name, {}).get("sha256", ""))
-            for name in ("prices.parquet", "factors.parquet")
+            for name in ("prices.parquet", "factors.parquet", OTHER_PRICES_FILE)
         ]
         return f"{self.snapshot_date.isoformat()}:{':'.join(parts)}"
 
@@ -73,7 +86,11 @@ class Snapshot:
 
     def price_bars(self) -> dict[str, list[tuple[dt.date, float]]]:
         """Every stock and factor close of the snapshot, keyed by store ticker."""
-        prices = pd.read_parquet(self.path / "prices.parquet")
+        frames = [pd.read_parquet(self.path / "prices.parquet")]
+        if (self.path / OTHER_PRICES_FILE).exists():
+            # The other index members of the bundled history (past members, later joiners).
+            frames.append(pd.read_parquet(self.path / OTHER_PRICES_FILE))
+        prices = pd.concat(frames, ignore_index=True)
         bars: dict[str, list[tuple[dt.date, float]]] = {}
         dates = pd.to_datetime(prices["date"]).dt.date
         for symbol, day, close in zip(prices["symbol"], dates, prices["close"], strict=True):

@@ -86,6 +86,20 @@ class Universe:
         """Member by exact symbol."""
         return self._by_symbol.get(symbol)
 
+    def add_history(
+        self, others: list[Company], *, unpriced: dict[str, str], aliases: dict[str, str]
+    ) -> None:
+        """Add the priced index members outside the current list, the members without
+        prices, and the other list symbols of those members (never over a member's own)."""
+        for company in others:
+            if company.symbol not in self._by_symbol:
+                self._others[company.symbol] = company
+        known = self._by_symbol.keys() | self._others.keys()
+        for alias, symbol in aliases.items():
+            if alias not in known and symbol in known:
+                self.aliases.setdefault(alias, symbol)
+        self.unpriced.update(unpriced)
+
     def member(self, symbol: str) -> Company | None:
         """Current or other index member of the bundled history by exact symbol."""
         return self._by_symbol.get(symbol) or self._others.get(symbol)
