@@ -30,6 +30,7 @@ from app.core.settings import Settings
 from app.core.supabase import SupabaseConnection
 from app.factors.service import PRESET_WINDOWS, FactorService
 from app.heatmap.job import HeatmapJob, JobOptions, JobResult
+from app.heatmap.past import PastHeatmapService
 from app.heatmap.schedule import HeatmapSchedule, precompute_job
 from app.heatmap.service import HeatmapService, build_heatmap_store
 from app.indices.custom import CustomIndexService, SharesBook
@@ -86,6 +87,7 @@ class Container:
     tickers: TickerService
     market_history: MarketHistoryService
     heatmap: HeatmapService
+    past_heatmaps: PastHeatmapService
     indices: CustomIndexService
     users: UserRepository
     auth: AuthService
@@ -240,6 +242,7 @@ def build_container(settings: Settings, *, rate_limit_storage: Storage | None = 
             snapshot_date=snapshot.snapshot_date,
         ),
         heatmap=heatmap,
+        past_heatmaps=PastHeatmapService(panel_source=panels.history, history=snapshot.history),
         indices=indices,
         users=users,
         auth=auth,

@@ -15,6 +15,7 @@ from app.core.deps import provide
 from app.core.schemas import error_responses
 from app.factors.schemas import Betas
 from app.factors.service import MAX_WINDOW, MIN_WINDOW
+from app.heatmap.past import PastHeatmapService
 from app.heatmap.service import SORT_KEYS, SORT_PATTERN, HeatmapQuery, HeatmapService
 
 
@@ -36,6 +37,9 @@ def accepts_gzip(request: Request) -> bool:
 
 get_heatmap_service = provide("heatmap", HeatmapService)
 HeatmapServiceDep = Annotated[HeatmapService, Depends(get_heatmap_service)]
+PastHeatmapDep = Annotated[
+    PastHeatmapService, Depends(provide("past_heatmaps", PastHeatmapService))
+]
 
 ModeQuery = Annotated[
     Literal["excess", "raw"],
@@ -153,7 +157,10 @@ class HeatmapResponse(BaseModel):
     as_of: dt.date = Field(description="Date of the last return in the windows.")
     computed_at: dt.datetime
     run_id: str | None = Field(description="Precompute run that produced the rows.")
-    source: Literal["precomputed", "computed_on_demand"]
+    source: Literal["precomputed", "computed_on_demand", "computed_as_of"] = Field(
+        description="computed_as_of: a past date (as_of), computed in memory with the members "
+        "of that date."
+    )
     sector: str | None = Field(description="The sector filter, if any.")
     sort: str = Field(examples=["-market"])
     total: int = Field(description="Rows matching the filter, before paging.")
@@ -208,18 +215,32 @@ class HeatmapStatusAll(BaseModel):
 async def heatmap(
     request: Request,
     service: HeatmapServiceDep,
+    past: PastHeatmapDep,
     window: WindowQuery = 252,
     mode: ModeQuery = "excess",
     sector: SectorQuery = None,
     sort: SortQuery = "symbol",
     limit: LimitQuery = None,
     offset: OffsetQuery = 0,
+    as_of: Annotated[
+        dt.date | None,
+        Query(
+            description="A past date (YYYY-MM-DD): computed in memory from the data of that "
+            "date, with the Nifty 500 members of that date by the dated lists (never stored).",
+            examples=["2022-12-30"],
+        ),
+    ] = None,
 ) -> Response:
     """Latest betas of every Nifty 500 stock with sector aggregates (precomputed when available)."""
     query = HeatmapQuery(window, mode, sector, sort, limit, offset)
-    body, gzipped = await run_in_threadpool(
-        service.heatmap_json, query, gzipped=accepts_gzip(request)
-    )
+    if as_of is not None:
+        body, gzipped = await run_in_threadpool(
+            past.heatmap_json, query, as_of, gzipped=accepts_gzip(request)
+        )
+    else:
+        body, gzipped = await run_in_threadpool(
+            service.heatmap_json, query, gzipped=accepts_gzip(request)
+        )
     # A body compressed here (once per heatmap and query) passes GZipMiddleware untouched.
     headers = {"Vary": "Accept-Encoding"}
     if gzipped:
