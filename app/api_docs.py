@@ -182,6 +182,15 @@ _BAD_SCENARIO = InvalidInput(
 )
 _NO_NIFTY = DataUnavailable("No Nifty 50 closes are stored: the worst-day preset needs them.")
 
+_RANGE_TOO_LONG = InvalidInput(
+    "The range 2020-01-01 to 2024-06-21 is 1633 days; at most 366 days without a symbol: name one.",
+    details={"start": "2020-01-01", "end": "2024-06-21", "max_days": 366},
+)
+_START_AFTER_END = InvalidInput(
+    "start (2024-06-21) must be on or before end (2024-01-01)",
+    details={"start": "2024-06-21", "end": "2024-01-01"},
+)
+
 _MARGIN_WRITE = (_STORE_DOWN,)
 _INDEX_READ = (_NO_INDEX, _INDEX_NO_PRICE, _BEFORE_BASE, _STORE_DOWN)
 
@@ -345,6 +354,21 @@ ROUTE_ERRORS: dict[str, Sequence[ServiceError]] = {
     "DELETE /margin/rates/{symbol}": (rate_not_found("TCS"), _BAD_TICKER, *_MARGIN_WRITE),
     "GET /margin/calls": (_STORE_DOWN,),
     "GET /margin/{client_id}": (_NO_CLIENT, _NO_CLOSE, _STORE_DOWN),
+    # point-in-time universe and corporate actions
+    "GET /corporate-actions": (_BAD_TICKER, _RANGE_TOO_LONG, _START_AFTER_END),
+    "GET /corporate-actions/{symbol}": (_BAD_TICKER, _RANGE_TOO_LONG, _START_AFTER_END),
+    "GET /universe": (
+        InvalidInput(
+            "No Nifty 500 list is dated on or before 2000-01-01; the first is 2019-08-22.",
+            details={"as_of": "2000-01-01", "first_list_date": "2019-08-22"},
+        ),
+    ),
+    "GET /universe/{symbol}": (
+        _BAD_TICKER,
+        UnknownTicker(
+            "FOO is in no dated Nifty 500 list of the bundle.", details={"ticker": "FOO"}
+        ),
+    ),
     # stocks
     "GET /stocks/{symbol}": (_BAD_TICKER, _NO_CLOSE),
     "GET /stocks": (),

@@ -254,6 +254,10 @@ def test_real_errors_are_among_the_documented_examples(api: TestClient) -> None:
         ),
         ("GET", "/clients/{client_id}/risk", f"/clients/{other_id}/risk", {"headers": admin}),
         ("GET", "/indices/{name}", "/indices/bank-rank-capped", {}),
+        ("GET", "/universe", "/universe?as_of=2000-01-01", {}),
+        ("GET", "/universe/{symbol}", "/universe/FOO", {}),
+        ("GET", "/corporate-actions", "/corporate-actions?start=2020-01-01", {}),
+        ("GET", "/corporate-actions/{symbol}", "/corporate-actions/RELIANC", {}),
         ("PATCH", "/indices/{name}", "/indices/bank-rank-capped", {"json": {}, "headers": user}),
         (
             "POST",
