@@ -67,6 +67,8 @@ def test_as_of_after_the_data_is_the_latest_answer(client: TestClient) -> None:
     latest = client.get("/factors/TCS", params={"window": 126}).json()
     assert later["window_end"] == latest["window_end"] == "2024-06-21"
     assert later["betas"] == latest["betas"]
+    # Point-in-time answers stay in this process's LRU; the shared tier holds today's only.
+    assert (later["cache"]["tier"], latest["cache"]["tier"]) == ("memory", "shared")
 
 
 def test_as_of_before_the_factor_data_names_the_earliest_date(client: TestClient) -> None:

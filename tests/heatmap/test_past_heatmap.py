@@ -56,6 +56,7 @@ def test_past_heatmap_writes_nothing(client: TestClient) -> None:
     assert container.heatmap.store.read_window(252, "excess") is None
     r = client.get("/heatmap", params={"window": 252, "as_of": "2023-12-29", "sort": "-market"})
     assert r.status_code == 200, r.text
+    assert (r.json()["source"], r.json()["as_of"]) == ("computed_as_of", "2023-12-29")
     betas = [row["betas"]["market"] for row in r.json()["rows"]]
     assert betas == sorted(betas, reverse=True)
     assert container.store.data_version() == version
