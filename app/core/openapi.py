@@ -160,29 +160,51 @@ def route_errors(
     return out
 
 
+def _plain(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The non-null branch of an ``Optional`` parameter's schema."""
+    branches = [b for b in schema.get("anyOf", ()) if b.get("type") != "null"]
+    return {**schema, **branches[0]} if len(branches) == 1 else schema
+
+
+def _bad_value(schema: Mapping[str, Any]) -> tuple[str, str] | None:
+    """pydantic's message and error type for a bad value of ``schema`` (None: no simple one)."""
+    if "enum" in schema:
+        choices = [f"'{v}'" if isinstance(v, str) else str(v) for v in schema["enum"]]
+        listed = " or ".join(filter(None, [", ".join(choices[:-1]), choices[-1]]))
+        return f"Input should be {listed}", "literal_error"
+    kind = schema.get("type")
+    if kind == "integer":
+        return "Input should be a valid integer, unable to parse string as an integer", (
+            "int_parsing"
+        )
+    if kind == "number":
+        return "Input should be a valid number, unable to parse string as a number", (
+            "float_parsing"
+        )
+    if kind == "string" and schema.get("format") == "date":
+        return "Input should be a valid date or datetime, input is too short", (
+            "date_from_datetime_parsing"
+        )
+    if kind == "string" and "maxLength" in schema:
+        return f"String should have at most {schema['maxLength']} characters", "string_too_long"
+    return None
+
+
 def _validation_example(operation: Mapping[str, Any]) -> ErrorExample:
-    """The 422 the validation handler gives for a bad value of the operation's first input."""
-    params = [p for p in operation.get("parameters", ()) if p.get("in") in ("path", "query")]
-    if "requestBody" in operation or not params:
-        loc, msg, kind = ["body"], "Field required", "missing"
-    else:
-        param = params[0]
-        schema = param.get("schema", {})
-        loc = [param["in"], param["name"]]
-        if schema.get("type") == "integer":
-            msg, kind = (
-                "Input should be a valid integer, unable to parse string as an integer",
-                ("int_parsing"),
-            )
-        elif "enum" in schema:
-            choices = [f"'{v}'" if isinstance(v, str) else str(v) for v in schema["enum"]]
-            listed = " or ".join(filter(None, [", ".join(choices[:-1]), choices[-1]]))
-            msg, kind = f"Input should be {listed}", "literal_error"
-        elif "maxLength" in schema:
-            msg = f"String should have at most {schema['maxLength']} characters"
-            kind = "string_too_long"
-        else:
-            msg, kind = "Field required", "missing"
+    """The 422 the validation handler gives for a bad value of one of the operation's inputs
+    (its body when it has one: a missing body)."""
+    loc, msg, kind = ["body"], "Field required", "missing"
+    if "requestBody" not in operation:
+        for param in operation.get("parameters", ()):
+            if param.get("in") not in ("path", "query"):
+                continue
+            bad = _bad_value(_plain(param.get("schema", {})))
+            if bad is not None:
+                loc, (msg, kind) = [param["in"], param["name"]], bad
+                break
+            if param.get("required"):
+                loc = [param["in"], param["name"]]
+                break
     where = ".".join(loc)
     return ErrorExample(
         422,

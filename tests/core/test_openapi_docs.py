@@ -285,6 +285,43 @@ def test_real_errors_are_among_the_documented_examples(api: TestClient) -> None:
         )
 
 
+BAD_VALUES = {
+    "int_parsing": "x",
+    "float_parsing": "x",
+    "literal_error": "zzz",
+    "string_too_long": "A" * 300,
+    "date_from_datetime_parsing": "x",
+}
+
+
+def test_documented_validation_example_is_the_real_422(api: TestClient) -> None:
+    """Each GET route's documented 422 is what sending that bad value really answers."""
+    document = api.app.openapi()  # type: ignore[attr-defined]
+    admin = login(api, ADMIN_USERNAME, ADMIN_PASSWORD)
+    checked = 0
+    for path, operations in document["paths"].items():
+        operation = operations.get("get")
+        if operation is None or "422" not in operation["responses"]:
+            continue
+        examples = operation["responses"]["422"]["content"]["application/json"]["examples"]
+        documented = examples["invalid_input"]["value"]["error"]
+        (error,) = documented["details"]["errors"]
+        where, name = error["loc"]
+        bad = BAD_VALUES[error["type"]]
+        url, params = path, {}
+        for param in operation["parameters"]:
+            if param["in"] == "path":
+                value = bad if param["name"] == name else param["example"]
+                url = url.replace("{" + param["name"] + "}", str(value))
+        if where == "query":
+            params[name] = bad
+        response = api.get(url, params=params, headers=admin)
+        assert response.status_code == 422, (url, response.text)
+        assert response.json()["error"]["message"] == documented["message"], url
+        checked += 1
+    assert checked > 20
+
+
 def test_documented_429_is_the_body_and_headers_the_limiter_sends(data_dir: Path) -> None:
     settings = make_settings(data_dir, rate_limit_enabled=True, rate_limit="2/minute")
     with TestClient(create_app(settings), client=("203.0.113.9", 40000)) as client:
