@@ -87,7 +87,7 @@ def test_membership_intervals_follow_the_lists(membership: pd.DataFrame) -> None
     assert zomato[["start", "end"]].to_numpy().tolist() == [["2023-07-25", ""]]
 
 
-@pytest.mark.skipif(not LISTS.is_dir(), reason=f"shared constituent lists absent: {LISTS}")
+@pytest.mark.full_data  # the raw constituent lists are not in the committed subset
 def test_membership_matches_the_raw_list_files(membership: pd.DataFrame) -> None:
     """IFBIND and MAHLOG are in the 2023-07 list and not in the 2024-01 one (raw NSE files)."""
     old = pd.read_csv(LISTS / "ind_nifty500list_2023-07-25.csv")
@@ -99,18 +99,23 @@ def test_membership_matches_the_raw_list_files(membership: pd.DataFrame) -> None
         assert ends == ["2024-01-17"]
 
 
-def test_other_member_prices_are_the_source_prices(history: pd.DataFrame) -> None:
+def test_other_member_prices_are_listed(history: pd.DataFrame) -> None:
     ifb = _closes("prices_other_members.parquet", "IFBIND")
     row = history.set_index("symbol").loc["IFBIND"]
     assert row["price_source"] == "yahoo_adj_close"
     assert len(ifb) == int(row["n_prices"])
     assert str(ifb.index.min().date()) == row["first_date"]
+    others = pd.read_parquet(SNAPSHOT / "prices_other_members.parquet", columns=["symbol"])
+    assert set(others["symbol"]) == set(
+        history.loc[(history["status"] != "current") & (history["n_prices"] > 0), "symbol"]
+    )
+
+
+@pytest.mark.full_data  # IFBIND's Yahoo rows are not in the committed subset
+def test_other_member_prices_are_the_source_prices() -> None:
+    ifb = _closes("prices_other_members.parquet", "IFBIND")
     source = SHARED_DATA_DIR / "prices" / "yahoo_nifty750_daily_1991_2026.parquet"
-    if not source.exists():
-        pytest.skip(f"shared Yahoo prices absent: {source}")
     raw = pd.read_parquet(source, filters=[("symbol", "==", "IFBIND")])
-    if raw.empty:
-        pytest.skip(f"IFBIND is not in {source} (the committed subset of the shared data)")
     raw = pd.Series(raw["adj_close"].to_numpy(), index=pd.to_datetime(raw["date"]))
     for day in ("2022-06-30", "2023-03-31", "2024-06-21"):
         assert ifb[pd.Timestamp(day)] == raw[pd.Timestamp(day)]
