@@ -6,7 +6,9 @@ from fastapi import APIRouter, FastAPI
 
 from app import health
 from app.auth import router as auth
+from app.factors import bulk_router as factor_bulk
 from app.factors import router as factors
+from app.heatmap import files_router as heatmap_files
 from app.heatmap import router as heatmap
 from app.indices import router as index
 from app.margin import reports_router as margin_reports
@@ -18,10 +20,13 @@ from app.portfolio import router as portfolio
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
+    # Before factors.router: GET /factors/export must not be read as GET /factors/{ticker}.
+    factor_bulk.router,
     factors.router,
     tickers.router,
     market_history.router,
     heatmap.router,
+    heatmap_files.router,
     *index.routers,
     auth.router,
     margin.router,
