@@ -11,6 +11,16 @@ Usage::
     python scripts/compute_heatmap.py --dry-run            # compute and report, write nothing
     python scripts/compute_heatmap.py --refresh-data       # delta-fetch prices first
     python scripts/compute_heatmap.py --require-supabase   # fail unless Supabase is configured
+    python scripts/compute_heatmap.py --shard 2/4 --shard-dir shards   # compute a slice, write
+                                                           # shards/shard-002-of-004.json only
+    python scripts/compute_heatmap.py --merge-shards shards  # publish when all 4 are in
+
+Sharded runs: ``--shard i/n`` computes the i-th of n slices of the sorted universe and writes
+a shard file (no heatmap store is touched, no lock is taken); ``--merge-shards DIR`` checks that
+every shard 1..n is there with the same as-of date, windows, modes, universe and factor
+returns, then publishes every (window, mode) under the usual rules; a missing or inconsistent
+shard publishes nothing (exit 3) and the previous heatmap stays served. The merged heatmap
+equals the single-process one to the bit.
 
 Writes to Supabase when SUPABASE_URL and SUPABASE_KEY are set, else to the embedded store in
 DATA_DIR (the one the API reads). Only one run at a time: a second one exits with code 4.
@@ -65,6 +75,7 @@ from app.heatmap.job import (  # noqa: E402
     ProgressReporter,
     TqdmProgress,
 )
+from app.heatmap.shards import Shard, ShardError, read_shards, write_shard  # noqa: E402
 from app.heatmap.store import Lease  # noqa: E402
 from app.market.factors import FACTOR_PROXIES  # noqa: E402
 from app.market.panel import MODES  # noqa: E402
@@ -101,6 +112,13 @@ def _date(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,6 +174,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Exit 2 unless SUPABASE_URL and SUPABASE_KEY are set (scheduled runs: never "
         "write to a throwaway embedded store).",
+    )
+    parser.add_argument(
+        "--shard",
+        type=_shard,
+        help="Compute only slice i of n of the sorted universe (e.g. 2/4) and write it to "
+        "--shard-dir; publish later with --merge-shards.",
+    )
+    parser.add_argument(
+        "--shard-dir",
+        type=Path,
+        help="Where --shard writes its file (shard-iii-of-nnn.json).",
+    )
+    parser.add_argument(
+        "--merge-shards",
+        type=Path,
+        metavar="DIR",
+        help="Publish the shard files in DIR (searched recursively) once every shard is in.",
     )
     parser.add_argument(
         "--chunk-size",
@@ -300,6 +335,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--chunk-size must be at least 1")
     if args.lease_ttl <= 0:
         parser.error("--lease-ttl must be positive")
+    if args.shard is not None and args.merge_shards is not None:
+        parser.error("--shard and --merge-shards are separate runs")
+    if args.shard is not None:
+        if args.shard_dir is None:
+            parser.error("--shard needs --shard-dir (where the shard file goes)")
+        for flag, value in (("--universe", args.universe), ("--resume", args.resume)):
+            if value:
+                parser.error(f"--shard covers a slice of the whole universe: no {flag}")
+    if args.merge_shards is not None:
+        for flag, value in (
+            ("--universe", args.universe),
+            ("--resume", args.resume),
+            ("--refresh-data", args.refresh_data),
+            ("--as-of", args.as_of),
+            ("--window", args.window),
+            ("--dry-run", args.dry_run),
+        ):
+            if value:
+                parser.error(f"--merge-shards publishes what the shards computed: no {flag}")
     symbols: tuple[str, ...] | None = None
     if args.universe is not None:
         try:
@@ -332,13 +386,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("dry run: --refresh-data skipped (a dry run writes nothing, not even prices)")
             elif args.refresh_data:
                 selected = symbols if symbols is not None else snapshot.universe.symbols
+                if args.shard is not None:
+                    selected = tuple(args.shard.pick(snapshot.universe.symbols))
                 refreshed = refresh_prices(settings, store, snapshot.universe, selected)
                 if refreshed.nothing_fetched:
                     print(
                         "the price refresh fetched nothing: the heatmap is computed from the "
                         "stored prices, and the run will exit 3"
                     )
-            heatmaps = build_heatmap_store(settings, db, strict=not args.dry_run)
+            heatmaps = build_heatmap_store(
+                settings, db, strict=not (args.dry_run or args.shard is not None)
+            )
         except (RuntimeError, ServiceError) as exc:
             print(f"error: {getattr(exc, 'message', str(exc))}", file=sys.stderr)
             return EXIT_FAILED
@@ -359,6 +417,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             dry_run=args.dry_run,
         )
         progress: ProgressReporter = TqdmProgress() if sys.stderr.isatty() else LogProgress()
+        if args.shard is not None:
+            result, payload = job.run_shard(options, args.shard, progress)
+            _print_result(result)
+            if payload is not None:
+                path = write_shard(args.shard_dir, payload)
+                print(f"shard {args.shard.index}/{args.shard.count} written to {path}")
+            return _exit_code(result, refreshed)
+        if args.merge_shards is not None:
+            try:
+                merged = read_shards(args.merge_shards)
+            except ShardError as exc:
+                print(f"error: not published: {exc}", file=sys.stderr)
+                return EXIT_FAILED
+            print(
+                f"merging {merged.count} shards: {len(merged.symbols)} tickers as of {merged.as_of}"
+            )
+            result = job.publish_shards(merged)
+            _print_result(result)
+            return _exit_code(result, refreshed)
         try:
             result = job.run(options, progress)
         except ServiceError as exc:  # the job handles its store's outages; this is a backstop

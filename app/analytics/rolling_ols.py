@@ -459,10 +459,23 @@ def _solve(
 # public functions
 
 
+def _row_sum(a: FloatArray) -> FloatArray:
+    """Column sums added row by row in time order.
+
+    NumPy sums one column (a contiguous axis) pairwise but many columns row by row; adding
+    rows explicitly gives every stock the same bits whether it is fitted alone or in a batch
+    (a sharded precompute equals the single-process one exactly).
+    """
+    out = a[0].copy() if a.shape[0] else np.zeros(a.shape[1:])
+    for r in range(1, a.shape[0]):
+        out += a[r]
+    return out
+
+
 def _stock_means(y2: FloatArray, mask: NDArray[np.bool_]) -> FloatArray:
     """Mean of each stock over its usable rows (0 for a stock with none)."""
     cnt = mask.sum(axis=0)
-    total = np.where(mask, y2, 0.0).sum(axis=0)
+    total = _row_sum(np.where(mask, y2, 0.0))
     return np.where(cnt > 0, total / np.maximum(cnt, 1), 0.0)
 
 
@@ -769,12 +782,12 @@ def latest_ols(
     y_mean = _stock_means(y2, np.isfinite(y2) & prep.x_ok[:, None])
     yc = np.where(mask, yw - y_mean, 0.0)
     rows_gram = gram_rows(zw)
-    gram = [(rows_gram[:, f, None] * mask).sum(axis=0) for f in range(rows_gram.shape[1])]
-    xty = [(zw[:, i, None] * yc).sum(axis=0) for i in range(p)]
+    gram = [_row_sum(rows_gram[:, f, None] * mask) for f in range(rows_gram.shape[1])]
+    xty = [_row_sum(zw[:, i, None] * yc) for i in range(p)]
     fit = _solve(
         gram,
         xty,
-        (yc * yc).sum(axis=0),
+        _row_sum(yc * yc),
         prep.x_mean,
         y_mean,
         min_nobs=prep.min_nobs if full else n_obs + 1,

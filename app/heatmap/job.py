@@ -35,6 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -58,6 +59,13 @@ from app.heatmap.runs import (
     WindowOutcome,
     default_owner,
     new_run_id,
+)
+from app.heatmap.shards import (
+    MergedShards,
+    Shard,
+    factor_fingerprint,
+    shard_payload,
+    universe_fingerprint,
 )
 from app.heatmap.store import HeatmapStore
 from app.market.panel import MODES, ReturnsPanel
@@ -256,7 +264,8 @@ class HeatmapJob:
                     logger.warning("heatmap job lease not released (it expires): %s", exc.message)
         return result
 
-    def _run(self, options: JobOptions, reporter: ProgressReporter, result: JobResult) -> None:
+    def _resolve_panel(self, options: JobOptions, result: JobResult) -> ReturnsPanel | None:
+        """The panel as of ``options.as_of``, or None with the reason recorded in ``result``."""
         try:
             panel = self.panel(None)
             if options.as_of is not None:
@@ -264,12 +273,19 @@ class HeatmapJob:
                 if problem is not None:
                     result.refused.append(f"as of {problem}")
                     logger.error("heatmap job refused: as of %s", problem)
-                    return
+                    return None
                 panel = self.panel(options.as_of)
         except DataUnavailable as exc:
             result.error = exc.message
             logger.error("heatmap job failed: %s", exc.message)
+            return None
+        return panel
+
+    def _run(self, options: JobOptions, reporter: ProgressReporter, result: JobResult) -> None:
+        resolved = self._resolve_panel(options, result)
+        if resolved is None:
             return
+        panel = resolved
         wanted = options.symbols if options.symbols is not None else self.universe.symbols
         symbols = sorted(set(wanted))
         partial = not set(self.universe.symbols) <= set(symbols)
@@ -305,6 +321,144 @@ class HeatmapJob:
                 if outcome.lease_lost:
                     logger.error("heatmap job stopped: %s", outcome.error)
                     return
+
+    # ----------------------------------------------------------------------------------------
+    # the sharded precompute (see app.heatmap.shards)
+
+    def run_shard(
+        self, options: JobOptions, shard: Shard, progress: ProgressReporter | None = None
+    ) -> tuple[JobResult, dict[str, Any] | None]:
+        """Compute ``shard``'s slice of the universe for every (window, mode); write nothing.
+
+        Returns the run's outcome and the shard document (None when nothing was computed:
+        no data, or an ``as_of`` outside the history).
+        """
+        reporter: ProgressReporter = progress or NullProgress()
+        result = JobResult(run_id=new_run_id())
+        for mode in options.modes:
+            if mode not in MODES:
+                raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if options.symbols is not None:
+            raise ValueError("a sharded run covers the whole universe (no symbols)")
+        panel = self._resolve_panel(options, result)
+        if panel is None:
+            return result, None
+        symbols = shard.pick(self.universe.symbols)
+        computed: list[tuple[int, str, list[HeatmapRow], list[TickerFailure]]] = []
+        for mode in options.modes:
+            for window in options.windows:
+                reporter.start(window, mode, total=len(symbols), done=0)
+                rows, failures = compute_window(panel, self.universe, symbols, window, mode)
+                reporter.advance(len(symbols))
+                outcome = WindowOutcome(
+                    window=window,
+                    mode=mode,
+                    state="dry_run",
+                    as_of=panel.as_of,
+                    total=len(symbols),
+                    completed=len(rows),
+                    failures=failures,
+                )
+                result.outcomes.append(outcome)
+                reporter.finish(outcome)
+                computed.append((window, mode, rows, failures))
+        payload = shard_payload(
+            shard,
+            as_of=panel.as_of,
+            windows=options.windows,
+            modes=options.modes,
+            universe=universe_fingerprint(self.universe.symbols),
+            factors=factor_fingerprint(panel),
+            symbols=symbols,
+            results=computed,
+        )
+        return result, payload
+
+    def publish_shards(self, merged: MergedShards) -> JobResult:
+        """Publish every (window, mode) of a complete sharded run, or nothing.
+
+        Under the job lease, every (window, mode) is checked against the publishing rules
+        first (the shards cover the whole universe, so only "never older than served"
+        applies); one refusal writes nothing. Each (window, mode) is then replaced in one
+        atomic write, with its run record.
+        """
+        result = JobResult(run_id=new_run_id())
+        if merged.universe != universe_fingerprint(self.universe.symbols):
+            result.refused.append(
+                "the shards were computed over another universe than this one: rerun them"
+            )
+            return result
+        try:
+            acquired = self.heatmaps.acquire_lease(JOB_LEASE, self.owner, self.lease_ttl_s)
+        except BackendUnavailable as exc:
+            return self._unreachable(result, exc)
+        if not acquired:
+            result.locked = True
+            result.lock_holder = self._lock_holder()
+            return result
+        try:
+            symbols = list(merged.symbols)
+            for window, mode in merged.results:
+                _, refusal = self._publish_check(window, mode, merged.as_of, symbols, partial=False)
+                if refusal is not None:
+                    result.refused.append(refusal)
+            if result.refused:
+                for refusal in result.refused:
+                    logger.error("heatmap merge refused: %s", refusal)
+                return result
+            for (window, mode), (rows, failures) in merged.results.items():
+                result.outcomes.append(
+                    self._publish_merged(result.run_id, window, mode, merged, rows, failures)
+                )
+        except BackendUnavailable as exc:
+            self._unreachable(result, exc)
+        finally:
+            try:
+                self.heatmaps.release_lease(JOB_LEASE, self.owner)
+            except BackendUnavailable as exc:
+                logger.warning("heatmap job lease not released (it expires): %s", exc.message)
+        return result
+
+    def _publish_merged(
+        self,
+        run_id: str,
+        window: int,
+        mode: str,
+        merged: MergedShards,
+        rows: list[HeatmapRow],
+        failures: list[TickerFailure],
+    ) -> WindowOutcome:
+        store = self.heatmaps
+        total = len(merged.symbols)
+        outcome = WindowOutcome(
+            window=window,
+            mode=mode,
+            state="complete",
+            as_of=merged.as_of,
+            total=total,
+            completed=len(rows),
+            failures=failures,
+        )
+        store.start_run(
+            run_id,
+            window,
+            mode,
+            as_of=merged.as_of,
+            total=total,
+            owner=self.owner,
+            completed=0,
+            failures=[],
+        )
+        if not rows:
+            outcome.state = "failed"
+            outcome.error = "no ticker could be computed; the previous heatmap stays served"
+            self._fail_run(run_id, window, mode, outcome.error)
+            return outcome
+        self._renew_lease()
+        store.replace_window(window, mode, run_id, merged.as_of, rows)
+        store.finish_run(run_id, window, mode, completed=len(rows), failures=failures)
+        store.clear_checkpoint(window, mode)
+        return outcome
 
     def _unreachable(self, result: JobResult, exc: BackendUnavailable) -> JobResult:
         result.error = f"the heatmap store is unreachable: {exc.message}"

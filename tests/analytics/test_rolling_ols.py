@@ -229,6 +229,18 @@ def test_latest_hac_differs_from_classical(real_panel: FactorPanel) -> None:
     assert np.max(np.abs(ratio - 1.0)) > 0.05
 
 
+def test_latest_of_one_stock_equals_its_column_in_a_batch_bit_for_bit(
+    real_panel: FactorPanel,
+) -> None:
+    batch = latest_ols(real_panel.y, real_panel.x, window=252)
+    for i in (0, 7, 21):
+        one = latest_ols(real_panel.y[:, [i]], real_panel.x, window=252)
+        two = latest_ols(real_panel.y[:, [i, (i + 1) % 22]], real_panel.x, window=252)
+        for name in ("params", "bse", "tvalues", "rsquared", "rsquared_adj", "resid_vol"):
+            np.testing.assert_array_equal(getattr(one, name)[0], getattr(batch, name)[i])
+            np.testing.assert_array_equal(getattr(two, name)[0], getattr(batch, name)[i])
+
+
 def test_latest_one_dimensional(real_panel: FactorPanel) -> None:
     i = real_panel.tickers.index("TCS")
     full = latest_ols(real_panel.y, real_panel.x, window=126, hac_lags=2)
