@@ -118,16 +118,32 @@ def test_weekly_heatmap_workflow_setup() -> None:
     assert hour.isdigit()
     assert (day, month) == ("*", "*")
     assert weekday.isdigit()  # once a week
-    job = workflow["jobs"]["heatmap"]
-    assert job["env"]["SUPABASE_URL"] == "${{ secrets.SUPABASE_URL }}"
-    assert job["env"]["SUPABASE_KEY"] == "${{ secrets.SUPABASE_KEY }}"
-    setup = next(
-        s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/setup-python")
+    assert workflow["env"]["SUPABASE_URL"] == "${{ secrets.SUPABASE_URL }}"
+    assert workflow["env"]["SUPABASE_KEY"] == "${{ secrets.SUPABASE_KEY }}"
+    # The shards run as a matrix of 1..SHARDS; publishing waits for all of them.
+    shards = workflow["jobs"]["shards"]
+    assert shards["strategy"]["matrix"]["shard"] == list(
+        range(1, int(workflow["env"]["SHARDS"]) + 1)
     )
-    assert setup["with"]["python-version"] == "3.11"
-    assert setup["with"]["cache"] == "pip"
-    install = _step(workflow, "heatmap", "Install dependencies")
-    assert "pip install -r requirements.txt" in install["run"]
+    publish = workflow["jobs"]["publish"]
+    assert publish["needs"] == "shards"
+    upload = next(s for s in shards["steps"] if str(s.get("uses", "")).startswith("actions/upload"))
+    download = next(
+        s for s in publish["steps"] if str(s.get("uses", "")).startswith("actions/download")
+    )
+    assert upload["with"]["name"] == "heatmap-shard-${{ matrix.shard }}"
+    assert upload["with"]["if-no-files-found"] == "error"
+    assert download["with"]["pattern"] == "heatmap-shard-*"
+    assert download["with"]["merge-multiple"] is True
+    for name in ("shards", "publish"):
+        job = workflow["jobs"][name]
+        setup = next(
+            s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/setup-python")
+        )
+        assert setup["with"]["python-version"] == "3.11"
+        assert setup["with"]["cache"] == "pip"
+        install = _step(workflow, name, "Install dependencies")
+        assert "pip install -r requirements.txt" in install["run"]
 
 
 def _fake_python(folder: Path, code: int) -> Path:
@@ -139,56 +155,85 @@ def _fake_python(folder: Path, code: int) -> Path:
     return folder
 
 
+def _run_step(tmp_path: Path, job: str, name: str, code: int, **env: str) -> tuple[Any, list[str]]:
+    script = _step(_load("weekly_heatmap.yml"), job, name)["run"]
+    shims = _fake_python(tmp_path / "bin", code)
+    done = subprocess.run(
+        ["bash", "-e", "-c", script],
+        env={"PATH": f"{shims}{os.pathsep}{os.environ['PATH']}", **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done, (shims / "args").read_text().split()
+
+
+@pytest.mark.parametrize(
+    ("code", "job_fails", "annotation"),
+    [
+        (0, False, "heatmap shard 2/4 complete"),
+        (1, False, "::warning::"),
+        (2, True, "::error::heatmap shard refused"),
+        (3, True, "::error::heatmap shard failed"),
+        (5, True, "::error::heatmap shard failed (exit 5)"),
+    ],
+)
+def test_weekly_heatmap_shard_step_maps_exit_codes(
+    tmp_path: Path, code: int, job_fails: bool, annotation: str
+) -> None:
+    done, args = _run_step(
+        tmp_path,
+        "shards",
+        "Compute the heatmap shard",
+        code,
+        REFRESH="true",
+        AS_OF="2024-06-21",
+        SHARD="2",
+        SHARDS="4",
+    )
+    assert done.returncode == (code if job_fails else 0)
+    assert annotation in done.stdout
+    assert args == [
+        "scripts/compute_heatmap.py",
+        "--mode",
+        "both",
+        "--require-supabase",
+        "--shard",
+        "2/4",
+        "--shard-dir",
+        "shards",
+        "--refresh-data",
+        "--as-of",
+        "2024-06-21",
+    ]
+    # The arguments the workflow passes are ones the CLI accepts.
+    parsed = _load_cli().build_parser().parse_args(args[1:])
+    assert parsed.mode == "both"
+    assert parsed.refresh_data
+    assert (parsed.shard.index, parsed.shard.count) == (2, 4)
+    assert parsed.require_supabase
+
+
 @pytest.mark.parametrize(
     ("code", "job_fails", "annotation"),
     [
         (0, False, "heatmap complete"),
         (1, False, "::warning::"),
         (2, True, "::error::heatmap run refused"),
-        (3, True, "::error::heatmap run failed"),
+        (3, True, "nothing published"),
         (4, True, "holds the lock"),
         (5, True, "::error::heatmap run failed (exit 5)"),
     ],
 )
-def test_weekly_heatmap_step_maps_exit_codes(
+def test_weekly_heatmap_publish_step_maps_exit_codes(
     tmp_path: Path, code: int, job_fails: bool, annotation: str
 ) -> None:
-    script = _step(_load("weekly_heatmap.yml"), "heatmap", "Compute the heatmap")["run"]
-    shims = _fake_python(tmp_path / "bin", code)
-    env = {
-        "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}",
-        "REFRESH": "true",
-        "RESUME": "false",
-        "AS_OF": "2024-06-21",
-    }
-    done = subprocess.run(
-        ["bash", "-e", "-c", script], env=env, capture_output=True, text=True, check=False
-    )
+    done, args = _run_step(tmp_path, "publish", "Publish the heatmap", code)
     assert done.returncode == (code if job_fails else 0)
     assert annotation in done.stdout
-    args = (shims / "args").read_text().split()
-    assert args == [
-        "scripts/compute_heatmap.py",
-        "--mode",
-        "both",
-        "--require-supabase",
-        "--refresh-data",
-        "--as-of",
-        "2024-06-21",
-    ]
-    # The arguments the workflow passes are ones the CLI accepts.
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("cli", REPO_ROOT / args[0])
-    assert spec is not None
-    assert spec.loader is not None
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
-    parsed = cli.build_parser().parse_args([*args[1:], "--resume"])
-    assert parsed.mode == "both"
-    assert parsed.refresh_data
-    assert parsed.resume
-    assert parsed.require_supabase
+    assert args == ["scripts/compute_heatmap.py", "--merge-shards", "shards", "--require-supabase"]
+    parsed = _load_cli().build_parser().parse_args(args[1:])
+    assert str(parsed.merge_shards) == "shards"
 
 
 def _load_cli() -> Any:
@@ -219,8 +264,9 @@ def test_the_weekly_heatmap_has_one_scheduler() -> None:
         if "compute_heatmap.py" in path.read_text() and "schedule" in _triggers(_load(path.name))
     ]
     assert schedulers == ["weekly_heatmap.yml"]
-    workflow_args = _step(_load("weekly_heatmap.yml"), "heatmap", "Compute the heatmap")["run"]
-    assert "args=(--mode both --require-supabase)" in workflow_args
+    workflow = _load("weekly_heatmap.yml")
+    workflow_args = _step(workflow, "shards", "Compute the heatmap shard")["run"]
+    assert "args=(--mode both --require-supabase --shard" in workflow_args
 
 
 def test_no_keep_alive_workflow() -> None:
