@@ -96,6 +96,8 @@ EXIT_CODES = {
     "locked": EXIT_LOCKED,
 }
 MAX_LISTED_FAILURES = 20
+#: Tickers per read of the price store: about 250 MB transient at 5,000 days of history.
+DEFAULT_LOAD_CHUNK = 1000
 
 logger = logging.getLogger("compute_heatmap")
 
@@ -191,6 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="DIR",
         help="Publish the shard files in DIR (searched recursively) once every shard is in.",
+    )
+    parser.add_argument(
+        "--load-chunk",
+        type=int,
+        default=DEFAULT_LOAD_CHUNK,
+        help="Tickers read and aligned from the price store at a time (bounds the memory of "
+        f"loading; default {DEFAULT_LOAD_CHUNK}).",
     )
     parser.add_argument(
         "--chunk-size",
@@ -333,6 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.chunk_size < 1:
         parser.error("--chunk-size must be at least 1")
+    if args.load_chunk < 1:
+        parser.error("--load-chunk must be at least 1")
     if args.lease_ttl <= 0:
         parser.error("--lease-ttl must be positive")
     if args.shard is not None and args.merge_shards is not None:
@@ -406,6 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             universe=snapshot.universe,
             chunk_size=args.chunk_size,
             lease_ttl_s=args.lease_ttl,
+            load_chunk=args.load_chunk,
         )
         modes = MODES if args.mode == "both" else (args.mode,)
         options = JobOptions(

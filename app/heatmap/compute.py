@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from app.analytics.rolling_ols import LatestOLSResult, latest_ols
 from app.core.errors import DataUnavailable
 from app.factors.service import PARAM_NAMES, PERIODS_PER_YEAR, default_min_nobs
 from app.heatmap.models import HeatmapRow, TickerFailure
-from app.market.factors import FACTOR_NAMES
+from app.market.factors import FACTOR_NAMES, FACTOR_PROXIES
 from app.market.panel import MODES, ReturnsPanel, build_panel
 from app.market.store import PriceStore
 from app.market.universe import Universe
@@ -142,14 +142,70 @@ def load_panel(
     universe: Universe,
     *,
     as_of: dt.date | None = None,
+    chunk_size: int | None = None,
 ) -> ReturnsPanel:
     """The returns panel of the whole universe from the store, truncated at ``as_of``.
 
     Truncating the *prices* (not the finished panel) gives exactly the panel the service
     would have built on that date: nothing after ``as_of`` is read.
+
+    With ``chunk_size``, the store is read and aligned ``chunk_size`` tickers at a time (with
+    the factor proxies each time) into the panel's preallocated arrays, so the transient
+    memory of reading and aligning follows the chunk, not the universe. The regression rows
+    and factor returns depend on the proxies only, so the result is the same panel; a store
+    that changes while it is read raises DataUnavailable (rerun).
     """
-    wide = store.read_wide(end=as_of)
-    if wide.empty:
-        when = f" on or before {as_of}" if as_of else ""
-        raise DataUnavailable(f"The price store holds no closes{when}.")
-    return build_panel(wide, universe.symbols, version=store.data_version())
+    symbols = list(universe.symbols)
+    if chunk_size is None or len(symbols) <= chunk_size:
+        wide = store.read_wide(end=as_of)
+        if wide.empty:
+            when = f" on or before {as_of}" if as_of else ""
+            raise DataUnavailable(f"The price store holds no closes{when}.")
+        return build_panel(wide, symbols, version=store.data_version())
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be at least 1")
+    version = store.data_version()
+    stored = set(store.tickers())
+    wanted = [s for s in dict.fromkeys(symbols) if s in stored]
+    if not wanted:
+        return load_panel(store, universe, as_of=as_of)
+    panel: ReturnsPanel | None = None
+    y = excluded = present = np.empty((0, 0))
+    tickers: list[str] = []
+    last_dates: dict[str, dt.date] = {}
+    for c0 in range(0, len(wanted), chunk_size):
+        chunk = wanted[c0 : c0 + chunk_size]
+        wide = store.read_wide(list(dict.fromkeys([*FACTOR_PROXIES, *chunk])), end=as_of)
+        if wide.empty:
+            when = f" on or before {as_of}" if as_of else ""
+            raise DataUnavailable(f"The price store holds no closes{when}.")
+        part = build_panel(wide, chunk, version=version)
+        del wide
+        if panel is None:
+            panel = part
+            shape = (part.dates.shape[0], len(wanted))
+            y = np.empty(shape)
+            excluded = np.zeros(shape, dtype=bool)
+            present = np.zeros(shape, dtype=bool)
+        elif not np.array_equal(part.dates, panel.dates):
+            raise DataUnavailable("The price store changed while it was read; run again.")
+        cols = slice(len(tickers), len(tickers) + len(part.tickers))
+        y[:, cols] = part.y
+        excluded[:, cols] = part.excluded
+        present[:, cols] = part.present
+        tickers.extend(part.tickers)
+        last_dates.update(part.last_price_date)
+    if panel is None:  # pragma: no cover - wanted is not empty
+        raise DataUnavailable("The price store holds no closes.")
+    if store.data_version() != version:
+        raise DataUnavailable("The price store changed while it was read; run again.")
+    n = len(tickers)
+    return replace(
+        panel,
+        tickers=tuple(tickers),
+        column={s: j for j, s in enumerate(tickers)},
+        y=y[:, :n],
+        excluded=excluded[:, :n],
+        present=present[:, :n],
+        last_price_date=last_dates,
+    )

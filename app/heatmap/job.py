@@ -199,6 +199,9 @@ class HeatmapJob:
     panel_source
         Returns the current panel when no ``as_of`` is asked (the app passes its
         :class:`~app.market.panel.PanelCache`'s ``get``); default: built from ``prices``.
+    load_chunk
+        Read and align the store this many tickers at a time (bounds the memory of loading
+        a large universe; the panel is the same); None reads it in one go.
     """
 
     def __init__(
@@ -211,6 +214,7 @@ class HeatmapJob:
         owner: str | None = None,
         lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        load_chunk: int | None = None,
     ) -> None:
         self.owner = owner or default_owner()
         self.prices = prices
@@ -221,12 +225,15 @@ class HeatmapJob:
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
         self.chunk_size = chunk_size
+        if load_chunk is not None and load_chunk < 1:
+            raise ValueError("load_chunk must be at least 1")
+        self.load_chunk = load_chunk
 
     def panel(self, as_of: dt.date | None) -> ReturnsPanel:
         """The panel to compute from."""
         if as_of is None and self.panel_source is not None:
             return self.panel_source()
-        return load_panel(self.prices, self.universe, as_of=as_of)
+        return load_panel(self.prices, self.universe, as_of=as_of, chunk_size=self.load_chunk)
 
     def run(self, options: JobOptions, progress: ProgressReporter | None = None) -> JobResult:
         """Compute every requested (window, mode); never raises for per-ticker problems.

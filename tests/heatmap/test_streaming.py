@@ -1,0 +1,40 @@
+"""Loading the price store in chunks of tickers gives exactly the panel of one read."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from app.core.db import Database
+from app.heatmap.compute import load_panel
+from app.market.panel import ReturnsPanel
+from app.market.snapshot import Snapshot
+from app.market.store import PriceStore
+
+
+def _same(a: ReturnsPanel, b: ReturnsPanel) -> None:
+    np.testing.assert_array_equal(a.dates, b.dates)
+    assert a.tickers == b.tickers
+    assert a.column == b.column
+    assert a.y.tobytes() == b.y.tobytes()  # every bit, NaN included
+    np.testing.assert_array_equal(a.excluded, b.excluded)
+    np.testing.assert_array_equal(a.present, b.present)
+    assert a.x.keys() == b.x.keys()
+    for mode in a.x:
+        assert a.x[mode].tobytes() == b.x[mode].tobytes()
+    assert a.last_price_date == b.last_price_date
+    assert a.version == b.version
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 120])
+@pytest.mark.parametrize("as_of", [None, dt.date(2024, 3, 28)])
+def test_chunked_load_equals_one_read(
+    db: Database, snapshot: Snapshot, chunk: int, as_of: dt.date | None
+) -> None:
+    store = PriceStore(db)
+    whole = load_panel(store, snapshot.universe, as_of=as_of)
+    chunked = load_panel(store, snapshot.universe, as_of=as_of, chunk_size=chunk)
+    assert len(chunked.tickers) > 100
+    _same(chunked, whole)
