@@ -36,6 +36,7 @@ from app.core.openapi import Catalogue, common_errors
 from app.core.ratelimit import limit_descriptions, rate_limit_error, rate_limit_header_docs
 from app.core.resilience import BackendUnavailable
 from app.core.settings import Settings
+from app.factors.bulk import MAX_BULK_TICKERS, no_tickers, too_many_tickers
 from app.indices.custom import QuotaExceeded
 from app.indices.repository import name_taken
 from app.margin.repository import (
@@ -191,6 +192,15 @@ _START_AFTER_END = InvalidInput(
     details={"start": "2024-06-21", "end": "2024-01-01"},
 )
 
+_UNKNOWN_SECTOR = InvalidInput(
+    "Unknown sector 'Banks'; use one of: Automobile and Auto Components, Capital Goods, ...",
+    details={"sector": "Banks"},
+)
+_NO_HEATMAP = InsufficientData(
+    "No stock has enough data for a 1260-day heatmap (e.g. 856 factor-aligned days)",
+    details={"window": 1260, "available_rows": 856},
+)
+
 _MARGIN_WRITE = (_STORE_DOWN,)
 _INDEX_READ = (_NO_INDEX, _INDEX_NO_PRICE, _BEFORE_BASE, _STORE_DOWN)
 
@@ -210,20 +220,15 @@ ROUTE_ERRORS: dict[str, Sequence[ServiceError]] = {
         _NO_MARKET_DATA,
     ),
     "GET /tickers": (),
-    "GET /heatmap": (
-        InvalidInput(
-            "Unknown sector 'Banks'; use one of: Automobile and Auto Components, Capital Goods, "
-            "...",
-            details={"sector": "Banks"},
-        ),
-        InsufficientData(
-            "No stock has enough data for a 1260-day heatmap (e.g. 856 factor-aligned days)",
-            details={"window": 1260, "available_rows": 856},
-        ),
-        _NO_MARKET_DATA,
-    ),
+    "GET /heatmap": (_UNKNOWN_SECTOR, _NO_HEATMAP, _NO_MARKET_DATA),
     "GET /heatmap/status": (),
     "GET /heatmap/status/all": (),
+    "GET /heatmap/page": (_NO_HEATMAP, _NO_MARKET_DATA),
+    "GET /heatmap/image.svg": (_NO_HEATMAP, _NO_MARKET_DATA),
+    "GET /heatmap/export": (_UNKNOWN_SECTOR, _NO_HEATMAP, _NO_MARKET_DATA),
+    # a failing ticker is reported in the answer, not raised
+    "POST /factors/bulk": (no_tickers(),),
+    "GET /factors/export": (no_tickers(), too_many_tickers(MAX_BULK_TICKERS + 1)),
     # index engineering (posted data)
     "POST /index/value": (_OUT_OF_NUMERIC_RANGE, _NOT_FINITE),
     "POST /index/capping": (

@@ -55,6 +55,20 @@ BETA_COLUMNS = (
 )
 
 
+def no_tickers() -> InvalidInput:
+    """The error of a request that names no ticker."""
+    return InvalidInput("Name at least one ticker, e.g. tickers=RELIANCE,TCS")
+
+
+def too_many_tickers(count: int) -> InvalidInput:
+    """The error of a request naming more than :data:`MAX_BULK_TICKERS` tickers."""
+    return InvalidInput(
+        f"At most {MAX_BULK_TICKERS} tickers per request; got {count}. Split the list, "
+        "or use GET /heatmap/export for the whole universe.",
+        details={"count": count, "max": MAX_BULK_TICKERS},
+    )
+
+
 def _key(ticker: str) -> str:
     """The form two spellings of one ticker share (case and a .NS suffix ignored)."""
     text = ticker.strip().upper()
@@ -80,13 +94,9 @@ def clean_tickers(tickers: Sequence[str]) -> list[str]:
             seen.add(_key(text))
             out.append(text)
     if not out:
-        raise InvalidInput("Name at least one ticker, e.g. tickers=RELIANCE,TCS")
+        raise no_tickers()
     if len(out) > MAX_BULK_TICKERS:
-        raise InvalidInput(
-            f"At most {MAX_BULK_TICKERS} tickers per request; got {len(out)}. Split the list, "
-            "or use GET /heatmap/export for the whole universe.",
-            details={"count": len(out), "max": MAX_BULK_TICKERS},
-        )
+        raise too_many_tickers(len(out))
     return out
 
 

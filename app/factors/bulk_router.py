@@ -202,15 +202,6 @@ async def bulk_factor_betas(
 async def export_factor_betas(
     service: FactorServiceDep,
     limiter: ComputeDep,
-    tickers: Annotated[
-        str,
-        Query(
-            min_length=1,
-            max_length=MAX_BULK_TICKERS * (MAX_TICKER_LENGTH + 1),
-            description=f"Comma-separated NSE symbols, at most {MAX_BULK_TICKERS}.",
-            examples=["RELIANCE,TCS,INFY"],
-        ),
-    ],
     window: Annotated[
         int, Query(ge=MIN_WINDOW, le=MAX_WINDOW, description=WINDOW_HELP, examples=[252])
     ] = 252,
@@ -219,6 +210,15 @@ async def export_factor_betas(
         Literal["csv", "parquet", "xlsx"],
         Query(alias="format", description="csv, parquet or xlsx", examples=["csv"]),
     ] = "csv",
+    *,
+    tickers: Annotated[
+        str,
+        Query(
+            description=f"Comma-separated NSE symbols, at most {MAX_BULK_TICKERS} (each at most "
+            f"{MAX_TICKER_LENGTH} characters; repeats answered once).",
+            examples=["RELIANCE,TCS,INFY"],
+        ),
+    ],
 ) -> Response:
     """Download the latest betas of a list of stocks as CSV, Parquet or Excel."""
     names = split_tickers(tickers)

@@ -201,6 +201,10 @@ def test_real_errors_are_among_the_documented_examples(api: TestClient) -> None:
         ("GET", "/factors/{ticker}", "/factors/RELIANCE?window=5000", {}),
         ("GET", "/factors/{ticker}/rolling", "/factors/RELIANC/rolling", {}),
         ("GET", "/heatmap", "/heatmap?sector=Banks", {}),
+        ("GET", "/heatmap/export", "/heatmap/export?sector=Banks", {}),
+        ("GET", "/factors/export", "/factors/export?tickers=,", {}),
+        ("GET", "/factors/export", "/factors/export?tickers=" + ",".join(map(str, range(101))), {}),
+        ("POST", "/factors/bulk", "/factors/bulk", {"json": {"tickers": [" "]}}),
         ("GET", "/stocks/{symbol}", "/stocks/FOO", {}),
         ("POST", "/analytics/impact-cost", "/analytics/impact-cost", {"json": thin_book}),
         (
