@@ -65,7 +65,7 @@ ABOUT_COLUMNS = (Column("field", "text"), Column("value", "any"))
 def summary(service: HeatmapService, window: int, mode: str) -> dict[str, Any]:
     """The ``GET /heatmap`` body of (window, mode) without its stock rows (sector aggregates,
     counts and provenance: what the picture draws)."""
-    return service.heatmap(HeatmapQuery(window, mode, limit=0))
+    return service.heatmap(HeatmapQuery(window=window, mode=mode, limit=0))
 
 
 def svg_bytes(
@@ -174,7 +174,7 @@ def export(
     CSV and Parquet hold ``table`` (stocks or sectors); XLSX holds stocks, sectors, missing
     and about, one sheet each.
     """
-    body = service.heatmap(HeatmapQuery(window, mode, sector))
+    body = service.heatmap(HeatmapQuery(window=window, mode=mode, sector=sector))
     stem = f"heatmap-{window}d-{mode}-{body['as_of']}"
     if fmt == "xlsx":
         missing = Table(
