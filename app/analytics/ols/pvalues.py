@@ -102,7 +102,9 @@ def _table(nu_int: int) -> tuple[FloatArray, FloatArray, FloatArray]:
         g_prev, g_cur = g_cur, g_next
     # Node p-values: exact (continued fraction) at every ANCHOR-th node; in between, the
     # positive integral over each cell from the node above (all terms positive).
-    anchors = np.unique(np.append(np.arange(0, t_node.size, _ANCHOR), t_node.size - 1))
+    anchors = np.arange(0, t_node.size, _ANCHOR)
+    if anchors[-1] != t_node.size - 1:
+        anchors = np.append(anchors, t_node.size - 1)
     p_anchor = student_t_two_sided_pvalue(t_node[anchors], np.full(anchors.size, nu))
     delta = t_node[:-1] - t_node[1:]
     inc = coef[0][1:].copy()  # inc[j] = p(t_j) - p(t_{j+1}) > 0, from node j + 1's series
@@ -110,12 +112,15 @@ def _table(nu_int: int) -> tuple[FloatArray, FloatArray, FloatArray]:
         inc *= delta
         inc += coef[i][1:]
     inc *= delta
+    # p_j = p(next anchor) + sum of inc from j to the next anchor, segment by segment.
+    n_seg = -(-(t_node.size - 1) // _ANCHOR)
+    pad = np.zeros(n_seg * _ANCHOR)
+    pad[: inc.size] = inc
+    seg = np.cumsum(pad.reshape(n_seg, _ANCHOR)[:, ::-1], axis=1)[:, ::-1]
+    top = np.append(p_anchor[1:], 0.0)[:n_seg, None]
     p_node = np.empty_like(t_node)
+    p_node[:-1] = (top + seg).reshape(-1)[: t_node.size - 1]
     p_node[anchors] = p_anchor
-    for s0, s1, top in zip(
-        anchors[:-1].tolist(), anchors[1:].tolist(), p_anchor[1:].tolist(), strict=True
-    ):
-        p_node[s0 + 1 : s1] = top + np.cumsum(inc[s0 + 1 : s1][::-1])[::-1]
     table = (t_node, p_node, coef)
     with _LOCK:
         _TABLES[nu_int] = table
@@ -164,21 +169,15 @@ def t_pvalues_integer_df(
     o2 = out.reshape(t2.shape)
     n_rows, width = t2.shape
     step = max(1, _CHUNK // max(width, 1))
-    # Which degrees of freedom occur (their node tables are stacked, one block each).
+    # Which degrees of freedom occur (their node tables are stacked, one block each): read
+    # from ``df`` itself, not its broadcast (a per-row df is not repeated per coefficient).
     d_lo = d_hi = None
-    for r0 in range(0, n_rows, step):
-        dc = d2[r0 : r0 + step]
-        big = dc[dc >= MIN_DF]
-        if big.size:
-            lo, hi = int(big.min()), int(big.max())
-            d_lo = lo if d_lo is None else min(d_lo, lo)
-            d_hi = hi if d_hi is None else max(d_hi, hi)
+    d_flat = d_arr.reshape(-1)
+    big = d_flat[d_flat >= MIN_DF].astype(np.int64)
     present = np.zeros(0, dtype=bool)
-    if d_lo is not None and d_hi is not None:
-        present = np.zeros(d_hi - d_lo + 1, dtype=bool)
-        for r0 in range(0, n_rows, step):
-            dc = d2[r0 : r0 + step]
-            present[(dc[dc >= MIN_DF] - d_lo).astype(np.int64)] = True
+    if big.size:
+        d_lo, d_hi = int(big.min()), int(big.max())
+        present = np.bincount(big - d_lo, minlength=d_hi - d_lo + 1) > 0
     nus = np.flatnonzero(present)
     block = np.full(present.size, -1, dtype=np.int64)
     block[nus] = np.arange(nus.size)
