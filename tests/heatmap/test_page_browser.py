@@ -73,15 +73,17 @@ def server(heatmap_store: Path) -> Iterator[Server]:
         yield running
 
 
-def _get_json(url: str) -> dict[str, Any]:
+def _get_json(url: str) -> tuple[dict[str, Any], int]:
+    """The JSON body of ``url`` and the rate-limit budget left after it."""
     with urllib.request.urlopen(url, timeout=30) as response:
         body: dict[str, Any] = json.loads(response.read())
-    return body
+        remaining = int(response.headers["X-RateLimit-Remaining"])
+    return body, remaining
 
 
 def test_page_renders_offline_in_chromium_with_one_request(server: Server) -> None:
     sync_playwright = _browser_or_skip()
-    heatmap = _get_json(f"{server.url}/heatmap?window=252&mode=excess&limit=1")
+    heatmap, remaining = _get_json(f"{server.url}/heatmap?window=252&mode=excess&limit=1")
     assert heatmap["source"] == "precomputed"
     sectors = {s["sector"]: s for s in heatmap["sectors"]}
 
@@ -106,6 +108,8 @@ def test_page_renders_offline_in_chromium_with_one_request(server: Server) -> No
             response = page.goto(f"{server.url}/heatmap/page?window=252&mode=excess")
             assert response is not None
             assert response.status == 200
+            # The whole page cost one request of the rate limit (10/minute by default).
+            assert int(response.headers["x-ratelimit-remaining"]) == remaining - 1
             page.wait_for_load_state("networkidle")
 
             # Title: window and as-of date, in the document and in the picture.
