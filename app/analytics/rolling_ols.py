@@ -665,7 +665,9 @@ def rolling_ols(
                 del sums
     if pvalues is None:
         # One pass over every t-value: degrees of freedom nobs - k - 1 (NaN t -> NaN p).
-        pvalues = t_pvalues_integer_df(tvalues, (nobs - p)[:, :, None])
+        # Unfitted windows get df -1 (NaN p) so no node table is built for their counts.
+        df = np.where(np.isfinite(tvalues[:, :, 0]), nobs - p, -1)
+        pvalues = t_pvalues_integer_df(tvalues, df[:, :, None])
 
     def out(arr: np.ndarray) -> np.ndarray:
         return arr[0] if prep.squeeze else arr
