@@ -169,21 +169,25 @@ def export(
     fmt: str,
     table: str,
 ) -> tuple[bytes, str, str]:
-    """A heatmap download: (content, media type, file name).
+    """A heatmap download: (content, media type, file name), memoised with the heatmap.
 
     CSV and Parquet hold ``table`` (stocks or sectors); XLSX holds stocks, sectors, missing
     and about, one sheet each.
     """
-    body = service.heatmap(HeatmapQuery(window=window, mode=mode, sector=sector))
-    stem = f"heatmap-{window}d-{mode}-{body['as_of']}"
-    if fmt == "xlsx":
-        missing = Table(
-            "missing",
-            MISSING_COLUMNS,
-            [[m["symbol"], m["code"], m["reason"]] for m in body["missing"]],
-        )
-        tables = [stock_table(body), sector_table(body), missing, about_table(body)]
-        return render(tables, fmt), MEDIA_TYPES[fmt], f"{stem}.xlsx"
-    chosen = sector_table(body) if table == "sectors" else stock_table(body)
-    content = render([chosen], fmt)
-    return content, MEDIA_TYPES.get(fmt, "application/octet-stream"), f"{stem}-{table}.{fmt}"
+    entry = service.prepared(window, mode)
+    stem = f"heatmap-{window}d-{mode}-{entry.as_of.isoformat()}"
+    filename = f"{stem}.xlsx" if fmt == "xlsx" else f"{stem}-{table}.{fmt}"
+
+    def build() -> bytes:
+        body = service.heatmap(HeatmapQuery(window=window, mode=mode, sector=sector))
+        if fmt == "xlsx":
+            missing = Table(
+                "missing",
+                MISSING_COLUMNS,
+                [[m["symbol"], m["code"], m["reason"]] for m in body["missing"]],
+            )
+            return render([stock_table(body), sector_table(body), missing, about_table(body)], fmt)
+        return render([sector_table(body) if table == "sectors" else stock_table(body)], fmt)
+
+    content = entry.body(("export", sector, fmt, table), build)
+    return content, MEDIA_TYPES.get(fmt, "application/octet-stream"), filename
