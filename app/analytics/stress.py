@@ -7,8 +7,9 @@ computed again at those prices, for every client of a book at once.
 
 Money here is **integer paise** (int64) and rates are **integer basis points** (1 bp = 0.0001,
 the four decimals of the service's rates), so the vectorised book margin is exact and equals
-:func:`app.analytics.margin.margin_summary` (Decimal) to the paisa: ``R = sum_i
-ceil(m_i q_i p_i)``, ``E = MV - loan``, ``shortfall = max(0, R - E)``.
+:func:`app.analytics.margin.margin_summary` (Decimal) to the paisa: ``R = ceil(sum_i m_i q_i
+p_i)`` per client (rounded once, over the whole portfolio), ``E = MV - loan``, ``shortfall =
+max(0, R - E)``, each position's requirement its largest-remainder share of ``R``.
 
 Public API
 ----------
@@ -286,15 +287,18 @@ class BookMargin:
     Attributes
     ----------
     position_values, position_requirements : ndarray of int64, shape (n_positions,)
-        ``q p`` and ``ceil(m q p)`` per position.
+        ``q p``, and each position's share of its client's ``R``: ``m q p`` rounded down or up
+        to the paisa (largest remainder, ties to the earlier position) so the shares add up
+        to ``R``.
     market_value, loan, net_equity, requirement, shortfall, excess : ndarray of int64,
     shape (n_clients,)
-        ``MV = sum q p``, ``E = MV - loan``, ``R = sum ceil(m q p)``, ``max(0, R - E)``,
+        ``MV = sum q p``, ``E = MV - loan``, ``R = ceil(sum m q p)``, ``max(0, R - E)``,
         ``max(0, E - R)``.
     margin_call : ndarray of bool, shape (n_clients,)
         ``shortfall > 0``.
     market_value_to_sell : ndarray of int64, shape (n_clients,)
-        ``min(MV, ceil(shortfall MV / R))`` to sell pro rata (proceeds repay the loan); 0
+        ``min(MV, ceil(shortfall MV / sum m q p))`` (``shortfall / m``) to sell pro rata
+        (proceeds repay the loan); 0
         without a call, :data:`NO_CURE` (-1) when no sale can cure it (``E < 0``).
     """
 
@@ -319,6 +323,15 @@ def _ceil_div(num: IntArray, den: IntArray | int) -> IntArray:
     return np.asarray(-((-num) // den), dtype=np.int64)
 
 
+def _rank_in_client(offsets: IntArray, client: IntArray, remainders: IntArray) -> IntArray:
+    """Rank of each position within its client by remainder, largest first (ties by index)."""
+    n = remainders.size
+    order = np.lexsort((np.arange(n), -remainders, client))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n, dtype=np.int64) - offsets[client[order]]
+    return rank
+
+
 def book_margin(book: Book, prices_paise: ArrayLike) -> BookMargin:
     """Margin of every client at the given prices, exact in paise.
 
@@ -339,12 +352,14 @@ def book_margin(book: Book, prices_paise: ArrayLike) -> BookMargin:
 
     Notes
     -----
-    ``ceil(m q p)`` with ``m`` in basis points is computed as
-    ``m (v // 10^4) + ceil(m (v mod 10^4) / 10^4)`` with ``v = q p``, so no product
-    overflows; every other figure is a sum or difference of int64 paise, and
-    ``requirement + excess == net_equity`` (no call) or ``net_equity + shortfall ==
-    requirement`` (call) hold exactly. Equal to :func:`app.analytics.margin.margin_summary`
-    per client.
+    With ``v = q p`` and ``m`` in basis points, ``m v / 10^4 = m (v // 10^4) + m (v mod 10^4) /
+    10^4``: the whole paise ``f = m (v // 10^4) + (m (v mod 10^4)) // 10^4`` and the remainder
+    ``r = (m (v mod 10^4)) mod 10^4`` (in 10^-4 paise) of each position need no product that
+    overflows. A client's ``R = sum f + ceil(sum r / 10^4)``: exact, rounded once; the
+    ``R - sum f`` spare paise go to the positions with the largest ``r``. Every other figure
+    is a sum or difference of int64 paise, and ``requirement + excess == net_equity`` (no
+    call) or ``net_equity + shortfall == requirement`` (call) hold exactly. Equal to
+    :func:`app.analytics.margin.margin_summary` per client.
     """
     prices = _ints("prices_paise", prices_paise)
     if np.any(prices < 0):
@@ -357,12 +372,19 @@ def book_margin(book: Book, prices_paise: ArrayLike) -> BookMargin:
         raise ValueError("the book's market value exceeds 2**62 paise")
     values = book.quantities * position_prices
     whole, part = np.divmod(values, BP_PER_UNIT)
-    requirements: IntArray = np.asarray(
-        book.rates_bp * whole + _ceil_div(book.rates_bp * part, BP_PER_UNIT), dtype=np.int64
-    )
+    carry, remainders = np.divmod(book.rates_bp * part, BP_PER_UNIT)
+    floors = np.asarray(book.rates_bp * whole + carry, dtype=np.int64)
     offsets = book.offsets
     market_value = _client_sums(offsets, values)
-    requirement = _client_sums(offsets, requirements)
+    floor_sum = _client_sums(offsets, floors)
+    remainder_sum = _client_sums(offsets, remainders)
+    spare = _ceil_div(remainder_sum, BP_PER_UNIT)
+    requirement = floor_sum + spare
+    client = book.client_of_position
+    rank = _rank_in_client(offsets, client, remainders)
+    requirements: IntArray = np.asarray(
+        floors + (rank < spare[client]).astype(np.int64), dtype=np.int64
+    )
     net_equity = market_value - book.loans_paise
     shortfall = np.maximum(requirement - net_equity, 0)
     excess = np.maximum(net_equity - requirement, 0)
@@ -371,12 +393,17 @@ def book_margin(book: Book, prices_paise: ArrayLike) -> BookMargin:
     to_sell[call & (net_equity < 0)] = NO_CURE
     curable = np.flatnonzero(call & (net_equity >= 0))
     if curable.size:
-        s, mv, r = shortfall[curable], market_value[curable], requirement[curable]
-        if float(s.max()) * float(mv.max()) < _INT_LIMIT:
-            sell = _ceil_div(s * mv, r)
+        # shortfall / m with m = (sum m v) / MV, and sum m v = (10^4 sum f + sum r) / 10^4 paise:
+        # sell = ceil(shortfall MV 10^4 / (10^4 sum f + sum r)).
+        s, mv = shortfall[curable], market_value[curable]
+        f, r = floor_sum[curable], remainder_sum[curable]
+        bound = float(s.max()) * float(mv.max()) * BP_PER_UNIT
+        if bound < _INT_LIMIT and float(f.max()) * BP_PER_UNIT < _INT_LIMIT:
+            sell = _ceil_div(s * mv * BP_PER_UNIT, f * BP_PER_UNIT + r)
         else:  # exact Python integers for very large books
-            obj = -((-s.astype(object) * mv.astype(object)) // r.astype(object))
-            sell = np.asarray(obj, dtype=np.int64)
+            num = s.astype(object) * mv.astype(object) * BP_PER_UNIT
+            den = f.astype(object) * BP_PER_UNIT + r.astype(object)
+            sell = np.asarray(-((-num) // den), dtype=np.int64)
         to_sell[curable] = np.minimum(mv, sell)
     return BookMargin(
         position_values=values,

@@ -3,8 +3,9 @@
 Money is :class:`~decimal.Decimal` in rupees everywhere in Python and integer paise in the
 embedded database; amounts entering the service carry at most two decimal places. Prices are
 Decimals from the stored float's shortest repr rounded half-up to paise; the margin maths
-(:func:`app.analytics.margin.margin_summary`) is exact on those, rounding only each position's
-requirement, up, to the paisa, so every reported amount is whole paise and the parts add up.
+(:func:`app.analytics.margin.margin_summary`) is exact on those and rounds once, the whole
+portfolio's requirement up to the paisa, so every reported amount is whole paise and the
+identities of DOMAIN.md section 9 hold exactly on what is reported.
 """
 
 from __future__ import annotations

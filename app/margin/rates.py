@@ -2,7 +2,8 @@
 
 For each symbol: the daily log returns of its last three years of ADJUSTED closes (bad prints
 excluded), the EWMA volatility with lambda 0.995 seeded by the sample variance of the first 20
-returns, and the VaR + ELM rate of its class (:func:`app.analytics.margin.nse_var_rate`).
+returns, and the VaR + ELM rate of its class
+(:func:`app.analytics.exchange_margin.nse_var_rate`).
 
 Liquidity groups need order books (impact cost for Rs 1 lakh), which this service does not
 have, so every symbol is classified by a stated proxy unless an admin sets its group
@@ -33,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from app.analytics.margin import (
+from app.analytics.exchange_margin import (
     GROUP_SESSIONS,
     LiquidityGroup,
     NseMarginRate,

@@ -247,7 +247,9 @@ class MarginPosition(BaseModel):
     nse_var: NseVarDetail | None = None
     market_value: Decimal = Field(description="quantity x price, exact.", examples=["20000.00"])
     requirement: Decimal = Field(
-        description="rate x market_value rounded up to the paisa.", examples=["5000.00"]
+        description="This position's share of margin_requirement: rate x market_value rounded "
+        "down or up to the paisa (largest remainder), so the shares add up to the total.",
+        examples=["5000.00"],
     )
 
 
@@ -276,7 +278,9 @@ class MarginReport(BaseModel):
     loan_amount: Decimal = Field(examples=["10000.00"])
     net_equity: Decimal = Field(description="portfolio_value - loan_amount.", examples=["10000.00"])
     margin_requirement: Decimal = Field(
-        description="Sum of the positions' requirements.", examples=["5000.00"]
+        description="sum(rate x market_value) over the positions, exact, rounded once up to "
+        "the paisa.",
+        examples=["5000.00"],
     )
     margin_shortfall: Decimal = Field(
         description="max(0, requirement - net_equity); never negative.", examples=["0.00"]
@@ -291,8 +295,10 @@ class MarginReport(BaseModel):
     )
     cash_to_deposit: Decimal = Field(description="Cash that cures the call.", examples=["0.00"])
     market_value_to_sell: Decimal | None = Field(
-        description="Value to sell pro rata (proceeds repay the loan) to cure the call, rounded "
-        "up to the paisa; null when selling cannot cure it (net equity below zero).",
+        description="Value to sell pro rata (proceeds repay the loan) to cure the call: "
+        "margin_shortfall / m with m = sum(rate x market_value) / portfolio_value (the rate "
+        "itself when uniform), rounded up to the paisa, at most portfolio_value; null when "
+        "selling cannot cure it (net equity below zero).",
         examples=["0.00"],
     )
     cure_by_sale_possible: bool

@@ -24,10 +24,13 @@ Requirement rates per position, in order:
    may ask for another; every report says which model and which setting it used.
 
 Money. All amounts are Decimal end to end (:func:`app.analytics.margin.margin_summary`):
-prices and amounts are whole paise, rates Decimal with four decimals, each position's
-requirement is rounded up to the paisa. The margin call is decided on the same amounts the
-report returns, so ``margin_call_triggered == (margin_shortfall > 0)``, and ``requirement +
-excess == net_equity`` (no call) or ``net_equity + shortfall == requirement`` (call), exactly.
+prices and amounts are whole paise, rates Decimal with four decimals; the requirement is
+computed exactly over the whole portfolio and rounded once, up to the paisa (each position
+shows its largest-remainder share of it), and the market value to sell is the served shortfall
+over the value-weighted rate, rounded up to the paisa. The margin call is decided on the same
+amounts the report returns, so ``margin_call_triggered == (margin_shortfall > 0)``, and
+``requirement + excess == net_equity`` (no call) or ``net_equity + shortfall == requirement``
+(call), exactly.
 The sweep records the same report, so it never disagrees with ``GET /margin/{id}``.
 Reports never write.
 """

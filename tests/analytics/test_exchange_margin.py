@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.analytics.margin import (
+from app.analytics.exchange_margin import (
     ewma,
     ewma_volatility,
     liquidity_group,

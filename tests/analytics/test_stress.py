@@ -176,11 +176,39 @@ def _decimal_check(book: Book, prices: np.ndarray, margin: object, client: int) 
     assert _paise(summary.shortfall) == m.shortfall[client]  # type: ignore[attr-defined]
     assert _paise(summary.excess) == m.excess[client]  # type: ignore[attr-defined]
     assert summary.margin_call == bool(m.margin_call[client])  # type: ignore[attr-defined]
+    # Each position's share of R (largest remainder) is the Decimal report's, in order.
+    shares = [int(m.position_requirements[i]) for i in keep]  # type: ignore[attr-defined]
+    assert shares == [_paise(r) for r in summary.position_requirements]
+    dropped = [i for i in range(lo, hi) if i not in keep]
+    assert all(m.position_requirements[i] == 0 for i in dropped)  # type: ignore[attr-defined]
     sell = m.market_value_to_sell[client]  # type: ignore[attr-defined]
     if summary.market_value_to_sell is None:
         assert sell == NO_CURE
     else:
         assert _paise(summary.market_value_to_sell) == sell
+
+
+def test_book_requirement_is_rounded_once_per_client() -> None:
+    # Two positions of 5 x 5,474.65 at 25%: exactly 13,686.625 -> 13,686.63 (not the 13,686.64
+    # of rounding each position up); the shortfall and the value to sell follow from it.
+    book = Book(
+        offsets=np.array([0, 2, 3]),
+        symbol_index=np.array([0, 1, 0]),
+        quantities=np.array([5, 5, 10**9]),
+        rates_bp=np.array([2500, 2500, 3333]),
+        loans_paise=np.array([4_500_000, 547_465 * 10**9 - 9 * 10**13]),
+    )
+    prices = np.array([547_465, 547_465])
+    m = book_margin(book, prices)
+    assert m.requirement[0] == 1_368_663
+    assert m.position_requirements.tolist()[:2] == [684_332, 684_331]
+    assert m.shortfall[0] == 394_013
+    assert m.market_value_to_sell[0] == 394_013 * 4  # shortfall / 0.25
+    # A client large enough for the exact-integer path of the value to sell.
+    assert m.margin_call[1]
+    assert m.market_value_to_sell[1] > 0
+    for client in range(book.n_clients):
+        _decimal_check(book, prices, m, client)
 
 
 @given(books())

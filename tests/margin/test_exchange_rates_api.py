@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.analytics.margin import nse_var_rate
+from app.analytics.exchange_margin import nse_var_rate
 from app.main import create_app
 from app.portfolio import examples as ex
 from tests.conftest import make_settings

@@ -5,22 +5,21 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
+from app.analytics.exchange_margin import ewma_volatility, log_returns, nse_var_rate
 from app.analytics.margin import (
+    allocate_requirement,
     cure_amounts,
-    ewma_volatility,
-    log_returns,
+    exact_requirement,
     margin_requirement,
     margin_summary,
-    nse_var_rate,
     portfolio_value,
-    position_requirement,
 )
 
 D = Decimal
@@ -59,13 +58,33 @@ def test_long_only_with_per_symbol_rates() -> None:
     assert s.market_value_to_sell == D("7142.86")
 
 
-def test_position_requirements_round_up_to_the_paisa() -> None:
-    # 3 x 1,775.65 = 5,326.95 at 25% = 1,331.7375 -> 1,331.74 (never understated);
-    # 7 x 0.05 = 0.35 at 0.3333 = 0.116655 -> 0.12.
-    assert position_requirement(D("5326.95"), D("0.25")) == D("1331.74")
-    assert position_requirement(D("0.35"), D("0.3333")) == D("0.12")
-    s = margin_summary([3, 7], [D("1775.65"), D("0.05")], [D("0.25"), D("0.3333")], loan=D(0))
-    assert s.requirement == D("1331.86") == sum(s.position_requirements)
+def test_requirement_is_rounded_once_over_the_portfolio() -> None:
+    # Two positions of 5 x 5,474.65 = 27,373.25 at 25%: each 6,843.3125, together exactly
+    # 13,686.625 -> R = 13,686.63. Rounding each position up first gave 6,843.32 twice =
+    # 13,686.64, a paisa too much, and the shortfall and cure amounts with it.
+    s = margin_summary([5, 5], [D("5474.65"), D("5474.65")], [D("0.25"), D("0.25")], loan=D(45000))
+    assert s.exact_requirement == D("13686.625")
+    assert s.requirement == D("13686.63")
+    assert s.net_equity == D("9746.50")
+    assert s.shortfall == D("3940.13") == s.cash_to_deposit
+    # Uniform rate: value to sell = shortfall / m = 3,940.13 / 0.25, exactly.
+    assert s.market_value_to_sell == D("15760.52")
+    # The positions' shares of R: within a paisa of 6,843.3125 each, adding up to R.
+    assert s.position_requirements == (D("6843.32"), D("6843.31"))
+    # 3 x 1,775.65 at 25% = 1,331.7375 and 7 x 0.05 at 0.3333 = 0.116655: R = ceil(1,331.854155).
+    t = margin_summary([3, 7], [D("1775.65"), D("0.05")], [D("0.25"), D("0.3333")], loan=D(0))
+    assert t.requirement == D("1331.86") == sum(t.position_requirements)
+    assert t.position_requirements == (D("1331.74"), D("0.12"))
+
+
+def test_allocation_by_largest_remainder() -> None:
+    parts = [D("1.004"), D("2.003"), D("3.002")]  # sum 6.009 -> 6.01: one spare paisa
+    assert allocate_requirement(parts, D("6.01")) == (D("1.01"), D("2.00"), D("3.00"))
+    parts = [D("1.005"), D("2.005")]  # a tie: the earlier position takes the paisa
+    assert allocate_requirement(parts, D("3.01")) == (D("1.01"), D("2.00"))
+    assert allocate_requirement([D("1.00"), D("2.00")], D("3.00")) == (D("1.00"), D("2.00"))
+    with pytest.raises(ValueError, match="total"):
+        allocate_requirement(parts, D("3.02"))
 
 
 def test_reviewer_cases_are_exact() -> None:
@@ -202,8 +221,12 @@ def test_amounts_are_exact_paise_and_add_up(
     assert s.portfolio_value == sum((q * p for q, p in zip(quantities, prices, strict=True)), D(0))
     assert s.portfolio_value == sum(s.position_values, D(0))
     assert s.requirement == sum(s.position_requirements, D(0))
+    exact = sum((v * m for v, m in zip(s.position_values, rates, strict=True)), D(0))
+    assert s.exact_requirement == exact
+    # Rounded once, up: never understated, less than a paisa over.
+    assert exact <= s.requirement < exact + D("0.01")
     for value, rate, req in zip(s.position_values, rates, s.position_requirements, strict=True):
-        assert value * rate <= req < value * rate + D("0.01")  # rounded up, never down
+        assert value * rate - D("0.01") < req < value * rate + D("0.01")
     assert s.net_equity == s.portfolio_value - loan
     assert s.margin_call == (s.shortfall > 0)
     assert not (s.shortfall > 0 and s.excess > 0)
@@ -239,9 +262,48 @@ def test_selling_the_cure_amount_cures_the_call(
     assert exact_after <= s.net_equity + D("1e-20")
 
 
+uniform_rates = st.sampled_from([D("0.25"), D("0.30"), D("0.3333"), D("0.1275"), D("0.5"), D("1")])
+
+
+@given(
+    positions=st.lists(
+        st.tuples(st.integers(min_value=1, max_value=100_000), paise), min_size=1, max_size=8
+    ),
+    rate=uniform_rates,
+    loan_paise=st.integers(0, 10**11),
+)
+@example(positions=[(5, D("5474.65")), (5, D("5474.65"))], rate=D("0.25"), loan_paise=4_500_000)
+def test_served_figures_satisfy_the_identities_exactly(
+    positions: list[tuple[int, Decimal]], rate: Decimal, loan_paise: int
+) -> None:
+    # DOMAIN.md section 9 on the served (two-decimal) figures, with one rate m for every
+    # position: E = MV - loan, shortfall = max(0, R - E), value to sell = shortfall / m at the
+    # paisa (rounded up, at most MV; none when E < 0); R is the exact sum rounded up once.
+    quantities = [q for q, _ in positions]
+    prices = [p for _, p in positions]
+    loan = Decimal(loan_paise) / 100
+    s = margin_summary(quantities, prices, [rate] * len(positions), loan=loan)
+    mv = sum((q * p for q, p in positions), D(0))
+    assert s.portfolio_value == mv
+    assert s.net_equity == mv - loan
+    assert s.requirement == (rate * mv).quantize(D("0.01"), rounding=ROUND_CEILING)
+    assert s.shortfall == max(D(0), s.requirement - s.net_equity)
+    assert s.excess == max(D(0), s.net_equity - s.requirement)
+    assert s.cash_to_deposit == s.shortfall
+    if s.shortfall == 0:
+        assert s.market_value_to_sell == 0
+    elif s.net_equity < 0:
+        assert s.market_value_to_sell is None
+    else:
+        by_rate = (s.shortfall / rate).quantize(D("0.01"), rounding=ROUND_CEILING)
+        assert s.market_value_to_sell == min(mv, by_rate)
+
+
 def test_portfolio_value_and_requirement_helpers() -> None:
     assert portfolio_value([2, 3], [D(10), D(20)]) == D(80)
     assert margin_requirement([D(20), D(60)], [D("0.5"), D("0.25")]) == D(25)
+    assert exact_requirement([D("0.01"), D("0.01")], [D("0.25"), D("0.25")]) == D("0.005")
+    assert margin_requirement([D("0.01"), D("0.01")], [D("0.25"), D("0.25")]) == D("0.01")
     assert cure_amounts(portfolio_value=D(100), net_equity=D(10), requirement=D(25)) == (
         D(15),
         D(60),
@@ -327,7 +389,7 @@ def test_nse_rate_needs_history_and_positive_closes() -> None:
 
 def test_analytics_module_is_pure() -> None:
     code = (
-        "import sys, app.analytics.margin\n"
+        "import sys, app.analytics.margin, app.analytics.exchange_margin\n"
         "bad = [m for m in ('fastapi', 'pandas', 'httpx', 'sqlite3', 'requests') "
         "if m in sys.modules]\n"
         "assert not bad, bad\n"

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
-from app.analytics.margin import nse_var_rate
+from app.analytics.exchange_margin import nse_var_rate
 from app.core.settings import SNAPSHOT_DIR
 from tests.margin.support import (
     FRESH_DAY,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 
 from hypothesis import example, given
@@ -109,14 +109,26 @@ def test_report_adds_up_and_sweep_agrees(
             assert row["market_value"] == row["quantity"] * row["price"]
             rate = h["override"] if h["override"] is not None else Decimal("0.25")
             assert row["rate"] == rate
-            assert row["market_value"] * rate <= row["requirement"]
-            assert row["requirement"] < row["market_value"] * rate + PAISA
+            assert abs(row["requirement"] - row["market_value"] * rate) < PAISA
     assert report["unpriced_symbols"] == [r["symbol"] for r in rows if not r["priced"]]
     assert report["valuation_complete"] == all(r["priced"] for r in rows)
     # The parts add up to the paisa.
     assert mv == sum((r["market_value"] for r in rows), Decimal(0))
     assert req == sum((r["requirement"] for r in rows), Decimal(0))
     assert equity == mv - loan
+    # DOMAIN.md section 9 on the served figures: R is the exact sum rounded up once, the
+    # shortfall is max(0, R - E), and the value to sell is shortfall / m at the paisa.
+    exact = sum((r["market_value"] * r["rate"] for r in rows if r["priced"]), Decimal(0))
+    assert req == exact.quantize(PAISA, rounding=ROUND_CEILING)
+    assert short == max(Decimal(0), req - equity)
+    assert excess == max(Decimal(0), equity - req)
+    sell = report["market_value_to_sell"]
+    if short == 0:
+        assert sell == 0
+    elif equity < 0:
+        assert sell is None
+    else:
+        assert sell == min(mv, (short * mv / exact).quantize(PAISA, rounding=ROUND_CEILING))
     assert report["margin_call_triggered"] == (short > 0)
     assert not (short > 0 and excess > 0)
     if short > 0:
