@@ -26,7 +26,9 @@ from app.core.db import Database
 from app.core.errors import ServiceError
 from app.core.lease import JobLease, Lease, SupabaseLease, process_owner
 from app.core.ratelimit import build_rate_limit_storage
+from app.core.resilience import CircuitBreaker, StoreGuard
 from app.core.settings import Settings
+from app.core.store_io import StoreIO
 from app.core.supabase import SupabaseConnection
 from app.factors.service import PRESET_WINDOWS, FactorService
 from app.heatmap.job import HeatmapJob, JobOptions, JobResult
@@ -97,6 +99,7 @@ class Container:
     prices: PriceReader
     stocks: StockService
     supabase: SupabaseConnection | None
+    store_io: StoreIO
     jobs: Jobs
     started_at: dt.datetime
     scheduler: AppScheduler | None = None
@@ -130,7 +133,13 @@ def build_user_data(
     from app.core.supabase import connect_from_settings
     from app.margin.supabase import SupabaseMarginRepository
 
-    connection = connect_from_settings(settings)
+    connection = connect_from_settings(settings, timeout_s=settings.supabase_request_timeout_s)
+    # One breaker and bulkhead for every store of record on this connection.
+    connection.guard = StoreGuard(
+        CircuitBreaker("supabase users and margin data", cooldown_s=settings.supabase_cooldown_s),
+        slots=settings.supabase_concurrency,
+        wait_s=settings.supabase_wait_s,
+    )
     return SupabaseMarginRepository(connection), SupabaseUserRepository(connection), connection
 
 
@@ -258,6 +267,7 @@ def build_container(settings: Settings, *, rate_limit_storage: Storage | None = 
         prices=prices,
         stocks=StockService(prices, universe),
         supabase=supabase,
+        store_io=StoreIO(settings.supabase_concurrency, wait_s=settings.supabase_wait_s),
         jobs=jobs,
         started_at=dt.datetime.now(dt.UTC),
     )

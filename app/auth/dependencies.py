@@ -3,6 +3,9 @@
 ``OAuth2PasswordBearer(tokenUrl="auth/token")`` makes Swagger UI's *Authorize* button log in
 through ``POST /auth/token``. It is created with ``auto_error=False`` so that a missing token
 goes through :class:`app.core.errors.AuthError` (JSON body, ``WWW-Authenticate: Bearer``).
+
+Every call that reads users runs on :data:`StoreIODep` (the store's own worker threads), so a
+slow user store never holds the thread pool the other endpoints share.
 """
 
 from __future__ import annotations
@@ -10,12 +13,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
 
 from app.auth.service import AuthService, Principal
 from app.core.deps import provide
 from app.core.ratelimit import client_ip_key, parse_networks
+from app.core.store_io import StoreIO
 
 oauth2_scheme = OAuth2PasswordBearer(
     tokenUrl="auth/token",
@@ -24,13 +27,16 @@ oauth2_scheme = OAuth2PasswordBearer(
 )
 
 AuthServiceDep = Annotated[AuthService, Depends(provide("auth", AuthService))]
+StoreIODep = Annotated[StoreIO, Depends(provide("store_io", StoreIO))]
 
 
 async def current_user(
-    token: Annotated[str | None, Depends(oauth2_scheme)], service: AuthServiceDep
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    service: AuthServiceDep,
+    store_io: StoreIODep,
 ) -> Principal:
     """The caller of the bearer token (401 when missing, expired, tampered or revoked)."""
-    return await run_in_threadpool(service.authenticate, token)
+    return await store_io.run(service.authenticate, token)
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]

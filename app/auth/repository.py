@@ -1,7 +1,10 @@
 """Users of the margin API: :class:`UserRepository` port and its embedded-SQLite adapter.
 
 Usernames are stored lower-case and are unique. An admin has no client; a client user is
-linked to exactly one client and is deleted with it.
+linked to exactly one client and is deleted with it. Ids are never reused (SQLite
+AUTOINCREMENT, a PostgreSQL identity). ``token_version`` goes up by one at every password
+change: access tokens carry the id and version they were issued for, so a password change, or
+deleting the user, revokes every token issued before.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class User:
     client_id: int | None
     password_hash: str
     created_at: dt.datetime
+    token_version: int = 0
 
 
 class UserRepository(Protocol):
@@ -56,7 +60,12 @@ class UserRepository(Protocol):
         ...
 
     def set_password_hash(self, user_id: int, password_hash: str) -> None:
-        """Replace a user's password hash (after a parameter upgrade)."""
+        """Replace a user's password hash (after a parameter upgrade); tokens stay valid."""
+        ...
+
+    def change_password(self, user_id: int, password_hash: str) -> User:
+        """Set a new password hash and bump the token version, atomically (NotFound when
+        missing): every token issued before stops working."""
         ...
 
     def delete(self, user_id: int) -> None:
@@ -83,6 +92,7 @@ def user_row(row: Row) -> User:
         client_id=None if row["client_id"] is None else int(row["client_id"]),
         password_hash=str(row["password_hash"]),
         created_at=parse_timestamp(row["created_at"]),
+        token_version=int(row["token_version"]),
     )
 
 
@@ -143,11 +153,24 @@ class SQLiteUserRepository:
             return self._insert(conn, username, password_hash, "admin", None)
 
     def set_password_hash(self, user_id: int, password_hash: str) -> None:
-        """Replace a user's password hash (after a parameter upgrade)."""
+        """Replace a user's password hash (after a parameter upgrade); tokens stay valid."""
         with self.db.transaction() as conn:
             conn.execute(
                 "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
             )
+
+    def change_password(self, user_id: int, password_hash: str) -> User:
+        """Set a new password hash and bump the token version (NotFound when missing)."""
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE users SET password_hash = ?, token_version = token_version + 1 "
+                "WHERE id = ?",
+                (password_hash, user_id),
+            )
+            if cur.rowcount == 0:
+                raise user_not_found(user_id)
+            row = conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
+        return user_row(row)
 
     def delete(self, user_id: int) -> None:
         """Delete a user (NotFound when missing)."""

@@ -28,6 +28,9 @@ Role = Literal["admin", "client"]
 ROLES: tuple[Role, ...] = ("admin", "client")
 ALGORITHM = "HS256"
 MIN_SECRET_BYTES = 32
+# Largest timestamp a token may carry (9999-12-31T23:59:59Z): a datetime holds it, so claims
+# beyond it (exp=10**30, a huge negative iat) are refused as invalid instead of overflowing.
+MAX_TIMESTAMP = 253_402_300_799
 
 _hasher = PasswordHasher()
 # Verified against when the username does not exist, so a miss costs as much as a hit and
@@ -105,6 +108,8 @@ class TokenClaims:
     """The verified claims of an access token."""
 
     subject: str
+    user_id: int
+    token_version: int
     role: Role
     client_id: int | None
     issued_at: dt.datetime
@@ -115,23 +120,38 @@ def create_access_token(
     secret: str,
     *,
     subject: str,
+    user_id: int,
+    token_version: int,
     role: Role,
     client_id: int | None,
     expires_minutes: int,
     now: dt.datetime | None = None,
 ) -> tuple[str, dt.datetime]:
-    """Sign an access token; returns it with its expiry time (UTC)."""
+    """Sign an access token; returns it with its expiry time (UTC).
+
+    The token names its user by id (``uid``, never reused) and carries the user's token
+    version (``ver``): deleting the user or changing their password makes every token issued
+    before unusable, even one issued in the same second to a namesake.
+    """
     issued = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     expires = issued + dt.timedelta(minutes=expires_minutes)
     payload: dict[str, Any] = {
         "sub": subject,
+        "uid": user_id,
+        "ver": token_version,
         "role": role,
         "client_id": client_id,
         "iat": issued,
         "exp": expires,
         "typ": "access",
+        "jti": secrets.token_urlsafe(12),
     }
     return jwt.encode(payload, require_secret(secret), algorithm=ALGORITHM), expires
+
+
+def _is_int(value: object, *, low: int, high: int) -> bool:
+    """True for a plain int (not a bool or float) within ``[low, high]``."""
+    return type(value) is int and low <= value <= high
 
 
 def decode_access_token(secret: str, token: str) -> TokenClaims:
@@ -142,11 +162,13 @@ def decode_access_token(secret: str, token: str) -> TokenClaims:
             token,
             key,
             algorithms=[ALGORITHM],
-            options={"require": ["exp", "iat", "sub"]},
+            options={"require": ["exp", "iat", "sub", "uid", "ver"]},
         )
     except jwt.ExpiredSignatureError as exc:
         raise AuthError("The access token has expired; request a new one.") from exc
-    except jwt.InvalidTokenError as exc:
+    # PyJWT compares exp/iat as numbers it converts itself; absurd values (10**30, 1e308)
+    # can raise OverflowError or ValueError there: a bad token all the same.
+    except (jwt.InvalidTokenError, OverflowError, ValueError, TypeError) as exc:
         raise AuthError("The access token is invalid.") from exc
     role = payload.get("role")
     client_id = payload.get("client_id")
@@ -155,13 +177,19 @@ def decode_access_token(secret: str, token: str) -> TokenClaims:
         payload.get("typ") != "access"
         or role not in ROLES
         or not isinstance(subject, str)
-        or not (client_id is None or (type(client_id) is int and client_id > 0))
+        or not (client_id is None or _is_int(client_id, low=1, high=2**62))
+        or not _is_int(payload["uid"], low=1, high=2**62)
+        or not _is_int(payload["ver"], low=0, high=2**62)
+        or not _is_int(payload["iat"], low=0, high=MAX_TIMESTAMP)
+        or not _is_int(payload["exp"], low=0, high=MAX_TIMESTAMP)
     ):
         raise AuthError("The access token is invalid.")
     return TokenClaims(
         subject=subject,
+        user_id=payload["uid"],
+        token_version=payload["ver"],
         role=cast(Role, role),
         client_id=client_id,
-        issued_at=dt.datetime.fromtimestamp(int(payload["iat"]), dt.UTC),
-        expires_at=dt.datetime.fromtimestamp(int(payload["exp"]), dt.UTC),
+        issued_at=dt.datetime.fromtimestamp(payload["iat"], dt.UTC),
+        expires_at=dt.datetime.fromtimestamp(payload["exp"], dt.UTC),
     )

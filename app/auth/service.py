@@ -1,8 +1,10 @@
 """Login, token verification and user management.
 
 Authorisation model: an ``admin`` manages every client and user; a ``client`` user is linked
-to one client and may only read that client's data. A token is checked against the stored
-user on every request, so deleting a user (or the client) revokes their tokens at once.
+to one client and may only read that client's data. A token names its user by id and carries
+the user's token version; it is checked against the stored user on every request, so deleting
+a user (or the client) or changing their password revokes their tokens at once, and a new user
+of the same name never inherits them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import re
 from dataclasses import KW_ONLY, dataclass, field
 
+from app.auth.passwords import MAX_PASSWORD_CHARS, check_password_strength
 from app.auth.repository import User, UserRepository, user_not_found
 from app.auth.security import (
     AuthNotConfigured,
@@ -29,8 +32,8 @@ from app.core.logging import short
 
 logger = logging.getLogger(__name__)
 
-MAX_PASSWORD_CHARS = 1024
-MIN_PASSWORD_CHARS = 12
+__all__ = ["AuthService", "IssuedToken", "Principal", "check_password_strength", "check_username"]
+
 USERNAME_PATTERN = r"^[A-Za-z0-9._@-]{3,64}$"
 
 
@@ -110,9 +113,14 @@ class AuthService:
         self.throttle.success(name, ip)
         if needs_rehash(user.password_hash):
             self.users.set_password_hash(user.id, hash_password(password))
+        return self._issue(secret, user)
+
+    def _issue(self, secret: str, user: User) -> IssuedToken:
         token, expires = create_access_token(
             secret,
             subject=user.username,
+            user_id=user.id,
+            token_version=user.token_version,
             role=user.role,
             client_id=user.client_id,
             expires_minutes=self.expire_minutes,
@@ -136,12 +144,13 @@ class AuthService:
                 "POST /auth/token."
             )
         claims = decode_access_token(secret, token)
-        user = self.users.get_by_username(claims.subject)
+        user = self.users.get(claims.user_id)
         if (
             user is None
+            or user.username != claims.subject
+            or user.token_version != claims.token_version
             or user.role != claims.role
             or user.client_id != claims.client_id
-            or claims.issued_at < user.created_at.replace(microsecond=0)
         ):
             raise AuthError("The access token is no longer valid; log in again.")
         return Principal(
@@ -163,6 +172,31 @@ class AuthService:
             role=role,
             client_id=client_id,
         )
+
+    def change_own_password(
+        self, principal: Principal, current_password: str, new_password: str, *, ip: str
+    ) -> IssuedToken:
+        """Change the caller's password (the current one is checked and throttled like a
+        login); every token issued before stops working, and a fresh one is returned."""
+        secret = require_secret(self.secret)
+        self.throttle.check(principal.username, ip)
+        user = self.users.get(principal.user_id)
+        ok = len(current_password) <= MAX_PASSWORD_CHARS and verify_password(
+            user.password_hash if user else None, current_password
+        )
+        if user is None or not ok:
+            self.throttle.failure(principal.username, ip)
+            raise Forbidden("The current password is incorrect.")
+        self.throttle.success(principal.username, ip)
+        check_password_strength(new_password)
+        if verify_password(user.password_hash, new_password):
+            raise InvalidInput("The new password is the current one; choose a different one.")
+        return self._issue(secret, self.users.change_password(user.id, hash_password(new_password)))
+
+    def reset_password(self, user_id: int, new_password: str) -> User:
+        """Set a user's password (admins); every token issued to the user stops working."""
+        check_password_strength(new_password)
+        return self.users.change_password(user_id, hash_password(new_password))
 
     def delete_user(self, user_id: int) -> None:
         """Delete a user; the last admin cannot be deleted."""
@@ -196,11 +230,3 @@ def check_username(username: str) -> str:
             details={"username": username},
         )
     return username.lower()
-
-
-def check_password_strength(password: str) -> None:
-    """Refuse passwords shorter than 12 or longer than 1024 characters."""
-    if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
-        raise InvalidInput(
-            f"A password needs {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters.",
-        )

@@ -1,7 +1,10 @@
-"""The user repository on Supabase (table ``users`` of ``supabase/migrations/0003_margin.sql``).
+"""The user repository on Supabase (table ``users`` of ``supabase/migrations/0003_margin.sql``,
+``token_version`` and ``auth_change_password`` of ``0007_user_token_version.sql``).
 
-Same contract as :class:`app.auth.repository.SQLiteUserRepository`; failures become 503
-``data_unavailable`` (users have no fallback store).
+Same contract as :class:`app.auth.repository.SQLiteUserRepository`. Every request goes through
+the connection's guard (:meth:`app.core.supabase.SupabaseConnection.request`): users have no
+fallback store, so an outage is a 503 ``database_unavailable``, at once while the circuit is
+open.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from app.auth.security import Role
 from app.core.errors import Conflict, InvalidInput, ServiceError
 from app.core.supabase import SupabaseConnection
 from app.core.supabase import rows as _rows
-from app.core.supabase import strict_call as _call
 
 
 def client_missing(client_id: int) -> Callable[[APIError], ServiceError]:
@@ -35,9 +37,10 @@ class SupabaseUserRepository:
     def __init__(self, connection: SupabaseConnection) -> None:
         self.connection = connection
         self.client = connection.client
+        self._call = connection.request
 
     def _one(self, what: str, column: str, value: object) -> User | None:
-        response = _call(
+        response = self._call(
             what,
             lambda: self.client.table("users").select("*").eq(column, value).limit(1).execute(),
         )
@@ -54,7 +57,7 @@ class SupabaseUserRepository:
 
     def list(self, *, limit: int, offset: int) -> tuple[int, list[User]]:
         """Total and one page of users by id."""
-        response = _call(
+        response = self._call(
             "list users",
             lambda: (
                 self.client.table("users")
@@ -81,7 +84,7 @@ class SupabaseUserRepository:
             "role": role,
             "client_id": client_id,
         }
-        response = _call(
+        response = self._call(
             "create user",
             lambda: self.client.table("users").insert(row).execute(),
             {
@@ -95,7 +98,7 @@ class SupabaseUserRepository:
     def create_first_admin(self, *, username: str, password_hash: str) -> User | None:
         """Create an admin only when no admin exists yet (atomically); None when one does."""
         params = {"p_username": username.lower(), "p_password_hash": password_hash}
-        response = _call(
+        response = self._call(
             "create first admin",
             lambda: self.client.rpc("margin_create_first_admin", params).execute(),
         )
@@ -103,8 +106,8 @@ class SupabaseUserRepository:
         return user_row(rows[0]) if rows else None
 
     def set_password_hash(self, user_id: int, password_hash: str) -> None:
-        """Replace a user's password hash (after a parameter upgrade)."""
-        _call(
+        """Replace a user's password hash (after a parameter upgrade); tokens stay valid."""
+        self._call(
             "update password hash",
             lambda: (
                 self.client.table("users")
@@ -114,9 +117,21 @@ class SupabaseUserRepository:
             ),
         )
 
+    def change_password(self, user_id: int, password_hash: str) -> User:
+        """Set a new password hash and bump the token version, in one statement (RPC)."""
+        params = {"p_user_id": user_id, "p_password_hash": password_hash}
+        response = self._call(
+            "change password",
+            lambda: self.client.rpc("auth_change_password", params).execute(),
+        )
+        rows = _rows(response.data)
+        if not rows:
+            raise user_not_found(user_id)
+        return user_row(rows[0])
+
     def delete(self, user_id: int) -> None:
         """Delete a user (NotFound when missing)."""
-        response = _call(
+        response = self._call(
             "delete user",
             lambda: self.client.table("users").delete().eq("id", user_id).execute(),
         )
@@ -125,7 +140,7 @@ class SupabaseUserRepository:
 
     def count_admins(self) -> int:
         """Number of admins."""
-        response = _call(
+        response = self._call(
             "count admins",
             lambda: (
                 self.client.table("users")

@@ -179,8 +179,9 @@ def build_supabase_beta_cache(
     """Supabase as the primary beta cache, degrading to ``fallback`` when it is unreachable.
 
     The circuit stays open for SUPABASE_COOLDOWN_S after a failure; requests take at most
-    SUPABASE_TIMEOUT_S extra once per cool-down.
+    SUPABASE_REQUEST_TIMEOUT_S extra once per cool-down.
     """
-    primary = SupabaseBetaCache(connect_from_settings(settings))
+    connection = connect_from_settings(settings, timeout_s=settings.supabase_request_timeout_s)
+    primary = SupabaseBetaCache(connection)
     breaker = breaker or CircuitBreaker("supabase", cooldown_s=settings.supabase_cooldown_s)
     return ResilientBetaCache(primary, fallback, breaker=breaker)

@@ -14,7 +14,10 @@
     │   └── Forbidden                  403 forbidden
     ├── RateLimited                    429 rate_limited
     ├── DataUnavailable                503 data_unavailable (no data can be had at all)
+    │   └── DatabaseUnavailable        503 database_unavailable (the store of record failed, timed
+    │                                      out or its circuit is open; Retry-After)
     └── Busy                           503 busy (no compute slot free in time; Retry-After)
+        └── DatabaseBusy               503 database_busy (every database slot stayed taken)
 
 Routes contain no try/except: they raise these, and :func:`install_error_handlers`
 turns every one of them (plus FastAPI's validation errors and stray exceptions) into a JSON
@@ -128,11 +131,24 @@ class DataUnavailable(ServiceError):
     code = "data_unavailable"
 
 
+class DatabaseUnavailable(DataUnavailable):
+    """The store of record (Supabase) failed, timed out or is behind an open circuit; the
+    message says which in plain words (never an exception class) and Retry-After when to retry."""
+
+    code = "database_unavailable"
+
+
 class Busy(ServiceError):
     """Every compute slot stayed taken while the request waited; retry after Retry-After."""
 
     status_code = 503
     code = "busy"
+
+
+class DatabaseBusy(Busy):
+    """Every database slot (SUPABASE_CONCURRENCY) stayed taken while the request waited."""
+
+    code = "database_busy"
 
 
 def error_body(

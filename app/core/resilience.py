@@ -17,18 +17,23 @@ embedded SQLite backend instead of failing or slowing down every request::
 Backends signal an outage by raising :class:`BackendUnavailable` (a
 :class:`app.core.errors.DataUnavailable`, so one that escaped would still map to a 503); any other
 exception is a bug or a bad argument and propagates unchanged.
+
+A store of record has no fallback: :class:`StoreGuard` puts the same breaker, and a bulkhead
+(at most ``slots`` calls in flight, a bounded wait for one), in front of it; an outage or an open
+circuit is a 503 ``database_unavailable`` at once, a full bulkhead a 503 ``database_busy``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, Generic, Literal, Protocol, TypeVar, cast
 
-from app.core.errors import DataUnavailable
+from app.core.errors import DatabaseBusy, DatabaseUnavailable, DataUnavailable, ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +42,22 @@ CircuitState = Literal["closed", "open", "half_open"]
 
 
 class BackendUnavailable(DataUnavailable):
-    """A remote backend failed, refused the credentials or timed out; callers fall back."""
+    """A remote backend failed, refused the credentials or timed out; callers fall back.
+
+    ``reason`` says what happened in plain words for an HTTP answer (``"timed out"``,
+    ``"was unreachable"``, ...); the message may carry technical detail for the logs.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "failed",
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, details=details, headers=headers)
+        self.reason = reason
 
 
 class CircuitBreaker:
@@ -208,3 +228,67 @@ class Resilient(Generic[PrimaryT, FallbackT]):
         closer = getattr(self.primary, "close", None)
         if callable(closer):
             closer()
+
+
+class StoreGuard:
+    """A circuit breaker and a bulkhead in front of a store of record (no fallback).
+
+    :meth:`run` lets at most ``slots`` operations run at once (a caller waits at most
+    ``wait_s`` for one, then :class:`DatabaseBusy`), refuses at once while the circuit is open,
+    and turns a :class:`BackendUnavailable` into :class:`DatabaseUnavailable` whose message
+    says what failed in plain words and when the next attempt is due (``Retry-After``). A
+    :class:`ServiceError` that is not an outage (a row missing, a name taken) means the store
+    answered: it closes the circuit and propagates unchanged.
+    """
+
+    def __init__(self, breaker: CircuitBreaker, *, slots: int, wait_s: float) -> None:
+        if slots < 1:
+            raise ValueError(f"slots must be >= 1, got {slots}")
+        if not (math.isfinite(wait_s) and wait_s >= 0):
+            raise ValueError(f"wait_s must be finite and >= 0, got {wait_s}")
+        self.breaker = breaker
+        self.slots = slots
+        self.wait_s = wait_s
+        self._slots = threading.BoundedSemaphore(slots)
+
+    def _retry_after(self) -> int:
+        retry_in = float(self.breaker.status()["retry_in_s"]) or self.breaker.cooldown_s
+        return max(1, math.ceil(retry_in))
+
+    def _unavailable(self, what: str, problem: str) -> DatabaseUnavailable:
+        retry = self._retry_after()
+        return DatabaseUnavailable(
+            f"The database {problem} ({what}); retry in {retry} s.",
+            details={"operation": what, "retry_after_s": retry},
+            headers={"Retry-After": str(retry)},
+        )
+
+    def run(self, what: str, operation: Callable[[], T]) -> T:
+        """``operation()`` under the bulkhead and the breaker; ``what`` names it in errors."""
+        if not self._slots.acquire(timeout=self.wait_s):
+            retry = max(1, math.ceil(self.wait_s))
+            raise DatabaseBusy(
+                f"All {self.slots} database connections stayed busy for {self.wait_s:g} s "
+                f"({what}); retry in {retry} s.",
+                details={"operation": what, "slots": self.slots},
+                headers={"Retry-After": str(retry)},
+            )
+        try:
+            if not self.breaker.allow():
+                raise self._unavailable(what, "is unavailable (it failed moments ago)")
+            try:
+                result = operation()
+            except BackendUnavailable as exc:
+                self.breaker.record_failure(exc)
+                raise self._unavailable(what, exc.reason) from exc
+            except ServiceError:
+                self.breaker.record_success()
+                raise
+            self.breaker.record_success()
+            return result
+        finally:
+            self._slots.release()
+
+    def status(self) -> dict[str, Any]:
+        """The circuit (for /health)."""
+        return {"slots": self.slots, "circuit": self.breaker.status()}

@@ -95,10 +95,37 @@ class Settings(BaseSettings):
     supabase_url: str | None = None
     supabase_key: SecretStr | None = None
     supabase_timeout_s: float = Field(
-        3.0, gt=0, description="Timeout of one Supabase request (connect, read, write), seconds."
+        3.0,
+        gt=0,
+        description="Timeout of one Supabase request of the heatmap store and the command-line "
+        "scripts (bulk writes), seconds.",
+    )
+    supabase_request_timeout_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Timeout of one Supabase request of the request-path stores (users, "
+        "margin data, custom indices, the beta cache), seconds.",
     )
     supabase_cooldown_s: float = Field(
-        60.0, ge=0, description="Circuit-breaker cool-down after a Supabase failure."
+        10.0,
+        ge=0,
+        le=3600,
+        description="Probe interval of the Supabase circuit breakers: after a failure, calls "
+        "fail fast (or use the embedded fallback) for this long, then one call probes.",
+    )
+    supabase_concurrency: int = Field(
+        8,
+        ge=1,
+        le=64,
+        description="Supabase calls of users and margin data in flight at once, in their own "
+        "worker threads (not the pool every other endpoint uses).",
+    )
+    supabase_wait_s: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="Seconds a request waits for one of those before 503 database_busy.",
     )
 
     # --- jobs -----------------------------------------------------------------------------

@@ -6,6 +6,10 @@
 * :func:`call` turns every transport error, timeout or PostgREST error into
   :class:`app.core.resilience.BackendUnavailable`.
 * :func:`fetch_all` pages past PostgREST's 1000-row cap.
+* :meth:`SupabaseConnection.request` is how a store of record (users, margin data) calls:
+  known SQLSTATEs become domain errors, anything else goes through the connection's
+  :class:`app.core.resilience.StoreGuard` (breaker and bulkhead), so an outage is a fast 503
+  ``database_unavailable`` in plain words.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ import httpx
 from postgrest import APIError, SyncSelectRequestBuilder
 from supabase import Client, ClientOptions, SupabaseException, create_client
 
-from app.core.errors import DataUnavailable, ServiceError
-from app.core.resilience import BackendUnavailable
+from app.core.errors import ServiceError
+from app.core.resilience import BackendUnavailable, StoreGuard
 from app.core.settings import Settings
 
 T = TypeVar("T")
@@ -38,10 +42,22 @@ class SupabaseConnection:
     http: httpx.Client
     url: str
     timeout_s: float
+    #: Breaker and bulkhead of the stores of record on this connection (None: unguarded).
+    guard: StoreGuard | None = None
 
     def close(self) -> None:
         """Close the HTTP connections."""
         self.http.close()
+
+    def request(self, what: str, operation: Callable[[], T], errors: ErrorMap | None = None) -> T:
+        """:func:`strict_call` of ``operation`` through the guard (when there is one)."""
+        return self.guarded(what, lambda: strict_call(what, operation, errors))
+
+    def guarded(self, what: str, operation: Callable[[], T]) -> T:
+        """``operation()`` (which raises BackendUnavailable on an outage) through the guard."""
+        if self.guard is None:
+            return operation()
+        return self.guard.run(what, operation)
 
 
 def connect(url: str, key: str, *, timeout_s: float) -> SupabaseConnection:
@@ -70,14 +86,17 @@ def connect(url: str, key: str, *, timeout_s: float) -> SupabaseConnection:
     return connection
 
 
-def connect_from_settings(settings: Settings) -> SupabaseConnection:
-    """:func:`connect` with SUPABASE_URL, SUPABASE_KEY and SUPABASE_TIMEOUT_S."""
+def connect_from_settings(
+    settings: Settings, *, timeout_s: float | None = None
+) -> SupabaseConnection:
+    """:func:`connect` with SUPABASE_URL, SUPABASE_KEY and ``timeout_s`` (default
+    SUPABASE_TIMEOUT_S, the jobs' timeout)."""
     if not (settings.supabase_url and settings.supabase_key):
         raise ValueError("SUPABASE_URL and SUPABASE_KEY must both be set")
     return connect(
         settings.supabase_url,
         settings.supabase_key.get_secret_value(),
-        timeout_s=settings.supabase_timeout_s,
+        timeout_s=settings.supabase_timeout_s if timeout_s is None else timeout_s,
     )
 
 
@@ -91,6 +110,17 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def failure_reason(exc: BaseException) -> str:
+    """What went wrong, in plain words for an HTTP answer (no exception class names)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "did not answer in time"
+    if isinstance(exc, httpx.TransportError):
+        return "is unreachable"
+    if isinstance(exc, json.JSONDecodeError):
+        return "sent an unreadable answer"
+    return "answered with an error"
+
+
 def call(what: str, operation: Callable[[], T]) -> T:
     """Run ``operation``; any Supabase/transport failure becomes :class:`BackendUnavailable`."""
     try:
@@ -98,6 +128,7 @@ def call(what: str, operation: Callable[[], T]) -> T:
     except (httpx.HTTPError, APIError, json.JSONDecodeError) as exc:
         raise BackendUnavailable(
             f"Supabase {what} failed: {describe_error(exc)}",
+            reason=failure_reason(exc),
             details={"operation": what},
         ) from exc
 
@@ -140,20 +171,23 @@ ErrorMap = Mapping[str, Callable[[APIError], ServiceError]]
 
 def strict_call(what: str, operation: Callable[[], T], errors: ErrorMap | None = None) -> T:
     """Run a request of a store of record (no fallback): known SQLSTATEs map through
-    ``errors``, anything else (network, timeout, PostgREST) becomes a 503."""
+    ``errors``, anything else (network, timeout, PostgREST) becomes a 503
+    (:class:`BackendUnavailable`, which a :class:`StoreGuard` turns into plain words)."""
     try:
         return operation()
     except APIError as exc:
         make = (errors or {}).get(str(exc.code))
         if make is not None:
             raise make(exc) from exc
-        raise DataUnavailable(
+        raise BackendUnavailable(
             f"The database (Supabase) failed on {what}: {describe_error(exc)}",
+            reason=failure_reason(exc),
             details={"operation": what},
         ) from exc
     except (httpx.HTTPError, json.JSONDecodeError) as exc:
-        raise DataUnavailable(
+        raise BackendUnavailable(
             f"The database (Supabase) is unreachable ({what}): {describe_error(exc)}",
+            reason=failure_reason(exc),
             details={"operation": what},
         ) from exc
 

@@ -92,3 +92,11 @@ register_migration(
     );
     """,
 )
+
+# Token version of a user, bumped by a password change (access tokens carry it);
+# supabase/migrations/0007_user_token_version.sql.
+register_migration(
+    "0007_user_token_version",
+    "ALTER TABLE users ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0 "
+    "CHECK (token_version >= 0)",
+)

@@ -8,8 +8,10 @@ client with its positions are one request (one SQL statement, one snapshot).
 Errors: the RPCs raise SQLSTATE ``MG404`` (missing), ``MG409`` (conflicting state) and
 ``MG422`` (invalid input); PostgreSQL's unique and foreign-key violations mean "exists" and
 "missing". They become :class:`NotFound`, :class:`Conflict` and :class:`InvalidInput`; any
-other failure (network, timeout, PostgREST) becomes 503 ``data_unavailable``. There is no
-fallback to the embedded database: margin data must come from one authoritative place.
+other failure (network, timeout, PostgREST) becomes 503 ``database_unavailable`` through the
+connection's guard (circuit breaker and bulkhead, shared with the user repository), at once
+while the circuit is open. There is no fallback to the embedded database: margin data must
+come from one authoritative place.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from app.core.errors import DataUnavailable, ServiceError
 from app.core.money import from_paise
 from app.core.supabase import ErrorMap, SupabaseConnection, fetch_all
 from app.core.supabase import rows as _rows
-from app.core.supabase import strict_call as _call
 from app.margin.models import (
     Client,
     LoanTransaction,
@@ -89,13 +90,18 @@ class SupabaseMarginRepository(MarginRepository):
     def __init__(self, connection: SupabaseConnection) -> None:
         self.connection = connection
         self.client = connection.client
+        self._call = connection.request
 
     # --- requests --------------------------------------------------------------------------
     def _rpc(
         self, what: str, function: str, params: Columns, errors: ErrorMap | None = None
     ) -> Any:
         """The data a database function answers."""
-        return _call(what, lambda: self.client.rpc(function, params).execute(), errors).data
+        return self._call(what, lambda: self.client.rpc(function, params).execute(), errors).data
+
+    def _all(self, what: str, query: Callable[[], Any]) -> list[dict[str, Any]]:
+        """Every row of ``query`` (paged past PostgREST's row cap), through the guard."""
+        return self.connection.guarded(what, lambda: fetch_all(what, query))
 
     def _select(self, table: str, where: Columns, order: Order) -> Any:
         """A counted select of the rows of ``table`` with the column values of ``where``."""
@@ -110,7 +116,7 @@ class SupabaseMarginRepository(MarginRepository):
         self, what: str, table: str, where: Columns, order: Order, limit: int, offset: int
     ) -> tuple[int, list[dict[str, Any]]]:
         """How many rows :meth:`_select` matches, and one page of them."""
-        response = _call(
+        response = self._call(
             what,
             lambda: self._select(table, where, order).range(offset, offset + limit - 1).execute(),
         )
@@ -118,7 +124,7 @@ class SupabaseMarginRepository(MarginRepository):
 
     def _delete(self, what: str, table: str, column: str, value: object) -> bool:
         """Delete the rows whose ``column`` is ``value``; whether there were any."""
-        response = _call(
+        response = self._call(
             what, lambda: self.client.table(table).delete().eq(column, value).execute()
         )
         return bool(_rows(response.data))
@@ -138,7 +144,7 @@ class SupabaseMarginRepository(MarginRepository):
         return client_row(_rows(data)[0])
 
     def get_client(self, client_id: int) -> Client | None:
-        response = _call(
+        response = self._call(
             "read client",
             lambda: self.client.table("clients").select("*").eq("id", client_id).execute(),
         )
@@ -153,14 +159,14 @@ class SupabaseMarginRepository(MarginRepository):
         return total, [client_row(r) for r in rows]
 
     def client_ids(self) -> list[int]:
-        rows = fetch_all(
+        rows = self._all(
             "client ids",
             lambda: self.client.table("clients").select("id", count=CountMethod.exact).order("id"),
         )
         return [int(r["id"]) for r in rows]
 
     def rename_client(self, client_id: int, name: str) -> Client:
-        response = _call(
+        response = self._call(
             "rename client",
             lambda: (
                 self.client.table("clients")
@@ -181,7 +187,7 @@ class SupabaseMarginRepository(MarginRepository):
     # --- positions -------------------------------------------------------------------------
     def portfolio(self, client_id: int) -> tuple[Client, list[Position]] | None:
         """A client and their positions read consistently (one statement), or None."""
-        response = _call(
+        response = self._call(
             "read portfolio",
             lambda: (
                 self.client.table("clients").select("*, positions(*)").eq("id", client_id).execute()
@@ -262,7 +268,7 @@ class SupabaseMarginRepository(MarginRepository):
 
     # --- rates -----------------------------------------------------------------------------
     def list_margin_rates(self) -> list[MarginRate]:
-        rows = fetch_all(
+        rows = self._all(
             "margin rates", lambda: self._select("margin_rates", {}, (("symbol", False),))
         )
         return [rate_row(r) for r in rows]
@@ -274,7 +280,7 @@ class SupabaseMarginRepository(MarginRepository):
             "updated_at": utc_now().isoformat(),
             "updated_by": actor,
         }
-        response = _call(
+        response = self._call(
             "set margin rate",
             lambda: self.client.table("margin_rates").upsert(row, on_conflict="symbol").execute(),
             {"23514": invalid},
@@ -287,7 +293,7 @@ class SupabaseMarginRepository(MarginRepository):
 
     # --- liquidity groups ------------------------------------------------------------------
     def list_margin_groups(self) -> list[MarginGroup]:
-        rows = fetch_all(
+        rows = self._all(
             "margin groups", lambda: self._select("margin_groups", {}, (("symbol", False),))
         )
         return [group_row(r) for r in rows]
@@ -299,7 +305,7 @@ class SupabaseMarginRepository(MarginRepository):
             "updated_at": utc_now().isoformat(),
             "updated_by": actor,
         }
-        response = _call(
+        response = self._call(
             "set margin group",
             lambda: self.client.table("margin_groups").upsert(row, on_conflict="symbol").execute(),
             {"23514": invalid},

@@ -105,10 +105,13 @@ def world(api: TestClient, admin_headers: dict[str, str]) -> dict[str, object]:
     a_headers = create_client_user(api, admin_headers, "user-a", a["id"])
     b_headers = create_client_user(api, admin_headers, "user-b", b["id"])
     a_token = a_headers["Authorization"].removeprefix("Bearer ")
+    a_user_id = jwt.decode(a_token, JWT_SECRET, algorithms=["HS256"])["uid"]
     now = dt.datetime.now(dt.UTC)
     expired, _ = create_access_token(
         JWT_SECRET,
         subject="user-a",
+        user_id=a_user_id,
+        token_version=0,
         role="client",
         client_id=a["id"],
         expires_minutes=5,
@@ -116,6 +119,8 @@ def world(api: TestClient, admin_headers: dict[str, str]) -> dict[str, object]:
     )
     valid_claims = {
         "sub": "user-a",
+        "uid": a_user_id,
+        "ver": 0,
         "role": "client",
         "client_id": a["id"],
         "iat": int(now.timestamp()),

@@ -35,10 +35,17 @@ def test_argon2id_hash_with_production_parameters() -> None:
 
 def test_token_round_trip() -> None:
     token, expires = create_access_token(
-        SECRET, subject="asha", role="client", client_id=7, expires_minutes=30
+        SECRET,
+        subject="asha",
+        user_id=3,
+        token_version=2,
+        role="client",
+        client_id=7,
+        expires_minutes=30,
     )
     claims = decode_access_token(SECRET, token)
     assert (claims.subject, claims.role, claims.client_id) == ("asha", "client", 7)
+    assert (claims.user_id, claims.token_version) == (3, 2)
     assert claims.expires_at == expires
     assert claims.expires_at - claims.issued_at == dt.timedelta(minutes=30)
 
@@ -47,6 +54,8 @@ def test_expired_token_is_refused() -> None:
     token, _ = create_access_token(
         SECRET,
         subject="asha",
+        user_id=1,
+        token_version=0,
         role="admin",
         client_id=None,
         expires_minutes=1,
@@ -66,12 +75,36 @@ def test_expired_token_is_refused() -> None:
         {"sub": "a", "role": "admin", "client_id": None, "typ": "refresh"},
         {"sub": "a", "role": "admin", "client_id": None},  # no typ
         {"role": "admin", "client_id": None, "typ": "access"},  # no sub
+        {"sub": "a", "role": "admin", "client_id": None, "typ": "access", "uid": None},
+        {"sub": "a", "role": "admin", "client_id": None, "typ": "access", "uid": "1"},
+        {"sub": "a", "role": "admin", "client_id": None, "typ": "access", "uid": 0},
+        {"sub": "a", "role": "admin", "client_id": None, "typ": "access", "ver": -1},
+        {"sub": "a", "role": "admin", "client_id": None, "typ": "access", "ver": 1.0},
     ],
 )
 def test_malformed_claims_are_refused(claims: dict[str, object]) -> None:
     now = int(dt.datetime.now(dt.UTC).timestamp())
-    token = jwt.encode({"iat": now, "exp": now + 60, **claims}, SECRET, algorithm="HS256")
+    valid = {"iat": now, "exp": now + 60, "uid": 1, "ver": 0}
+    token = jwt.encode({**valid, **claims}, SECRET, algorithm="HS256")
     with pytest.raises(AuthError):
+        decode_access_token(SECRET, token)
+
+
+def test_the_valid_base_of_the_malformed_claims_is_accepted() -> None:
+    # So each case above fails for its own malformed claim, not for a missing one.
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+    claims = {"sub": "a", "role": "admin", "client_id": None, "typ": "access"}
+    token = jwt.encode({"iat": now, "exp": now + 60, "uid": 1, "ver": 0, **claims}, SECRET)
+    assert decode_access_token(SECRET, token).user_id == 1
+
+
+@pytest.mark.parametrize("uid_ver", [{"uid": 1}, {"ver": 0}])
+def test_a_token_without_user_id_or_version_is_refused(uid_ver: dict[str, int]) -> None:
+    # Tokens issued before tokens named their user by id (or forged without one).
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+    claims = {"sub": "a", "role": "admin", "client_id": None, "typ": "access", **uid_ver}
+    token = jwt.encode({"iat": now, "exp": now + 60, **claims}, SECRET)
+    with pytest.raises(AuthError, match="invalid"):
         decode_access_token(SECRET, token)
 
 
@@ -89,7 +122,13 @@ def test_missing_expiry_is_refused() -> None:
 def test_no_usable_secret_means_not_configured(secret: str | None) -> None:
     with pytest.raises(AuthNotConfigured, match="JWT_SECRET"):
         create_access_token(
-            secret or "", subject="a", role="admin", client_id=None, expires_minutes=1
+            secret or "",
+            subject="a",
+            user_id=1,
+            token_version=0,
+            role="admin",
+            client_id=None,
+            expires_minutes=1,
         )
     with pytest.raises(AuthNotConfigured):
         decode_access_token(secret or "", "x.y.z")

@@ -39,6 +39,7 @@ def make_client(stack: SupabaseStack, data_dir: Path, *, key: str | None = None)
         supabase_url=stack.url,
         supabase_key=key or stack.service_key,
         supabase_timeout_s=TIMEOUT_S,
+        supabase_request_timeout_s=TIMEOUT_S,
         supabase_cooldown_s=COOLDOWN_S,
     )
     return TestClient(create_app(settings))

@@ -117,7 +117,7 @@ def test_supabase_outage_is_a_clear_503(remote_api: TestClient, stack: SupabaseS
     finally:
         stack.start_postgrest()
     assert response.status_code == 503
-    assert response.json()["error"]["code"] == "data_unavailable"
+    assert response.json()["error"]["code"] == "database_unavailable"
 
 
 def test_anon_key_sees_nothing(stack: SupabaseStack) -> None:
