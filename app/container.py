@@ -200,7 +200,11 @@ def build_container(settings: Settings, *, rate_limit_storage: Storage | None = 
         rate_limit_storage = build_rate_limit_storage(settings)
     throttle = LoginThrottle(rate_limit_storage, parse_rate_limit(settings.login_rate_limit))
     auth = AuthService(users, throttle, secret=secret, expire_minutes=settings.jwt_expire_minutes)
-    prices = PriceReader(store, timezone=settings.scheduler_timezone)
+    prices = PriceReader(
+        store,
+        timezone=settings.scheduler_timezone,
+        stale_after_days=settings.data_stale_after_days,
+    )
     margin = MarginService(
         margin_repo,
         prices,

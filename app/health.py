@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -26,6 +25,7 @@ READY_EXAMPLE: dict[str, Any] = {
         "as_of": "2024-06-21",
         "age_days": 882,
         "stale": True,
+        "stale_after_days": 4,
         "snapshot_date": "2024-06-21",
         "tickers": 499,
     },
@@ -39,7 +39,8 @@ READY_EXAMPLE: dict[str, Any] = {
         "finished_at": "2026-11-20T18:00:03+00:00",
         "as_of": "2024-06-21",
         "completed": 498,
-        "failed": 3,
+        "without_enough_data": 3,
+        "failed": 0,
     },
     "started_at": "2026-11-20T17:59:58+00:00",
 }
@@ -58,7 +59,16 @@ def _last_heatmap_run(container: Container) -> dict[str, Any]:
         status = container.heatmap.status(252, "excess")
     except Exception as exc:  # a broken heatmap backend is reported, not raised, by a probe
         return {"state": "unknown", "error": str(exc)}
-    keys = ("state", "run_id", "started_at", "finished_at", "as_of", "completed", "failed")
+    keys = (
+        "state",
+        "run_id",
+        "started_at",
+        "finished_at",
+        "as_of",
+        "completed",
+        "without_enough_data",
+        "failed",
+    )
     return {key: status.get(key) for key in keys}
 
 
@@ -67,8 +77,10 @@ def _readiness(container: Container, rate_limit_storage: RateLimitStorage) -> di
     as_of = panel.as_of
     provider = container.provider
     cache_status = container.cache.status()
-    age_days = (dt.date.today() - as_of).days
-    stale = age_days > container.settings.data_stale_after_days
+    # The one staleness rule, shared with /stocks: days before today in India over
+    # DATA_STALE_AFTER_DAYS.
+    age_days = container.prices.staleness_days(as_of)
+    stale = container.prices.is_stale(as_of)
     reasons = []
     if cache_status.get("state") not in ("ok", None):
         reasons.append(f"cache backend {cache_status.get('backend')} is {cache_status['state']}")
@@ -90,6 +102,7 @@ def _readiness(container: Container, rate_limit_storage: RateLimitStorage) -> di
             "as_of": as_of.isoformat(),
             "age_days": age_days,
             "stale": stale,
+            "stale_after_days": container.prices.stale_after_days,
             "snapshot_date": container.snapshot.snapshot_date.isoformat(),
             "tickers": len(panel.tickers),
         },

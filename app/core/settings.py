@@ -16,6 +16,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT_DIR = Path(__file__).resolve().parents[1] / "market" / "data"
+#: Calendar days after which data is stale (DATA_STALE_AFTER_DAYS): Friday's close stays fresh
+#: through a long weekend (Tuesday is 4 days later); a missed weekday refresh shows within two.
+DEFAULT_STALE_AFTER_DAYS = 4
 
 
 class Settings(BaseSettings):
@@ -75,7 +78,11 @@ class Settings(BaseSettings):
     )
     provider_timeout_s: float = Field(3.0, description="Per-request timeout of the provider.")
     data_stale_after_days: int = Field(
-        5, ge=1, description="/health reports the data as stale when older than this."
+        DEFAULT_STALE_AFTER_DAYS,
+        ge=1,
+        description="The one staleness rule: data dated more than this many calendar days "
+        "before today (India time) is stale, in /health (the data's as-of date, status "
+        "degraded) and in /stocks (each price's date).",
     )
     provider_probe_interval_s: float = Field(
         300.0, description="How long a failed reachability probe is trusted."

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.core.deps import provide
 from app.core.schemas import error_responses
 from app.factors.schemas import Betas
-from app.factors.service import FactorService
+from app.factors.service import MAX_WINDOW, MIN_WINDOW, FactorService
 
 router = APIRouter(tags=["factors"])
 
@@ -28,9 +28,12 @@ ModeQuery = Annotated[
 WindowQuery = Annotated[
     int,
     Query(
-        ge=20,
-        le=1260,
-        description="Trading days in the window; presets 126, 252, 504.",
+        ge=MIN_WINDOW,
+        description=f"Trading days in the window; presets 126, 252, 504. At least {MIN_WINDOW} "
+        "and at most what the stored data can serve: five-factor returns start when the "
+        "momentum proxy lists (2022-02-18), so the bundled snapshot serves at most 569 days "
+        "(GET /factors shows coverage.max_window for the data being served, never above "
+        f"{MAX_WINDOW}); a longer window is a 422 that names the maximum.",
         examples=[252],
     ),
 ]
@@ -53,6 +56,11 @@ class FactorCoverage(BaseModel):
     regression_start: dt.date = Field(description="First day all five factor returns exist.")
     regression_end: dt.date
     n_returns: int = Field(description="Daily returns in the shared regression sample.")
+    max_window: int = Field(
+        description="Longest window (trading days) the shared regression sample can serve: "
+        "longer windows answer 422. Grows as the data does, never above 1260.",
+        examples=[569],
+    )
 
 
 class FactorInfo(BaseModel):
@@ -178,12 +186,22 @@ RELIANCE_EXAMPLE: dict[str, Any] = {
 }
 
 
+RESOLVED_FROM_DESCRIPTION = (
+    "The symbol asked for when the answer is served under another NSE symbol of the same "
+    "company: a later name (ETERNAL is served as ZOMATO, its symbol in the universe) or a "
+    "former one (IIFLWAM as 360ONE); null when the symbol asked for is the one served."
+)
+
+
 class FactorBetasResponse(BaseModel):
     """Latest-window regression of a stock's daily returns on the five factors."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [RELIANCE_EXAMPLE]})
 
     ticker: str
+    resolved_from: str | None = Field(
+        None, description=RESOLVED_FROM_DESCRIPTION, examples=[None, "ETERNAL"]
+    )
     company: str | None
     sector: str | None
     window: int
@@ -218,6 +236,7 @@ class RollingBetasResponse(BaseModel):
             "examples": [
                 {
                     "ticker": "RELIANCE",
+                    "resolved_from": None,
                     "window": 126,
                     "mode": "excess",
                     "as_of": "2024-06-21",
@@ -234,6 +253,10 @@ class RollingBetasResponse(BaseModel):
                     "adj_r_squared": [0.628, 0.6286],
                     "residual_vol": [0.1502, 0.1506],
                     "n_obs": [126, 126],
+                    "stats": "basic",
+                    "std_errors": None,
+                    "t_stats": None,
+                    "p_values": None,
                     "data": {
                         "as_of": "2024-06-21",
                         "last_price_date": "2024-06-21",
@@ -246,6 +269,7 @@ class RollingBetasResponse(BaseModel):
     )
 
     ticker: str
+    resolved_from: str | None = Field(None, description=RESOLVED_FROM_DESCRIPTION)
     window: int
     mode: str
     as_of: dt.date
@@ -256,6 +280,22 @@ class RollingBetasResponse(BaseModel):
     adj_r_squared: list[float | None]
     residual_vol: list[float | None]
     n_obs: list[int]
+    stats: Literal["basic", "full"] = Field(
+        "basic", description="basic: betas and fit; full: also std_errors, t_stats, p_values."
+    )
+    std_errors: dict[str, list[float | None]] | None = Field(
+        None,
+        description="stats=full only: classical OLS standard errors per window end, for alpha "
+        "and each factor (as GET /factors/{ticker} gives for the latest window).",
+    )
+    t_stats: dict[str, list[float | None]] | None = Field(
+        None, description="stats=full only: t values (estimate / standard error)."
+    )
+    p_values: dict[str, list[float | None]] | None = Field(
+        None,
+        description="stats=full only: two-sided p values, Student t with n_obs - 6 degrees of "
+        "freedom.",
+    )
     data: DataLabel
 
 
@@ -315,8 +355,15 @@ async def rolling_betas(
     mode: ModeQuery = "excess",
     start: Annotated[dt.date | None, Query(description="First window end (YYYY-MM-DD).")] = None,
     end: Annotated[dt.date | None, Query(description="Last window end (YYYY-MM-DD).")] = None,
+    stats: Annotated[
+        Literal["basic", "full"],
+        Query(
+            description="basic (default): betas and fit; full: also standard errors, t and p "
+            "values at every window end (classical OLS, as the latest-window answer).",
+        ),
+    ] = "basic",
 ) -> dict[str, Any]:
     """Rolling betas and fit statistics of a stock, one point per trading day."""
     return await run_in_threadpool(
-        service.rolling, ticker, window=window, mode=mode, start=start, end=end
+        service.rolling, ticker, window=window, mode=mode, start=start, end=end, stats=stats
     )

@@ -29,11 +29,12 @@ from app.cache.memory import MemoryBetaCache
 from app.core.errors import InsufficientData, InvalidInput
 from app.market.factors import FACTOR_NAMES, FACTORS
 from app.market.panel import MODES, PanelCache, ReturnsPanel, point_in_time
-from app.market.universe import Universe
+from app.market.universe import Universe, normalise_ticker
 
 logger = logging.getLogger(__name__)
 
 MIN_WINDOW = 20
+#: The hard ceiling of any window; the data usually allows less (:func:`max_servable_window`).
 MAX_WINDOW = 1260
 #: The canonical windows: served by the heatmap and the only ones in the shared beta cache.
 PRESET_WINDOWS = (126, 252, 504)
@@ -43,6 +44,9 @@ DEFAULT_MEMORY_ENTRIES = 2048
 TIER_SHARED, TIER_MEMORY, TIER_NONE = "shared", "memory", "none"
 PERIODS_PER_YEAR = 252
 PARAM_NAMES = ("alpha", *FACTOR_NAMES)
+#: ``stats`` of the rolling endpoint: ``basic`` (betas and fit) or ``full`` (also standard
+#: errors, t and p values at every window end).
+ROLLING_STATS = ("basic", "full")
 # Bump when the cached result's fields change: entries of another version are misses, so a
 # deploy never serves a shape the new response model cannot validate (Supabase rows outlive
 # deploys).
@@ -70,6 +74,25 @@ def validate_window(window: int) -> int:
     return window
 
 
+def max_servable_window(panel: ReturnsPanel) -> int:
+    """Longest window, in trading days, that some stock can fit at the panel's last row.
+
+    A window of ``w`` regression rows needs ``w`` rows in the panel and, for at least one
+    stock, :func:`default_min_nobs` usable returns among its last ``w`` rows; the answer is
+    capped at :data:`MAX_WINDOW` and is 0 when not even :data:`MIN_WINDOW` fits. Regression
+    rows start when all five factor returns exist (the momentum proxy lists on 2022-02-17), so
+    this, not the 1260-day ceiling, is the limit of the stored data.
+    """
+    n_rows = panel.dates.shape[0]
+    if n_rows == 0 or panel.y.shape[1] == 0:
+        return 0
+    usable = np.cumsum(np.isfinite(panel.y[::-1]), axis=0).max(axis=1)
+    windows = np.arange(1, n_rows + 1)
+    needed = np.maximum(np.ceil(0.8 * windows), len(FACTOR_NAMES) + 2)
+    fits = (usable >= needed) & (windows >= MIN_WINDOW)
+    return min(MAX_WINDOW, int(windows[fits].max())) if fits.any() else 0
+
+
 def validate_mode(mode: str) -> str:
     """Factor mode ``excess`` (default) or ``raw``."""
     if mode not in MODES:
@@ -85,6 +108,13 @@ def _named(values: np.ndarray, *, with_alpha: bool = True) -> dict[str, float | 
     names = PARAM_NAMES if with_alpha else FACTOR_NAMES
     offset = 0 if with_alpha else 1
     return {name: _num(values[i + offset]) for i, name in enumerate(names)}
+
+
+def _resolved_from(raw: str, symbol: str) -> str | None:
+    """The symbol asked for when the answer is served under another one (a renamed member:
+    ETERNAL is served as ZOMATO), else None; case and a .NS suffix do not count."""
+    asked = normalise_ticker(raw)
+    return asked if asked != symbol else None
 
 
 class SingleFlight:
@@ -128,6 +158,29 @@ class FactorService:
         self.ttl_s = ttl_hours * 3600.0
         self.snapshot_date = snapshot_date
         self._flight = SingleFlight()
+        self._max_window: tuple[int, int, int] | None = None  # (version, rows, max window)
+
+    def max_window(self, panel: ReturnsPanel) -> int:
+        """:func:`max_servable_window` of ``panel``, computed once per data version."""
+        known = self._max_window
+        if known is not None and known[:2] == (panel.version, panel.dates.shape[0]):
+            return known[2]
+        value = max_servable_window(panel)
+        self._max_window = (panel.version, panel.dates.shape[0], value)
+        return value
+
+    def check_window(self, panel: ReturnsPanel, window: int) -> int:
+        """422 for a window longer than the stored data can serve, naming the maximum."""
+        longest = self.max_window(panel)
+        if window > longest:
+            raise InvalidInput(
+                f"window must be at most {longest} trading days with the stored data "
+                f"(factor-aligned returns from {panel.date_at(0)} to {panel.as_of}: five-factor "
+                f"data starts when the momentum proxy lists in February 2022); got {window}. "
+                "GET /factors shows max_window.",
+                details={"window": window, "min_window": MIN_WINDOW, "max_window": longest},
+            )
+        return window
 
     # --- single stock --------------------------------------------------------------------
     def betas(
@@ -146,6 +199,8 @@ class FactorService:
         of that date (any index member of the bundled history); those answers stay in the
         in-process LRU, so the shared cache holds only the current data date.
         """
+        if as_of is None:
+            self.check_window(self.panels.get(), window)
         validate_window(window)
         validate_mode(mode)
         if hac_lags is not None and not 0 <= hac_lags <= window // 2:
@@ -159,20 +214,25 @@ class FactorService:
             panel = point_in_time(self.panels.history(), as_of, window)
             tier, cache = (TIER_MEMORY, self.memory) if self.memory.enabled else (TIER_NONE, None)
         key = BetaKey(company.symbol, window, mode, panel.as_of)
+        asked = _resolved_from(raw_ticker, company.symbol)
         if hac_lags is not None or cache is None:
             value = self._compute(panel, company.symbol, key, hac_lags)
-            return self._attach_cache(value, None, tier=TIER_NONE, cache=None)
+            return self._attach_cache(value, None, tier=TIER_NONE, cache=None, asked=asked)
         cached = self._cached(cache, key)
         if cached is not None:
-            return self._attach_cache(cached.value, cached, tier=tier, cache=cache, hit=True)
+            return self._attach_cache(
+                cached.value, cached, tier=tier, cache=cache, hit=True, asked=asked
+            )
         with self._flight.hold(key.as_string()):
             cached = self._cached(cache, key)
             if cached is not None:
-                return self._attach_cache(cached.value, cached, tier=tier, cache=cache, hit=True)
+                return self._attach_cache(
+                    cached.value, cached, tier=tier, cache=cache, hit=True, asked=asked
+                )
             value = self._compute(panel, company.symbol, key, None)
             value["schema_version"] = CACHE_SCHEMA_VERSION
             stored = cache.put(key, value, ttl_s=self.ttl_s)
-        return self._attach_cache(value, stored, tier=tier, cache=cache)
+        return self._attach_cache(value, stored, tier=tier, cache=cache, asked=asked)
 
     def tier(self, window: int) -> tuple[str, BetaCache | None]:
         """The cache tier a window's results live in: shared, memory, or none (no cache)."""
@@ -197,9 +257,11 @@ class FactorService:
         tier: str,
         cache: BetaCache | None,
         hit: bool = False,
+        asked: str | None = None,
     ) -> dict[str, Any]:
         out = dict(value)
         out.pop("schema_version", None)
+        out["resolved_from"] = asked
         out["cache"] = {
             "hit": hit,
             "tier": tier,
@@ -316,14 +378,20 @@ class FactorService:
         mode: str,
         start: dt.date | None,
         end: dt.date | None,
+        stats: str = "basic",
     ) -> dict[str, Any]:
-        """Every window end's betas and statistics for one stock, for charts."""
+        """Every window end's betas and fit for one stock, for charts; ``stats="full"`` adds
+        standard errors, t and p values (the same OLS statistics as the latest-window answer).
+        """
         company = self.universe.resolve(raw_ticker)
+        panel = self.panels.get()
+        self.check_window(panel, window)
         validate_window(window)
         validate_mode(mode)
+        if stats not in ROLLING_STATS:
+            raise InvalidInput(f"stats must be one of {', '.join(ROLLING_STATS)}; got {stats!r}")
         if start and end and start > end:
             raise InvalidInput("start must be on or before end", details={"start": start})
-        panel = self.panels.get()
         first, last = panel.date_at(0), panel.as_of
         if (start is not None and start > last) or (end is not None and end < first):
             raise InvalidInput(
@@ -358,8 +426,14 @@ class FactorService:
             return [_num(v) for v in values[idx]]
 
         params = result.params[0]
+
+        def per_param(values: np.ndarray) -> dict[str, list[float | None]]:
+            return {name: series(values[:, i]) for i, name in enumerate(PARAM_NAMES)}
+
+        full = stats == "full"
         return {
             "ticker": company.symbol,
+            "resolved_from": _resolved_from(raw_ticker, company.symbol),
             "window": window,
             "mode": mode,
             "as_of": panel.as_of.isoformat(),
@@ -370,6 +444,10 @@ class FactorService:
             "adj_r_squared": series(result.rsquared_adj[0]),
             "residual_vol": series(result.resid_vol[0]),
             "n_obs": [int(v) for v in result.nobs[0][idx]],
+            "stats": stats,
+            "std_errors": per_param(result.bse[0]) if full else None,
+            "t_stats": per_param(result.tvalues[0]) if full else None,
+            "p_values": per_param(result.pvalues[0]) if full else None,
             "data": self._data_label(panel, company.symbol),
         }
 
@@ -393,6 +471,7 @@ class FactorService:
                         "regression_start": panel.date_at(0).isoformat(),
                         "regression_end": panel.as_of.isoformat(),
                         "n_returns": int(np.isfinite(panel.x["raw"][:, i]).sum()),
+                        "max_window": self.max_window(panel),
                     },
                 }
             )

@@ -186,8 +186,17 @@ class HeatmapStatus(BaseModel):
     )
     run_id: str | None
     total: int = Field(description="Tickers in the run.", examples=[500])
-    completed: int = Field(description="Tickers computed.", examples=[497])
-    failed: int = Field(description="Tickers that could not be computed.", examples=[3])
+    completed: int = Field(description="Tickers completed (computed, with a row).", examples=[497])
+    without_enough_data: int = Field(
+        description="Tickers without enough data (no stored prices, or fewer usable returns "
+        "than the window needs): expected, they do not make a run partial.",
+        examples=[3],
+    )
+    failed: int = Field(
+        description="Tickers that failed for another reason (unknown symbol, failed fit): a "
+        "partial run. failures lists every ticker of both counts with its code.",
+        examples=[0],
+    )
     progress_pct: float = Field(examples=[100.0])
     failures: list[FailureItem]
     started_at: dt.datetime | None

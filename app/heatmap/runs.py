@@ -56,7 +56,7 @@ class WindowOutcome:
 
     def summary(self) -> str:
         """One human line."""
-        text = f"{self.state}: {self.completed}/{self.total} computed"
+        text = f"{self.state}: {self.completed}/{self.total} completed"
         if self.expected_failures:
             text += f", {len(self.expected_failures)} without enough data"
         text += f", {len(self.unexpected_failures)} failed, as of {self.as_of}"

@@ -341,12 +341,14 @@ class HeatmapService:
                 details={"window": window, "available_rows": int(panel.dates.shape[0])},
             )
         logger.info(
-            "heatmap window=%d mode=%s computed on demand in %.3f s (%d rows, %d failed)",
+            "heatmap window=%d mode=%s computed on demand in %.3f s "
+            "(%d completed, %d without enough data, %d failed)",
             window,
             mode,
             time.perf_counter() - started,
             len(rows),
-            len(failures),
+            sum(f.expected for f in failures),
+            sum(not f.expected for f in failures),
         )
         return _Prepared(
             window=window,
@@ -470,6 +472,7 @@ class HeatmapService:
                 "run_id": None,
                 "total": 0,
                 "completed": 0,
+                "without_enough_data": 0,
                 "failed": 0,
                 "progress_pct": 0.0,
                 "failures": [],
@@ -506,7 +509,10 @@ class HeatmapService:
             "run_id": record.run_id,
             "total": record.total,
             "completed": record.completed,
-            "failed": len(record.failures),
+            # One vocabulary with the script's summary: tickers without enough data (no
+            # prices, too few returns) are expected; ``failed`` counts the other failures.
+            "without_enough_data": sum(f.expected for f in record.failures),
+            "failed": sum(not f.expected for f in record.failures),
             "progress_pct": pct,
             "failures": [f.to_dict() for f in record.failures],
             "started_at": _iso(record.started_at),

@@ -7,7 +7,9 @@ close** of its symbol: the unadjusted NSE close of the latest stored trading day
 shortest repr rounded to paise. The ADJUSTED closes (``bars``) are used only for returns
 (the NSE VaR/ELM rate): adjusted levels are back-adjusted for later splits, bonuses and
 dividends and are no price anyone traded at. Staleness is the number of calendar days
-between the price's date and today in India.
+between the price's date and today in India; a price is stale when that is more than
+DATA_STALE_AFTER_DAYS (``Settings.data_stale_after_days``), the one rule /health applies to the
+data's as-of date too (:meth:`PriceReader.is_stale`).
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from zoneinfo import ZoneInfo
 
 from app.core.errors import InsufficientData
 from app.core.money import round_money
+from app.core.settings import DEFAULT_STALE_AFTER_DAYS
 from app.market.store import PriceStore
 from app.market.universe import Universe
 
-STALE_AFTER_DAYS = 4
-"""A price older than this many calendar days is flagged stale (Friday's close stays fresh
-through a long weekend; a missed refresh on a weekday shows up within two days)."""
+STALE_AFTER_DAYS = DEFAULT_STALE_AFTER_DAYS
+"""The default staleness threshold (DATA_STALE_AFTER_DAYS' default); a running service uses
+its setting through :attr:`PriceReader.stale_after_days`."""
 
 PRICE_BASIS: Final = "last traded close"
 """What every price of the margin and stocks APIs is (said in each response)."""
@@ -62,10 +65,13 @@ class PriceReader:
         *,
         timezone: str = "Asia/Kolkata",
         today: Callable[[], dt.date] | None = None,
+        stale_after_days: int = STALE_AFTER_DAYS,
     ) -> None:
         self.store = store
         self._zone = ZoneInfo(timezone)
         self._today = today
+        #: A date more than this many calendar days before today is stale (DATA_STALE_AFTER_DAYS).
+        self.stale_after_days = stale_after_days
 
     def today(self) -> dt.date:
         """Today's date in the market's time zone."""
@@ -76,6 +82,10 @@ class PriceReader:
     def staleness_days(self, day: dt.date) -> int:
         """Calendar days from ``day`` to today (0 for today, never negative)."""
         return max(0, (self.today() - day).days)
+
+    def is_stale(self, day: dt.date) -> bool:
+        """Whether data dated ``day`` is stale: :meth:`staleness_days` > ``stale_after_days``."""
+        return self.staleness_days(day) > self.stale_after_days
 
     def latest(self, symbols: Sequence[str]) -> dict[str, LatestPrice]:
         """Last traded close per symbol; symbols without any stored traded close are absent.
@@ -123,33 +133,37 @@ class StockService:
             "currency": "INR",
             "price_date": None if latest is None else latest.date,
             "staleness_days": staleness,
-            "stale": None if staleness is None else staleness > STALE_AFTER_DAYS,
+            "stale": None if latest is None else self.prices.is_stale(latest.date),
             "source": None if latest is None else latest.source,
         }
 
     def quote(self, raw_symbol: str) -> dict[str, Any]:
-        """Last traded close of a universe member (409 price_missing when none is stored)."""
-        symbol = self.universe.resolve(raw_symbol).symbol
+        """Last traded close of a universe member (409 price_missing when none is stored).
+
+        A former or later symbol of a member (ETERNAL) is served as the member (ZOMATO) and
+        the answer says ``resolved_from``.
+        """
+        found = self.universe.lookup(raw_symbol)
+        symbol = found.company.symbol
         latest = self.prices.latest([symbol]).get(symbol)
         if latest is None:
             raise PriceMissing(
                 f"No traded close is stored for {symbol}; it cannot be quoted until one is "
                 "loaded (adjusted closes are never shown as a price).",
-                details={"symbol": symbol},
+                details={"symbol": symbol, "resolved_from": found.resolved_from},
             )
         return {
             **self._item(symbol, latest),
+            "resolved_from": found.resolved_from,
             "as_of": latest.date,
             "timestamp": dt.datetime.now(dt.UTC),
-            "stale_after_days": STALE_AFTER_DAYS,
+            "stale_after_days": self.prices.stale_after_days,
         }
 
     def page(self, *, q: str | None, limit: int, offset: int) -> dict[str, Any]:
-        """One page of the universe (optionally filtered by symbol or name) with prices."""
-        companies = self.universe.companies
-        if q:
-            needle = q.strip().upper()
-            companies = [c for c in companies if needle in c.symbol or needle in c.company.upper()]
+        """One page of the universe (optionally filtered by symbol, name or a former or later
+        symbol) with prices."""
+        companies = self.universe.search(q)
         chunk = [c.symbol for c in companies[offset : offset + limit]]
         latest = self.prices.latest(chunk)
         return {
@@ -158,6 +172,6 @@ class StockService:
             "offset": offset,
             "timestamp": dt.datetime.now(dt.UTC),
             "price_basis": PRICE_BASIS,
-            "stale_after_days": STALE_AFTER_DAYS,
+            "stale_after_days": self.prices.stale_after_days,
             "items": [self._item(s, latest.get(s)) for s in chunk],
         }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
@@ -24,6 +24,18 @@ class Coverage(BaseModel):
     n_prices: int
 
 
+class OtherSymbol(BaseModel):
+    """Another NSE symbol of the company; it resolves to the member's symbol."""
+
+    symbol: str = Field(examples=["ETERNAL"])
+    relation: Literal["former", "later"] = Field(
+        description="former: the company's symbol before it was renamed to the member's; "
+        "later: its symbol since a rename after the list date.",
+        examples=["later"],
+    )
+    date: dt.date = Field(description="When NSE changed the symbol.", examples=["2025-04-09"])
+
+
 class TickerItem(BaseModel):
     """One member of the Nifty 500 universe."""
 
@@ -31,6 +43,10 @@ class TickerItem(BaseModel):
     company: str = Field(examples=["Reliance Industries Ltd."])
     sector: str = Field(examples=["Oil Gas & Consumable Fuels"])
     isin: str = Field(examples=["INE002A01018"])
+    other_symbols: list[OtherSymbol] = Field(
+        description="Former and later NSE symbols of the company (they resolve to this one).",
+        examples=[[]],
+    )
     coverage: Coverage
 
 
@@ -53,7 +69,12 @@ async def list_tickers(
         str | None, Query(max_length=80, description="NSE industry, e.g. Financial Services")
     ] = None,
     q: Annotated[
-        str | None, Query(max_length=80, description="Text in the symbol or company name")
+        str | None,
+        Query(
+            max_length=80,
+            description="Text in the symbol, the company name or a former or later symbol "
+            "(eternal finds ZOMATO, iiflwam finds 360ONE)",
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,

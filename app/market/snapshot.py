@@ -15,12 +15,13 @@ from app.core.errors import DataUnavailable
 from app.market.factors import FACTOR_PROXIES
 from app.market.membership import OTHER_PRICES_FILE, UniverseHistory
 from app.market.store import PriceStore
-from app.market.universe import Company, Universe
+from app.market.universe import Company, SymbolChange, Universe
 
 logger = logging.getLogger(__name__)
 
 SEED_SOURCE = "snapshot"
 TRADED_CLOSES_FILE = "traded_closes.parquet"
+SYMBOL_CHANGES_FILE = "symbol_changes.csv"
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class Snapshot:
         return cls(
             path=path,
             manifest=manifest,
-            universe=Universe(companies, aliases=_renamed(frame)),
+            universe=Universe(companies, aliases=_renamed(frame), changes=_symbol_changes(path)),
             factor_meta=factor_meta,
         )
 
@@ -156,3 +157,22 @@ def _renamed(universe: pd.DataFrame) -> dict[str, str]:
         for symbol, source in zip(universe["symbol"], universe["price_source"], strict=True)
         if str(source).startswith(prefix)
     }
+
+
+def _symbol_changes(path: Path) -> list[SymbolChange]:
+    """Former and later NSE symbols of the members (none for a snapshot without the file)."""
+    file = path / SYMBOL_CHANGES_FILE
+    if not file.exists():
+        return []
+    frame = pd.read_csv(file, dtype=str, keep_default_na=False)
+    return [
+        SymbolChange(
+            symbol=str(symbol),
+            other_symbol=str(other),
+            relation="former" if relation == "former" else "later",
+            date=dt.date.fromisoformat(str(day)),
+        )
+        for symbol, other, relation, day in zip(
+            frame["symbol"], frame["other_symbol"], frame["relation"], frame["date"], strict=True
+        )
+    ]

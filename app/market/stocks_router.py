@@ -41,16 +41,28 @@ class StockItem(BaseModel):
     currency: str = Field("INR", examples=["INR"])
     price_date: dt.date | None = Field(description="Trading day of the price.")
     staleness_days: int | None = Field(description="Calendar days since price_date.", examples=[1])
-    stale: bool | None = Field(description="staleness_days > stale_after_days.")
+    stale: bool | None = Field(
+        description="staleness_days > stale_after_days (DATA_STALE_AFTER_DAYS, as /health)."
+    )
     source: str | None = Field(description="Where the price came from.", examples=["snapshot"])
 
 
 class StockQuote(StockItem):
     """Last traded close of one stock."""
 
+    resolved_from: str | None = Field(
+        None,
+        description="The symbol asked for when it is another NSE symbol of the company "
+        "served (a later name: ETERNAL is quoted as ZOMATO; a former one: IIFLWAM as 360ONE); "
+        "null when the symbol asked for is the one served.",
+        examples=[None],
+    )
     as_of: dt.date = Field(description="Date the price is valid for (= price_date).")
     timestamp: dt.datetime = Field(description="When this response was made (UTC).")
-    stale_after_days: int = Field(examples=[4])
+    stale_after_days: int = Field(
+        description="DATA_STALE_AFTER_DAYS: the one staleness rule, also /health's.",
+        examples=[4],
+    )
 
 
 class StockPage(BaseModel):
@@ -85,7 +97,11 @@ async def stock_quote(
 async def list_stocks(
     service: StockServiceDep,
     q: Annotated[
-        str | None, Query(max_length=80, description="Text in the symbol or company name.")
+        str | None,
+        Query(
+            max_length=80,
+            description="Text in the symbol, the company name or a former or later symbol.",
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,

@@ -28,8 +28,9 @@ class TickerService:
             return self._coverage[1]
 
     def list(self, *, sector: str | None, q: str | None, limit: int, offset: int) -> dict[str, Any]:
-        """Filter by sector (case-insensitive, exact) and a text query on symbol or name."""
-        companies = self.universe.companies
+        """Filter by sector (case-insensitive, exact) and a text query on the symbol, the
+        company name or another (former or later) NSE symbol of the company."""
+        companies = self.universe.search(q)
         if sector:
             wanted = sector.strip().lower()
             known = {s.lower(): s for s in self.universe.sectors}
@@ -39,9 +40,6 @@ class TickerService:
                     details={"sectors": self.universe.sectors},
                 )
             companies = [c for c in companies if c.sector.lower() == wanted]
-        if q:
-            needle = q.strip().upper()
-            companies = [c for c in companies if needle in c.symbol or needle in c.company.upper()]
         coverage = self._coverage_now()
         items = []
         for c in companies[offset : offset + limit]:
@@ -52,6 +50,9 @@ class TickerService:
                     "company": c.company,
                     "sector": c.sector,
                     "isin": c.isin,
+                    "other_symbols": [
+                        change.to_dict() for change in self.universe.symbol_changes(c.symbol)
+                    ],
                     "coverage": {"first_date": first, "last_date": last, "n_prices": count},
                 }
             )

@@ -1,10 +1,19 @@
 """The stock universe (Nifty 500 as of the snapshot, plus the other members of the bundled
-index history for point-in-time answers) and forgiving ticker lookup."""
+index history for point-in-time answers) and forgiving ticker lookup.
+
+A member is served under its symbol on the list date. Its other NSE symbols (former names,
+IIFLWAM for 360ONE; later names, ETERNAL for ZOMATO: ``symbol_changes.csv`` of the snapshot)
+resolve to it, search finds them, and :meth:`Universe.lookup` says which symbol was asked for,
+so an answer states ``resolved_from`` instead of switching names silently.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from app.core.errors import InvalidInput, UnknownTicker
 
@@ -20,6 +29,37 @@ class Company:
     company: str
     sector: str
     isin: str
+
+
+@dataclass(frozen=True)
+class SymbolChange:
+    """Another NSE symbol of a member: a ``former`` name, or a ``later`` one (renamed since)."""
+
+    symbol: str
+    other_symbol: str
+    relation: Literal["former", "later"]
+    date: dt.date
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON form (without the member's own symbol)."""
+        return {
+            "symbol": self.other_symbol,
+            "relation": self.relation,
+            "date": self.date.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A member found for user input, and the (normalised) symbol that was asked for."""
+
+    company: Company
+    requested: str
+
+    @property
+    def resolved_from(self) -> str | None:
+        """The symbol asked for when it is another symbol of the member served, else None."""
+        return self.requested if self.requested != self.company.symbol else None
 
 
 def normalise_ticker(raw: str) -> str:
@@ -53,6 +93,7 @@ class Universe:
         aliases: dict[str, str] | None = None,
         others: list[Company] | None = None,
         unpriced: dict[str, str] | None = None,
+        changes: Sequence[SymbolChange] = (),
     ) -> None:
         self._by_symbol = {c.symbol: c for c in companies}
         self.companies = sorted(companies, key=lambda c: c.symbol)
@@ -63,6 +104,15 @@ class Universe:
         #: Current NSE symbol -> universe symbol, for members renamed since the list
         #: (ETERNAL -> ZOMATO, TMPV -> TATAMOTORS), and older symbols of renamed companies.
         self.aliases = {new: old for new, old in (aliases or {}).items() if old in known}
+        #: Former and later NSE symbols of current members (``symbol_changes.csv``): they
+        #: resolve to the member, never over a member's own symbol.
+        mine = [c for c in changes if c.symbol in self._by_symbol]
+        for change in mine:
+            if change.other_symbol not in self._by_symbol:
+                self.aliases[change.other_symbol] = change.symbol
+        self._changes: dict[str, list[SymbolChange]] = {}
+        for change in sorted(mine, key=lambda c: (c.date, c.other_symbol)):
+            self._changes.setdefault(change.symbol, []).append(change)
         #: Past members without prices in the bundle: symbol -> why (reported, not resolved).
         self.unpriced = dict(unpriced or {})
 
@@ -126,12 +176,34 @@ class Universe:
             )
         return self.resolve(raw)
 
+    def symbol_changes(self, symbol: str) -> list[SymbolChange]:
+        """The member's other NSE symbols (former and later names), oldest first."""
+        return list(self._changes.get(symbol, ()))
+
+    def search(self, query: str | None) -> list[Company]:
+        """Members whose symbol, company name or another (former or later) symbol contains
+        ``query`` (case-insensitive); every member when the query is empty."""
+        needle = (query or "").strip().upper()
+        if not needle:
+            return list(self.companies)
+        return [
+            c
+            for c in self.companies
+            if needle in c.symbol
+            or needle in c.company.upper()
+            or any(needle in change.other_symbol for change in self._changes.get(c.symbol, ()))
+        ]
+
     def resolve(self, raw: str) -> Company:
         """Resolve forgiving input to a member or raise :class:`UnknownTicker` with suggestions."""
+        return self.lookup(raw).company
+
+    def lookup(self, raw: str) -> Resolved:
+        """Like :meth:`resolve`, also saying which symbol was asked for (``resolved_from``)."""
         symbol = normalise_ticker(raw)
         company = self._by_symbol.get(symbol) or self._by_symbol.get(self.aliases.get(symbol, ""))
         if company is not None:
-            return company
+            return Resolved(company, symbol)
         suggestions = self.suggest(raw)
         hint = f" Did you mean {', '.join(suggestions)}?" if suggestions else ""
         raise UnknownTicker(
@@ -145,13 +217,17 @@ class Universe:
         for suffix in _SUFFIXES:
             text = text.removesuffix(suffix)
         by_symbol = difflib.get_close_matches(text, self._by_symbol.keys(), n=limit, cutoff=0.6)
+        by_alias = [
+            self.aliases[a]
+            for a in difflib.get_close_matches(text, self.aliases.keys(), n=limit, cutoff=0.8)
+        ]
         names = {c.company.upper(): c.symbol for c in self.companies}
         by_name = [
             names[n] for n in difflib.get_close_matches(text, names.keys(), n=limit, cutoff=0.6)
         ]
         prefix = [s for s in self._by_symbol if text and s.startswith(text)]
         ordered: list[str] = []
-        for symbol in [*by_symbol, *prefix, *by_name]:
+        for symbol in [*by_symbol, *by_alias, *prefix, *by_name]:
             if symbol not in ordered:
                 ordered.append(symbol)
         return ordered[:limit]

@@ -108,10 +108,13 @@ def test_bad_query_is_422(client: TestClient, params: dict[str, object]) -> None
     assert response.json()["error"]["code"] == "invalid_input"
 
 
-def test_window_longer_than_history_is_insufficient_data(client: TestClient) -> None:
+def test_window_longer_than_the_data_serves_is_422_naming_the_maximum(client: TestClient) -> None:
     response = client.get("/factors/RELIANCE", params={"window": 1260})
-    assert response.status_code == 409
-    assert response.json()["error"]["code"] == "insufficient_data"
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input"
+    assert error["details"]["max_window"] == 569
+    assert "at most 569 trading days" in error["message"]
 
 
 def test_recent_listing_has_too_few_observations(client: TestClient) -> None:

@@ -225,7 +225,9 @@ def test_status_body_matches_its_schema(
         "NSLNISP",
         "SANOFI",
     ]
-    assert (body["total"], body["completed"], body["failed"]) == (501, 490, 11)
+    # The script's words: 11 tickers without enough data (expected), none failed.
+    counts = (body["total"], body["completed"], body["without_enough_data"], body["failed"])
+    assert counts == (501, 490, 11, 0)
     assert body["progress_pct"] == 100.0
     assert set(body) == set(HeatmapStatus.model_fields)
     HeatmapStatus.model_validate(body)

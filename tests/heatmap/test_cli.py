@@ -42,7 +42,7 @@ def test_full_success_exits_0(
     done = run_script("--window", "126", "--window", "252")
     assert done.returncode == 0, done.stderr
     assert (
-        "window=126 mode=excess: complete: 499/501 computed, 2 without enough data, 0 failed"
+        "window=126 mode=excess: complete: 499/501 completed, 2 without enough data, 0 failed"
         in (done.stdout)
     )
     assert "  BCG: no_data: No price history is stored for BCG." in done.stdout
@@ -65,7 +65,7 @@ def test_a_universe_file_run_merges_into_the_served_heatmap(
     done = run_script("--window", "252", "--universe", universe)
     assert done.returncode == 0, done.stderr
     assert (
-        "complete: 3/3 computed, 0 failed, as of 2024-06-21; merged into the served heatmap "
+        "complete: 3/3 completed, 0 failed, as of 2024-06-21; merged into the served heatmap "
         "(498 rows)" in done.stdout
     )
     stored = heatmaps.read_window(252, "excess")
@@ -75,7 +75,7 @@ def test_a_universe_file_run_merges_into_the_served_heatmap(
     # The whole universe is still accounted for: a full --resume skips the window.
     resumed = run_script("--window", "252", "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert "window=252 mode=excess: skipped: 498/501 computed" in resumed.stdout
+    assert "window=252 mode=excess: skipped: 498/501 completed" in resumed.stdout
     after = heatmaps.read_window(252, "excess")
     assert after is not None
     assert after.run_id == stored.run_id
@@ -114,7 +114,7 @@ def test_unexpected_ticker_failures_exit_1_and_are_listed(run_script: Run, tmp_p
     done = run_script("--window", "504", "--universe", universe)
     assert done.returncode == 1, done.stderr
     assert "NOSUCHCO: unknown_symbol: NOSUCHCO is not in the universe." in done.stdout
-    assert "1/3 computed, 1 without enough data, 1 failed" in done.stdout
+    assert "1/3 completed, 1 without enough data, 1 failed" in done.stdout
     assert done.stdout.strip().endswith(": partial (partial)")
 
 
@@ -161,7 +161,7 @@ def test_an_older_as_of_than_the_served_heatmap_exits_2_and_suggests_dry_run(
     dry = run_script("--window", "252", "--as-of", "2023-06-30", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     # 9 more names lack a 252-day history a year earlier.
-    assert "dry_run: 489/501 computed, 12 without enough data, 0 failed, as of 2023-06-30" in (
+    assert "dry_run: 489/501 completed, 12 without enough data, 0 failed, as of 2023-06-30" in (
         dry.stdout
     )
     assert dry.stdout.strip().endswith(
@@ -256,7 +256,7 @@ def test_dry_run_writes_nothing(
 ) -> None:
     done = run_script("--dry-run", "--window", "126", "--universe", _universe(tmp_path, "TCS"))
     assert done.returncode == 0, done.stderr
-    assert "dry_run: 1/1 computed" in done.stdout
+    assert "dry_run: 1/1 completed" in done.stdout
     assert heatmaps.read_window(126, "excess") is None
     assert heatmaps.latest_run(126, "excess") is None
 
@@ -434,7 +434,7 @@ def test_dry_run_skips_the_refresh(
     assert code == 0, out
     assert calls == []
     assert "dry run: --refresh-data skipped (a dry run writes nothing, not even prices)" in out
-    assert "dry_run: 499/501 computed" in out
+    assert "dry_run: 499/501 completed" in out
     assert "as of 2024-06-21" in out
     assert PriceStore(heatmaps.db).data_version() == version
     assert heatmaps.read_window(126, "excess") is None

@@ -97,7 +97,7 @@ def test_status_goes_from_never_run_through_running_to_complete(
     assert after["run_id"] == result.run_id
     assert after["progress_pct"] == 100.0
     assert after["total"] == 501
-    assert after["completed"] + after["failed"] == 501
+    assert after["completed"] + after["without_enough_data"] + after["failed"] == 501
     assert after["as_of"] == "2024-06-21"
     assert after["finished_at"] >= after["started_at"]
     others = client.get("/heatmap/status/all").json()["windows"]
@@ -114,7 +114,7 @@ def test_tickers_without_enough_data_are_expected_and_the_run_is_ok(
     assert {f.symbol: f.code for f in outcome.expected_failures} == WITHOUT_DATA_252
     assert outcome.unexpected_failures == []
     assert outcome.summary().startswith(
-        "complete: 498/501 computed, 3 without enough data, 0 failed"
+        "complete: 498/501 completed, 3 without enough data, 0 failed"
     )
     record = heatmaps.latest_run(252, "excess")
     assert record is not None
