@@ -99,7 +99,7 @@ async def list_margin_calls(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    """Margin-call events recorded by the sweep, newest first (admin)."""
+    """Margin calls as of now (checked on read, nothing stored) and past ones (admin)."""
     return await run_in_threadpool(
         service.margin_calls, status=status_filter, client_id=client_id, limit=limit, offset=offset
     )

@@ -407,9 +407,16 @@ class RateTable(BaseModel):
 
 
 class MarginCallOut(BaseModel):
-    """A margin-call event recorded by the sweep."""
+    """A margin call as of this read: a recorded event brought up to date, or a new one."""
 
-    id: int
+    id: int | None = Field(
+        description="The recorded event's id; null for a call found by this read."
+    )
+    recorded: bool = Field(
+        description="True: as stored by the sweep (last check and shortfall brought up to "
+        "date). False: found or resolved by this read's margin check and not stored (GET "
+        "never writes; a sweep, if MARGIN_SWEEP_MINUTES is set, records it)."
+    )
     client_id: int
     status: Literal["open", "resolved"]
     triggered_at: dt.datetime
@@ -418,14 +425,16 @@ class MarginCallOut(BaseModel):
     loan_amount: Decimal
     net_equity: Decimal
     margin_requirement: Decimal
-    margin_shortfall: Decimal = Field(description="Shortfall when the call opened.")
+    margin_shortfall: Decimal = Field(
+        description="Shortfall when the call opened (or when this read found it)."
+    )
     last_checked_at: dt.datetime
     last_shortfall: Decimal
     resolved_at: dt.datetime | None
 
 
 class MarginCallPage(BaseModel):
-    """A page of margin-call events, newest first."""
+    """A page of margin calls as of this read, newest first."""
 
     total: int
     limit: int

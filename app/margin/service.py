@@ -39,13 +39,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from decimal import Decimal
 from typing import Any, Literal
 
 from app.analytics.margin import margin_summary
 from app.auth.repository import client_not_found
-from app.core.errors import InvalidInput, NotFound, UnknownTicker
+from app.core.errors import InvalidInput, NotFound, ServiceError, UnknownTicker
 from app.core.money import (
     MAX_AMOUNT,
     MAX_LOAN,
@@ -54,11 +54,13 @@ from app.core.money import (
     round_rate,
     to_paise,
 )
+from app.margin.calls import calls_as_of, newest_first
 from app.margin.models import (
     CallStatus,
     Client,
     LiquidityGroup,
     LoanType,
+    MarginCall,
     MarginCheck,
     NewPosition,
     Position,
@@ -80,6 +82,8 @@ MODEL_OF_SETTING: dict[str, RateModel] = {
     "max": "max",
 }
 """The rate model of each ``MARGIN_REQUIREMENT_RATE`` setting."""
+_CALLS_PAGE = 500
+"""Recorded margin calls read per request when listing them."""
 
 
 @dataclass(frozen=True)
@@ -534,15 +538,39 @@ class MarginService:
     def margin_calls(
         self, *, status: CallStatus | None, client_id: int | None, limit: int, offset: int
     ) -> dict[str, Any]:
-        """One page of margin-call events, newest first."""
-        total, calls = self.repo.list_margin_calls(
-            status=status, client_id=client_id, limit=limit, offset=offset
-        )
+        """One page of margin calls as of now, newest first (reads only).
+
+        Every client (or ``client_id``) is checked on read and the recorded events are brought
+        up to date with it (:func:`app.margin.calls.calls_as_of`), so the calls that stand now
+        are listed without a sweep; nothing is written.
+        """
+        recorded: list[MarginCall] = []
+        while True:
+            total, page = self.repo.list_margin_calls(
+                status=None, client_id=client_id, limit=_CALLS_PAGE, offset=len(recorded)
+            )
+            recorded.extend(page)
+            if not page or len(recorded) >= total:
+                break
+        ids = [client_id] if client_id is not None else self.repo.client_ids()
+        now = utc_now()  # one time for the whole read
+        checks: dict[int, MarginCheck] = {}
+        for cid in ids:
+            try:
+                check = self.check(cid)
+            except ServiceError as exc:
+                logger.warning("margin calls: client %d not checked: %s", cid, exc.message)
+                continue
+            if check is not None:
+                checks[cid] = replace(check, checked_at=now)
+        calls = newest_first(calls_as_of(recorded, checks))
+        if status is not None:
+            calls = [c for c in calls if c["status"] == status]
         return {
-            "total": total,
+            "total": len(calls),
             "limit": limit,
             "offset": offset,
-            "items": [asdict(c) for c in calls],
+            "items": calls[offset : offset + limit],
         }
 
     def check(self, client_id: int) -> MarginCheck | None:

@@ -1,8 +1,8 @@
 """Documented maxima of quantities, prices and loan amounts, through the ASGI app (SQLite).
 
 A draw that would take a client's outstanding loan above MAX_LOAN is a 422 with nothing
-stored: before the bound, 92 draws of 999,999,999,999,999.99 took the loan past 2^63 paise
-and the 92nd was a 500 (SQLite's INTEGER overflowed) after 91 absurd draws had been stored.
+stored: before the bound, draws of 999,999,999,999,999.99 were stored until the loan passed
+about 9.2e16 rupees (2^63 paise), where SQLite's INTEGER overflowed and the draw was a 500.
 """
 
 from __future__ import annotations

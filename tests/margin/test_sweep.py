@@ -176,12 +176,16 @@ def test_scheduled_sweep_records_calls(sweeping_settings: Settings) -> None:
             loan="19000",
             positions=[{"symbol": "RELIANCE", "quantity": 100, "cost_basis": "1"}],
         )
+        # GET /margin/calls shows the call at once (checked on read); the sweep records it.
         deadline = time.monotonic() + 15
-        total = 0
-        while time.monotonic() < deadline and total == 0:
+        items = api.get("/margin/calls", headers=headers).json()["items"]
+        assert len(items) == 1
+        while time.monotonic() < deadline and not items[0]["recorded"]:
             time.sleep(0.1)
-            total = api.get("/margin/calls", headers=headers).json()["total"]
-        assert total == 1
+            items = api.get("/margin/calls", headers=headers).json()["items"]
+        assert len(items) == 1
+        assert items[0]["recorded"]
+        assert isinstance(items[0]["id"], int)
         probe = DbProbe(sweeping_settings.store_path)
         assert probe.scalar("SELECT COUNT(*) FROM leases WHERE name = ?", LEASE_NAME) == 1
         probe.close()
