@@ -9,6 +9,9 @@ rows (sets them to NaN) and reports how many it excluded.
 Public API
 ----------
 * :func:`bad_print_mask` -- boolean mask of suspected bad prints, two documented rules.
+* :func:`excluded_returns` -- the service's one bad-print policy (rule 1 on adjusted-close
+  returns, no event exemption): the rows ``/factors`` drops from its regressions and the moves
+  that never change a custom index level. Both domains call it.
 
 NaN policy: a NaN return is never flagged and is ignored in the trailing statistics.
 """
@@ -25,7 +28,7 @@ from numpy.typing import ArrayLike, NDArray
 from app.analytics._arrays import as_columns, real_array
 from app.analytics._checks import integer
 
-__all__ = ["MAD_TO_SIGMA", "bad_print_mask"]
+__all__ = ["MAD_TO_SIGMA", "bad_print_mask", "excluded_returns"]
 
 #: Scale of the median absolute deviation that makes it a consistent estimator of the
 #: standard deviation of a normal distribution: 1 / Phi^{-1}(3/4).
@@ -209,3 +212,28 @@ def bad_print_mask(
         flags &= ~_dilate(ev.reshape(r2.shape), ev_k)
 
     return flags[:, 0] if squeeze else flags
+
+
+def excluded_returns(returns: ArrayLike) -> NDArray[np.bool_]:
+    """The service's bad-print policy: which returns are excluded as bad prints.
+
+    Parameters
+    ----------
+    returns : array_like, shape (n_obs, n_stocks) or (n_obs,)
+        Simple returns of adjusted (or otherwise split-neutral) closes; NaN = missing.
+
+    Returns
+    -------
+    ndarray of bool, same shape as ``returns``
+        True where the return is excluded: finite and flagged by :func:`bad_print_mask` with
+        its defaults (``|r| > 0.40``, no corporate-action exemption, since on split-adjusted
+        closes a jump next to an event is the bad print itself).
+
+    Notes
+    -----
+    One policy for every domain: the factor panel (``app.market.panel``) sets these returns to
+    NaN and counts them, and the custom indices (``app.indices.basis``) neutralise the same
+    moves with a divisor adjustment, so no excluded print moves an index level.
+    """
+    r = real_array("returns", returns)
+    return bad_print_mask(r) & np.isfinite(r)

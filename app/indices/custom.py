@@ -24,6 +24,7 @@ from app.auth.service import Principal
 from app.core.errors import Conflict, Forbidden, InvalidInput, NotFound, UnknownTicker
 from app.indices import custom_schemas as s
 from app.indices.engine import IndexComputation, compute_index
+from app.indices.events import basis_events
 from app.indices.export import CSV_MEDIA, XLSX_MEDIA, history_csv, workbook
 from app.indices.repository import IndexRepository, Owner, StoredIndex, name_taken
 from app.indices.service import from_fields
@@ -114,10 +115,12 @@ class CustomIndexService:
         ]
         return s.CustomIndexList(total=len(items), items=items)
 
-    def get(self, name: str, user: Principal | None = None) -> s.CustomIndexInfo:
-        """A definition with its latest level."""
+    def get(
+        self, name: str, user: Principal | None = None, variant: s.Variant = "price"
+    ) -> s.CustomIndexInfo:
+        """A definition with its latest level (of ``variant``)."""
         stored = self._stored(name, user)
-        return self._info(stored, self._compute(stored.definition))
+        return self._info(stored, self._compute(stored.definition), variant)
 
     def update(self, name: str, change: s.CustomIndexUpdate, user: Principal) -> s.CustomIndexInfo:
         """Change the description and/or visibility (owner or admin only)."""
@@ -146,11 +149,13 @@ class CustomIndexService:
         start: dt.date | None,
         end: dt.date | None,
         user: Principal | None = None,
+        variant: s.Variant = "price",
     ) -> s.IndexHistoryResponse:
-        """Levels, returns, divisor and events between two dates."""
+        """Levels, returns, divisor and events between two dates (of ``variant``)."""
         c = self._compute(self._stored(name, user).definition)
         lo, hi = _window(c, start, end)
-        h = c.history
+        h = c.variant(variant)
+        divisors = c.history.divisors
         counts = [int(seg.members.sum()) for seg in c.segments]
         rows = [
             s.HistoryRow(
@@ -158,7 +163,7 @@ class CustomIndexService:
                 level=float(h.levels[t]),
                 daily_return=None if t == 0 else float(h.returns[t]),
                 cumulative_return=float(h.cumulative_returns[t]),
-                divisor=float(h.divisors[t]),
+                divisor=float(divisors[t]),
                 n_members=counts[int(c.segment_of_row[t])],
             )
             for t in range(lo, hi + 1)
@@ -166,6 +171,7 @@ class CustomIndexService:
         events = [e for e in _events(c) if lo <= e[0] <= hi]
         return s.IndexHistoryResponse(
             name=name,
+            variant=variant,
             start=c.dates[lo],
             end=c.dates[hi],
             base_date=c.dates[0],
@@ -173,13 +179,17 @@ class CustomIndexService:
             period_return=float(h.levels[hi] / h.levels[lo] - 1.0),
             rows=rows,
             events=[e[1] for e in events],
-            notes=c.notes,
+            notes=c.notes_for(variant),
         )
 
     def composition(
-        self, name: str, day: dt.date | None, user: Principal | None = None
+        self,
+        name: str,
+        day: dt.date | None,
+        user: Principal | None = None,
+        variant: s.Variant = "price",
     ) -> s.CompositionResponse:
-        """Members, weights, capping factors, shares and prices on a date."""
+        """Members, weights, capping factors, shares and traded prices on a date."""
         c = self._compute(self._stored(name, user).definition)
         t = len(c.dates) - 1 if day is None else c.row_on_or_before(day)
         k = int(c.segment_of_row[t])
@@ -191,7 +201,7 @@ class CustomIndexService:
         targets = ref_values / ref_values.sum()
         items: list[s.CompositionItem] = []
         cap_weighted = c.definition.weighting != "equal"
-        for j in np.flatnonzero(seg.members):
+        for j in np.flatnonzero(seg.members).tolist():
             sym = c.symbols[j]
             company = self.universe.get(sym)
             items.append(
@@ -203,9 +213,11 @@ class CustomIndexService:
                     target_weight=float(targets[j]),
                     capping_factor=float(seg.capping_factors[j]),
                     iwf=float(seg.iwf[j]),
-                    shares=self.book.shares_on(sym, c.dates[t]) if cap_weighted else None,
+                    shares=float(seg.effective_shares[j] / c.basis.split_factor[t, j])
+                    if cap_weighted
+                    else None,
                     effective_shares=float(seg.effective_shares[j]) if cap_weighted else None,
-                    price=float(price[j]),
+                    price=c.traded_price(t, j),
                     price_date=c.dates[int(c.last_row[t, j])],
                     market_cap_cr=float(seg.effective_shares[j] * price[j] / 1e7)
                     if cap_weighted
@@ -213,13 +225,14 @@ class CustomIndexService:
                 )
             )
         items.sort(key=lambda x: -x.weight)
-        notes = list(c.notes)
+        notes = c.notes_for(variant)
         if not cap_weighted:
             notes.append("Equal weight: shares and market caps are not used (reported as null).")
         return s.CompositionResponse(
             name=name,
+            variant=variant,
             date=c.dates[t],
-            level=float(c.history.levels[t]),
+            level=float(c.variant(variant).levels[t]),
             divisor=float(c.history.divisors[t]),
             last_rebalance=c.dates[seg.start] if k > 0 else None,
             n_members=len(items),
@@ -271,14 +284,17 @@ class CustomIndexService:
             )
         return s.ChangesResponse(name=name, start=c.dates[lo], end=c.dates[hi], rebalances=out)
 
-    def export(self, name: str, fmt: str, user: Principal | None = None) -> tuple[bytes, str, str]:
-        """The history as CSV, or history + composition + definition as an xlsx workbook."""
+    def export(
+        self, name: str, fmt: str, user: Principal | None = None, variant: s.Variant = "price"
+    ) -> tuple[bytes, str, str]:
+        """The history as CSV, or history + composition + definition as an xlsx workbook; the
+        file name says the variant (``<name>-price.csv``, ``<name>-total_return.xlsx``)."""
         stored = self._stored(name, user)
-        hist = self.history(name, None, None, user)
+        hist = self.history(name, None, None, user, variant)
         if fmt == "csv":
-            return history_csv(hist), CSV_MEDIA, f"{name}.csv"
-        composition = self.composition(name, None, user)
-        return workbook(stored, hist, composition), XLSX_MEDIA, f"{name}.xlsx"
+            return history_csv(hist), CSV_MEDIA, f"{name}-{variant}.csv"
+        composition = self.composition(name, None, user, variant)
+        return workbook(stored, hist, composition), XLSX_MEDIA, f"{name}-{variant}.xlsx"
 
     # --- internals -----------------------------------------------------------------------------
     def _stored(self, name: str, user: Principal | None) -> StoredIndex:
@@ -318,7 +334,9 @@ class CustomIndexService:
             while len(self._cache) > MAX_CACHED:
                 self._cache.popitem(last=False)
 
-    def _info(self, stored: StoredIndex, c: IndexComputation) -> s.CustomIndexInfo:
+    def _info(
+        self, stored: StoredIndex, c: IndexComputation, variant: s.Variant = "price"
+    ) -> s.CustomIndexInfo:
         last = len(c.dates) - 1
         return from_fields(
             s.CustomIndexInfo,
@@ -326,10 +344,11 @@ class CustomIndexService:
             effective_base_date=c.dates[0],
             owner=_owner_name(stored),
             created_at=stored.created_at,
+            variant=variant,
             last_date=c.dates[last],
-            last_level=float(c.history.levels[last]),
+            last_level=float(c.variant(variant).levels[last]),
             n_members=int(c.segments[int(c.segment_of_row[last])].members.sum()),
-            notes=c.notes,
+            notes=c.notes_for(variant),
         )
 
     def _normalise(self, body: s.CustomIndexCreate) -> s.CustomIndexCreate:
@@ -444,26 +463,7 @@ def _events(c: IndexComputation) -> list[tuple[int, s.IndexEvent]]:
                 ),
             )
         )
-    for t, j, ratio in c.split_events:
-        d = float(h.divisors[t])
-        out.append(
-            (
-                t,
-                s.IndexEvent(
-                    date=c.dates[t],
-                    reference_date=c.dates[t - 1],
-                    kind="split_or_bonus",
-                    divisor_before=d,
-                    divisor_after=d,
-                    added=[],
-                    dropped=[],
-                    detail=(
-                        f"{c.symbols[j]} split/bonus x{ratio:g}: prices are split-adjusted, "
-                        "so shares x N and price / N leave the market value and divisor unchanged"
-                    ),
-                ),
-            )
-        )
+    out.extend(basis_events(c))
     out.sort(key=lambda e: (e[0], e[1].kind))
     return out
 

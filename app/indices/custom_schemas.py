@@ -12,7 +12,6 @@ from app.indices.fields import (
     CappingRule,
     Fraction,
     IndexName,
-    Positive,
     StrictModel,
     Symbol,
 )
@@ -20,6 +19,21 @@ from app.indices.fields import (
 Weighting = Literal["free_float", "full_market_cap", "equal"]
 Rebalance = Literal["none", "monthly", "quarterly", "semiannual", "annual"]
 Visibility = Literal["public", "private"]
+Variant = Literal["price", "total_return"]
+VARIANT_DOC = (
+    "price (default): the price index from traded closes with divisor adjustments, like NSE's "
+    "published indices; total_return: the same with ordinary dividends reinvested (TRI)."
+)
+#: The largest base value accepted (the declared bound of ``base_value``).
+MAX_BASE_VALUE = 1e7
+BaseValue = Annotated[
+    float,
+    Field(
+        ge=1e-6,
+        le=MAX_BASE_VALUE,
+        description=f"Level on the base date; in [1e-6, {MAX_BASE_VALUE:g}].",
+    ),
+]
 
 VISIBILITY_DOC = (
     "private (the default): only its owner and admins can see it, anyone else gets 404; "
@@ -46,7 +60,7 @@ class CustomIndexCreate(StrictModel):
         None, description="Optional capping rule applied at each rebalance (cap-weighted only)."
     )
     base_date: dt.date = Field(description="First date of the index (next trading day if shut).")
-    base_value: Positive = Field(1000.0, le=1e7)
+    base_value: BaseValue = 1000.0
     rebalance: Rebalance = Field(
         "quarterly",
         description="Rebalance at the close of the last trading day of each period, effective "
@@ -85,6 +99,7 @@ class CustomIndexInfo(BaseModel):
         "owners: only admins manage those)."
     )
     created_at: dt.datetime
+    variant: Variant = Field(description="Which index last_level is: " + VARIANT_DOC)
     last_date: dt.date
     last_level: float
     n_members: int = Field(description="Members on the last date.")
@@ -124,11 +139,12 @@ class HistoryRow(BaseModel):
 
 
 class IndexEvent(BaseModel):
-    """A rebalance (divisor change) or a member's split / bonus (no divisor change)."""
+    """A rebalance, special dividend or excluded bad print (divisor changes) or a member's
+    split / bonus (no divisor change)."""
 
     date: dt.date = Field(description="Effective date (first day with the new state).")
     reference_date: dt.date = Field(description="Closes at which the event was valued.")
-    kind: Literal["rebalance", "split_or_bonus"]
+    kind: Literal["rebalance", "split_or_bonus", "special_dividend", "bad_print"]
     divisor_before: float
     divisor_after: float
     added: list[str] = Field(default_factory=list)
@@ -140,6 +156,7 @@ class IndexHistoryResponse(BaseModel):
     """Levels, returns, divisor and events of a custom index."""
 
     name: str
+    variant: Variant = Field(description=VARIANT_DOC)
     start: dt.date
     end: dt.date
     base_date: dt.date
@@ -165,20 +182,24 @@ class CompositionItem(BaseModel):
         "(null for equal weight)."
     )
     effective_shares: float | None = Field(
-        description="Shares on the adjusted-close basis: MCAP / adjusted close on the MCAP date."
+        description="Shares on the index's price basis (split-adjusted to its last date): "
+        "effective_shares x index price = market value."
     )
-    price: float = Field(description="Adjusted close used by the index.")
+    price: float = Field(description="Traded close of the member on price_date.")
     price_date: dt.date = Field(description="Date of that close (earlier when carried forward).")
-    market_cap_cr: float | None = Field(description="effective_shares x price, INR crore.")
+    market_cap_cr: float | None = Field(description="shares x price, INR crore.")
 
 
 class CompositionResponse(BaseModel):
     """Members, weights and capping factors on a date."""
 
     name: str
+    variant: Variant = Field(description=VARIANT_DOC)
     date: dt.date
-    level: float
-    divisor: float
+    level: float = Field(description="Level of the variant on the date.")
+    divisor: float = Field(
+        description="Divisor of the price index (the total-return variant is chained from it)."
+    )
     last_rebalance: dt.date | None = Field(description="Effective date of the last rebalance.")
     n_members: int
     constituents: list[CompositionItem]

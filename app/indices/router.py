@@ -40,6 +40,7 @@ NamePath = Annotated[
 ]
 StartQuery = Annotated[dt.date | None, Query(description="First date (default: base date).")]
 EndQuery = Annotated[dt.date | None, Query(description="Last date (default: last close).")]
+VariantQuery = Annotated[s.Variant, Query(description=s.VARIANT_DOC)]
 
 
 def _examples(examples: dict[str, ex.Example]) -> dict[str, Any]:
@@ -147,7 +148,8 @@ _post(
 
 # =========================================================================== custom indices
 # Writes need a logged-in user (the owner, or an admin); reads are anonymous for public
-# indices, and a private one is 404 for anyone but its owner and admins.
+# indices, and a private one is 404 for anyone but its owner and admins. Every route that may
+# compute an index runs behind the app's compute limiter (503 busy when no slot frees up).
 
 custom = APIRouter(tags=["custom indices"])
 _READ_ERRORS = error_responses(401, 404, 409, 422, 429, 503)
@@ -164,10 +166,11 @@ async def create_custom_index(
     body: Annotated[s.CustomIndexCreate, Body(openapi_examples=_examples(ex.CUSTOM_INDEX))],
     svc: IndexServiceDep,
     user: CurrentUser,
+    limiter: ComputeDep,
 ) -> s.CustomIndexInfo:
     """Define a custom index over the local store, owned by the caller (login needed; 409 if
     the name is taken or the caller owns CUSTOM_INDEX_QUOTA_PER_USER indices already)."""
-    return await run_in_threadpool(svc.create, body, user)
+    return await limiter.run(svc.create, body, user)
 
 
 @custom.get("/indices", response_model=s.CustomIndexList, responses=error_responses(401, 429, 503))
@@ -178,18 +181,26 @@ async def list_custom_indices(svc: IndexServiceDep, user: OptionalUser) -> s.Cus
 
 @custom.get("/indices/{name}", response_model=s.CustomIndexInfo, responses=_READ_ERRORS)
 async def get_custom_index(
-    name: NamePath, svc: IndexServiceDep, user: OptionalUser
+    name: NamePath,
+    svc: IndexServiceDep,
+    user: OptionalUser,
+    limiter: ComputeDep,
+    variant: VariantQuery = "price",
 ) -> s.CustomIndexInfo:
-    """A custom index definition with its latest level."""
-    return await run_in_threadpool(svc.get, name, user)
+    """A custom index definition with its latest level (price or total-return variant)."""
+    return await limiter.run(svc.get, name, user, variant)
 
 
 @custom.patch("/indices/{name}", response_model=s.CustomIndexInfo, responses=_WRITE_ERRORS)
 async def update_custom_index(
-    name: NamePath, change: s.CustomIndexUpdate, svc: IndexServiceDep, user: CurrentUser
+    name: NamePath,
+    change: s.CustomIndexUpdate,
+    svc: IndexServiceDep,
+    user: CurrentUser,
+    limiter: ComputeDep,
 ) -> s.CustomIndexInfo:
     """Change the description or visibility of a custom index (its owner or an admin)."""
-    return await run_in_threadpool(svc.update, name, change, user)
+    return await limiter.run(svc.update, name, change, user)
 
 
 @custom.delete("/indices/{name}", status_code=204, responses=_WRITE_ERRORS)
@@ -199,6 +210,25 @@ async def delete_custom_index(name: NamePath, svc: IndexServiceDep, user: Curren
     return Response(status_code=204)
 
 
+async def custom_index_history(
+    name: NamePath,
+    svc: IndexServiceDep,
+    user: OptionalUser,
+    limiter: ComputeDep,
+    start: StartQuery = None,
+    end: EndQuery = None,
+    variant: VariantQuery = "price",
+) -> s.IndexHistoryResponse:
+    """Level, daily and compounded cumulative return, divisor and events between two dates
+    (price or total-return variant)."""
+    return await limiter.run(svc.history, name, start, end, user, variant)
+
+
+custom.get(
+    "/indices/{name}/history", response_model=s.IndexHistoryResponse, responses=_READ_ERRORS
+)(custom_index_history)
+
+
 def _between_dates(view: str, response_model: type[BaseModel], doc: str) -> None:
     """Add ``GET /indices/{name}/<view>``: the service's ``view`` method between two dates."""
 
@@ -206,22 +236,16 @@ def _between_dates(view: str, response_model: type[BaseModel], doc: str) -> None
         name: NamePath,
         svc: IndexServiceDep,
         user: OptionalUser,
+        limiter: ComputeDep,
         start: StartQuery = None,
         end: EndQuery = None,
     ) -> Any:
-        return await run_in_threadpool(getattr(svc, view), name, start, end, user)
+        return await limiter.run(getattr(svc, view), name, start, end, user)
 
     endpoint.__name__ = endpoint.__qualname__ = f"custom_index_{view}"
     endpoint.__doc__ = doc
     path = f"/indices/{{name}}/{view}"
     custom.get(path, response_model=response_model, responses=_READ_ERRORS)(endpoint)
-
-
-_between_dates(
-    "history",
-    s.IndexHistoryResponse,
-    "Level, daily and compounded cumulative return, divisor and events between two dates.",
-)
 
 
 @custom.get(
@@ -231,12 +255,14 @@ async def custom_index_composition(
     name: NamePath,
     svc: IndexServiceDep,
     user: OptionalUser,
+    limiter: ComputeDep,
     date: Annotated[
         dt.date | None, Query(description="Date (default: last close; earlier if shut).")
     ] = None,
+    variant: VariantQuery = "price",
 ) -> s.CompositionResponse:
-    """Members with weights, capping factors, shares and prices on a date."""
-    return await run_in_threadpool(svc.composition, name, date, user)
+    """Members with weights, capping factors, shares and traded prices on a date."""
+    return await limiter.run(svc.composition, name, date, user, variant)
 
 
 _between_dates(
@@ -265,16 +291,22 @@ async def export_custom_index(
     name: NamePath,
     svc: IndexServiceDep,
     user: OptionalUser,
+    limiter: ComputeDep,
     fmt: Annotated[
         Literal["csv", "xlsx"], Query(alias="format", description="csv or xlsx")
     ] = "csv",
+    variant: VariantQuery = "price",
 ) -> Response:
-    """Download the index history as CSV or Excel."""
-    content, media_type, filename = await run_in_threadpool(svc.export, name, fmt, user)
+    """Download the index history as CSV or Excel (the file name and X-Index-Variant say which
+    variant)."""
+    content, media_type, filename = await limiter.run(svc.export, name, fmt, user, variant)
     return Response(
         content=content,
         media_type=media_type,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "X-Index-Variant": variant,
+        },
     )
 
 

@@ -2,7 +2,8 @@
 
 NSE publishes full market cap only on its MCAP dates (the snapshot has 2023-12-29 and
 2024-03-28, in ``shares_outstanding.csv``); ``corporate_actions.csv`` lists the splits and
-bonuses that move a share count between such a date and another day.
+bonuses that move a share count between such a date and another day
+(:mod:`app.indices.actions`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SPLIT_DEDUPE_DAYS = 30
+from app.indices.actions import CorporateActions
 
 
 @dataclass(frozen=True)
@@ -35,17 +36,14 @@ class McapAnchor:
 class SharesBook:
     """NSE MCAP-implied shares per symbol, adjusted for splits and bonuses between dates."""
 
-    def __init__(
-        self,
-        anchors: dict[str, list[McapAnchor]],
-        splits: dict[str, list[tuple[dt.date, float]]],
-    ) -> None:
+    def __init__(self, anchors: dict[str, list[McapAnchor]], actions: CorporateActions) -> None:
         self._anchors = {k: sorted(v, key=lambda a: a.as_of) for k, v in anchors.items()}
-        self._splits = {k: sorted(v) for k, v in splits.items()}
+        self.actions = actions
+        self._splits = {k: sorted(v) for k, v in actions.splits.items()}
 
     @classmethod
     def load(cls, snapshot_dir: Path) -> SharesBook:
-        """Read ``shares_outstanding.csv`` and ``corporate_actions.csv`` of the snapshot."""
+        """Read ``shares_outstanding.csv`` and the corporate actions of the snapshot."""
         anchors: dict[str, list[McapAnchor]] = {}
         path = snapshot_dir / "shares_outstanding.csv"
         if path.exists():
@@ -66,26 +64,7 @@ class SharesBook:
                         close=close,
                     )
                 )
-        splits: dict[str, list[tuple[dt.date, float]]] = {}
-        path = snapshot_dir / "corporate_actions.csv"
-        if path.exists():
-            frame = pd.read_csv(path, dtype={"symbol": str, "ex_date": str})
-            frame = frame[frame["split_ratio"] > 0].sort_values(["symbol", "ex_date"])
-            last: dict[tuple[str, float], dt.date] = {}
-            for symbol, ex_date, ratio in zip(
-                frame["symbol"].astype(str).tolist(),
-                frame["ex_date"].tolist(),
-                frame["split_ratio"].astype(np.float64).tolist(),
-                strict=True,
-            ):
-                day = dt.date.fromisoformat(str(ex_date))
-                # Yahoo repeats some events a few days apart: one per ratio per 30 days.
-                prev = last.get((symbol, ratio))
-                if prev is not None and (day - prev).days <= SPLIT_DEDUPE_DAYS:
-                    continue
-                last[(symbol, ratio)] = day
-                splits.setdefault(symbol, []).append((day, ratio))
-        return cls(anchors, splits)
+        return cls(anchors, CorporateActions.load(snapshot_dir))
 
     def has(self, symbol: str) -> bool:
         """True when the symbol has at least one MCAP-implied share count."""

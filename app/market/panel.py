@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from app.analytics.quality import bad_print_mask
+from app.analytics.quality import excluded_returns
 from app.core.errors import DataUnavailable, InvalidInput
 from app.market.factors import FACTOR_PROXIES
 from app.market.store import PriceStore
@@ -131,7 +131,7 @@ def build_panel(
 
     calendar = frame.index.to_numpy().astype("datetime64[D]")
     present_all = np.isfinite(stock_returns)
-    bad = bad_print_mask(stock_returns) & present_all
+    bad = excluded_returns(stock_returns)
     y = np.where(bad, np.nan, stock_returns)
 
     last_dates: dict[str, dt.date] = {}

@@ -137,6 +137,7 @@ CUSTOM_OVERSIZE: list[tuple[dict[str, Any], str, str]] = [
     ({**CUSTOM, "universe": [f"S{i}" for i in range(MAX_UNIVERSE + 1)]}, "universe", "too_long"),
     ({**CUSTOM, "iwf": {f"S{i}": 0.5 for i in range(MAX_UNIVERSE + 1)}}, "iwf", "too_long"),
     ({**CUSTOM, "description": "x" * 301}, "description", "string_too_long"),
+    ({**CUSTOM, "base_value": 1.5e7}, "base_value", "less_than_equal"),
 ]
 
 

@@ -48,10 +48,12 @@ def bank_index(name: str = "bank-rank-capped", **overrides: Any) -> dict[str, An
 
 
 def store_closes(data_dir: Path, symbols: list[str]) -> dict[str, dict[dt.date, float]]:
+    """The TRADED closes of the store: the price index's prices (no split falls inside the
+    windows these tests compare, and the names have a traded close on every day there)."""
     db = Database(data_dir / "store.sqlite3")
     try:
         store = PriceStore(db)
-        return {s: dict(store.closes(s)) for s in symbols}
+        return {s: dict(store.quote_closes(s)) for s in symbols}
     finally:
         db.close()
 
@@ -124,7 +126,8 @@ def test_lifecycle_create_duplicate_read_export_delete(client: TestClient) -> No
     csv_export = client.get("/indices/bank-rank-capped/export", params={"format": "csv"})
     assert csv_export.status_code == 200
     assert csv_export.headers["content-type"].startswith("text/csv")
-    assert 'filename="bank-rank-capped.csv"' in csv_export.headers["content-disposition"]
+    assert 'filename="bank-rank-capped-price.csv"' in csv_export.headers["content-disposition"]
+    assert csv_export.headers["x-index-variant"] == "price"
     parsed = list(csv.DictReader(io.StringIO(csv_export.text)))
     assert len(parsed) == len(rows)
     assert [float(r["level"]) for r in parsed] == pytest.approx(levels.tolist(), rel=1e-12)
@@ -307,8 +310,10 @@ def test_shares_are_split_adjusted_between_the_date_and_the_mcap_date(
     after = client.get("/indices/bajaj-pair/composition", params={"date": "2022-09-13"}).json()
     sb = next(c for c in before["constituents"] if c["symbol"] == "BAJAJFINSV")
     sa = next(c for c in after["constituents"] if c["symbol"] == "BAJAJFINSV")
-    assert sa["shares"] == pytest.approx(5 * sb["shares"])
-    # Adjusted prices: the same effective shares, no divisor change, and a split event.
+    # The data says x5; the traded closes fell 10x (a 1:5 split plus a 1:1 bonus): x10 is used.
+    assert sa["shares"] == pytest.approx(10 * sb["shares"])
+    assert sa["price"] * sa["shares"] == pytest.approx(sa["market_cap_cr"] * 1e7)
+    # Split-adjusted price basis: the same effective shares, no divisor change, a split event.
     assert sa["effective_shares"] == pytest.approx(sb["effective_shares"])
     hist = client.get(
         "/indices/bajaj-pair/history", params={"start": "2022-09-01", "end": "2022-09-30"}
