@@ -1,5 +1,9 @@
 """The margin sweep: checks every client and records margin-call events.
 
+Recording is all the sweep adds: ``GET /margin/calls`` checks the clients on read and shows
+the calls that stand now without it (:mod:`app.margin.calls`), so a service without
+``MARGIN_SWEEP_MINUTES`` still shows current calls, only no stored history.
+
 For each client the sweep computes the margin at the latest stored prices and default
 rates (overrides included). A shortfall opens a margin call (one open call per client);
 while it lasts later sweeps update its latest shortfall; once the shortfall is gone the
