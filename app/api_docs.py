@@ -10,10 +10,17 @@ A test fails when a documented status of a route has no entry here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, get_args
 
-from app.auth.dependencies import admin_user, current_user, oauth2_scheme, readable_client_id
+from app.auth.dependencies import (
+    StoreIODep,
+    admin_user,
+    current_user,
+    oauth2_scheme,
+    readable_client_id,
+)
 from app.auth.repository import client_not_found, user_not_found
 from app.auth.security import AuthNotConfigured
 from app.core.compute import compute_limiter
@@ -21,6 +28,8 @@ from app.core.errors import (
     AuthError,
     Busy,
     Conflict,
+    DatabaseBusy,
+    DatabaseUnavailable,
     DataUnavailable,
     Forbidden,
     InfeasibleRule,
@@ -34,7 +43,6 @@ from app.core.errors import (
 )
 from app.core.openapi import Catalogue, common_errors
 from app.core.ratelimit import limit_descriptions, rate_limit_error, rate_limit_header_docs
-from app.core.resilience import BackendUnavailable
 from app.core.settings import Settings
 from app.factors.bulk import MAX_BULK_TICKERS, no_tickers, too_many_tickers
 from app.indices.custom import QuotaExceeded
@@ -106,6 +114,9 @@ TAGS: list[dict[str, Any]] = [
     },
 ]
 
+# The dependency behind StoreIODep (the store of record's worker threads).
+_STORE_IO: Callable[..., Any] = get_args(StoreIODep)[1].dependency
+
 # Path parameters whose declaration gives no example of its own.
 PATH_EXAMPLES: dict[str, Any] = {"user_id": 2}
 
@@ -120,9 +131,16 @@ _BAD_FIELD_TICKER = InvalidInput(
 _NO_MARKET_DATA = DataUnavailable(
     "The price store is empty and no snapshot could be loaded.",
 )
-_STORE_DOWN = BackendUnavailable(
-    "Supabase select margin_clients failed: timed out (ReadTimeout)",
-    details={"operation": "select margin_clients"},
+# With Supabase as the store of record (StoreGuard words the outage; SUPABASE_COOLDOWN_S).
+_STORE_DOWN = DatabaseUnavailable(
+    "The database did not answer in time (read client); retry in 10 s.",
+    details={"operation": "read client", "retry_after_s": 10},
+)
+_COMMON_PASSWORD = InvalidInput(
+    "This password is too common: it is (or repeats, or pads with digits or symbols) one of the "
+    "20,000 passwords most often seen in leaked password lists, which attackers try first. "
+    "Choose another, e.g. four or more unrelated words.",
+    details={"reason": "common_password"},
 )
 _SHORT_HISTORY = InsufficientData(
     "ADANIENSOL has 180 usable daily returns in the 252-day window ending 2024-06-21; at least "
@@ -299,6 +317,13 @@ ROUTE_ERRORS: dict[str, Sequence[ServiceError]] = {
         InvalidInput("A client user needs a client_id.", details={"role": "client"}),
         _STORE_DOWN,
     ),
+    "POST /auth/password": (
+        Forbidden("The current password is incorrect."),
+        InvalidInput("The new password is the current one; choose a different one."),
+        _COMMON_PASSWORD,
+        _STORE_DOWN,
+    ),
+    "PUT /users/{user_id}/password": (user_not_found(2), _COMMON_PASSWORD, _STORE_DOWN),
     "GET /users": (_STORE_DOWN,),
     "DELETE /users/{user_id}": (
         user_not_found(2),
@@ -396,7 +421,8 @@ ROUTE_ERRORS: dict[str, Sequence[ServiceError]] = {
 
 def _dependency_errors(settings: Settings) -> dict[Callable[..., Any], Sequence[ServiceError]]:
     wait = settings.compute_wait_s
-    retry = max(1, -int(-wait // 1))
+    store_retry = max(1, math.ceil(settings.supabase_wait_s))
+    retry = max(1, math.ceil(wait))
     not_logged_in = AuthError(
         "Not authenticated: send 'Authorization: Bearer <token>' with a token from "
         "POST /auth/token."
@@ -413,6 +439,14 @@ def _dependency_errors(settings: Settings) -> dict[Callable[..., Any], Sequence[
         admin_user: (Forbidden("This operation needs the admin role."),),
         readable_client_id: (
             Forbidden("You may only access your own client's data.", details={"client_id": 7}),
+        ),
+        # the store of record's own worker threads (SUPABASE_CONCURRENCY, SUPABASE_WAIT_S)
+        _STORE_IO: (
+            DatabaseBusy(
+                f"All {settings.supabase_concurrency} database connections stayed busy for "
+                f"{settings.supabase_wait_s:g} s; retry in {store_retry} s.",
+                details={"slots": settings.supabase_concurrency},
+            ),
         ),
         compute_limiter: (
             Busy(

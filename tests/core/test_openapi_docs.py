@@ -258,6 +258,27 @@ def test_real_errors_are_among_the_documented_examples(api: TestClient) -> None:
         ),
         ("GET", "/clients/{client_id}/risk", f"/clients/{other_id}/risk", {"headers": admin}),
         ("GET", "/indices/{name}", "/indices/bank-rank-capped", {}),
+        (
+            "POST",
+            "/auth/password",
+            "/auth/password",
+            {
+                "json": {"current_password": "not the password", "new_password": "x" * 20},
+                "headers": admin,
+            },
+        ),
+        (
+            "PUT",
+            "/users/{user_id}/password",
+            "/users/999/password",
+            {"json": {"password": "four unrelated words here"}, "headers": admin},
+        ),
+        (
+            "PUT",
+            "/users/{user_id}/password",
+            f"/users/{me}/password",
+            {"json": {"password": "password1234"}, "headers": admin},
+        ),
         ("GET", "/universe", "/universe?as_of=2000-01-01", {}),
         ("GET", "/universe/{symbol}", "/universe/FOO", {}),
         ("GET", "/corporate-actions", "/corporate-actions?start=2020-01-01", {}),
