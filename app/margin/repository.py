@@ -1,14 +1,14 @@
 """Storage of clients, positions, loan transactions, margin rates and margin calls.
 
 :class:`MarginRepository` is the port, with what its two adapters share: amounts in paise,
-positions as stored columns, the errors. :class:`SQLiteMarginRepository` stores in the
-embedded database (the default; :mod:`app.margin.supabase` is the other). Every method that
-changes more than one row does it in one transaction, and read-modify-write sequences (a loan
-transaction updates the balance and appends a ledger row) run under ``BEGIN IMMEDIATE``, so
-concurrent requests are serialised and no update is lost. Reads that span tables
-(:meth:`MarginRepository.portfolio`) run in one read transaction, so they never see half of a
-concurrent change. Symbols are stored already resolved against the universe; validation is the
-service's job.
+positions as stored columns, the refusals (:mod:`app.margin.errors`, re-exported here).
+:class:`SQLiteMarginRepository` stores in the embedded database (the default;
+:mod:`app.margin.supabase` is the other). Every method that changes more than one row does it
+in one transaction, and read-modify-write sequences (a loan transaction updates the balance and
+appends a ledger row) run under ``BEGIN IMMEDIATE``, so concurrent requests are serialised and
+no update is lost. Reads that span tables (:meth:`MarginRepository.portfolio`) run in one read
+transaction, so they never see half of a concurrent change. Symbols are stored already resolved
+against the universe; validation is the service's job.
 """
 
 from __future__ import annotations
@@ -24,8 +24,13 @@ from typing import Any, Literal
 from app.auth.repository import client_not_found
 from app.core import tables as _tables  # noqa: F401  (registers the tables)
 from app.core.db import Database
-from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.errors import InvalidInput
 from app.core.money import from_paise, to_paise
+from app.margin.errors import already_held as already_held
+from app.margin.errors import group_not_found as group_not_found
+from app.margin.errors import overdrawn as overdrawn
+from app.margin.errors import position_not_held as position_not_held
+from app.margin.errors import rate_not_found as rate_not_found
 from app.margin.limits import check_loan_total
 from app.margin.models import (
     CallStatus,
@@ -53,41 +58,6 @@ from app.margin.rows import (
 
 CheckOutcome = Literal["opened", "updated", "resolved", "none"]
 Columns = dict[str, Any]
-
-
-def position_not_held(client_id: int, symbol: str) -> NotFound:
-    """The error for a symbol the client does not hold."""
-    return NotFound(
-        f"Client {client_id} holds no {symbol}.",
-        details={"client_id": client_id, "symbol": symbol},
-    )
-
-
-def already_held(client_id: int, symbol: str) -> Conflict:
-    """The error for adding a symbol the client already holds."""
-    return Conflict(
-        f"Client {client_id} already holds {symbol}; change it with "
-        f"PATCH /clients/{client_id}/positions/{symbol}.",
-        details={"client_id": client_id, "symbol": symbol},
-    )
-
-
-def rate_not_found(symbol: str) -> NotFound:
-    """The error for a symbol without a rate override."""
-    return NotFound(f"No margin rate override for {symbol}.", details={"symbol": symbol})
-
-
-def group_not_found(symbol: str) -> NotFound:
-    """The error for a symbol without a liquidity-group override."""
-    return NotFound(f"No liquidity group override for {symbol}.", details={"symbol": symbol})
-
-
-def overdrawn(paise: int, outstanding: Decimal | None) -> Conflict:
-    """The error for a repayment of ``paise`` above the ``outstanding`` loan."""
-    return Conflict(
-        f"A repayment of {from_paise(paise)} exceeds the outstanding loan of {outstanding}.",
-        details={"outstanding": str(outstanding)},
-    )
 
 
 def _positions_columns(positions: Sequence[NewPosition]) -> list[Columns]:

@@ -28,6 +28,13 @@ from app.core.errors import DataUnavailable, ServiceError
 from app.core.money import from_paise
 from app.core.supabase import ErrorMap, SupabaseConnection, fetch_all
 from app.core.supabase import rows as _rows
+from app.margin.errors import (
+    already_held,
+    group_not_found,
+    overdrawn,
+    position_not_held,
+    rate_not_found,
+)
 from app.margin.models import (
     Client,
     LoanTransaction,
@@ -40,16 +47,7 @@ from app.margin.models import (
     Position,
     utc_now,
 )
-from app.margin.repository import (
-    CheckOutcome,
-    Columns,
-    MarginRepository,
-    already_held,
-    group_not_found,
-    overdrawn,
-    position_not_held,
-    rate_not_found,
-)
+from app.margin.repository import CheckOutcome, Columns, MarginRepository
 from app.margin.rows import (
     client_row,
     figures_columns,
