@@ -27,13 +27,15 @@ wall time (the timed work only, data generation excluded). Cases:
   full statistics), wall time scaled up to all tickers (memory not scaled);
 * ``precompute``: the whole heatmap precompute from a generated SQLite price store (closes
   of every ticker and the five factor proxies) through ``HeatmapJob`` (chunked load, align,
-  3 windows x 2 modes at the last date, rows written to a heatmap store); the store build
-  is not timed.
+  3 windows x 2 modes at the last date, rows written to a heatmap store), and one shard of
+  four of the sharded precompute (``--shard 1/4``: its slice loaded, computed, shard file
+  written; the four run in parallel on four runners); the store build is not timed.
 
 Usage::
 
     python scripts/bench_scale.py                    # every size (about 15 minutes)
     python scripts/bench_scale.py --sizes 500x1250   # one size
+    python scripts/bench_scale.py --sizes 10000x5000 --precompute-only
 """
 
 from __future__ import annotations
@@ -98,7 +100,9 @@ def generate(
         c1 = min(c0 + 1000, n_tickers)
         y[:, c0:c1] = raw @ betas[c0:c1].T
         y[:, c0:c1] += rng.normal(0.0, 0.015, (n_days, c1 - c0))
-    y[rng.random((n_days, n_tickers)) < MISSING] = np.nan
+    for r0 in range(0, n_days, 250):  # the same draws as one call, without a full-size temporary
+        block = y[r0 : r0 + 250]
+        block[rng.random(block.shape) < MISSING] = np.nan
     return y, {"excess": excess, "raw": raw}
 
 
@@ -309,6 +313,39 @@ def case_precompute(store_path: Path, n_tickers: int) -> dict[str, Any]:
     }
 
 
+def case_precompute_shard(store_path: Path, n_tickers: int, shards: int = 4) -> dict[str, Any]:
+    """One shard (1 of ``shards``) of the sharded precompute: load, compute, shard file."""
+    from app.core.db import Database
+    from app.heatmap.job import HeatmapJob, JobOptions
+    from app.heatmap.shards import Shard, write_shard
+    from app.heatmap.store import SQLiteHeatmapStore
+    from app.market.panel import MODES
+    from app.market.store import PriceStore
+    from app.market.universe import Company, Universe
+
+    universe = Universe(
+        [Company(f"S{i:05d}", f"Company {i}", "Generated", f"GEN{i:09d}") for i in range(n_tickers)]
+    )
+    prices_db = Database(store_path)
+    out_db = Database(store_path.with_name("heatmap.sqlite3"))
+    try:
+        job = HeatmapJob(
+            prices=PriceStore(prices_db),
+            heatmaps=SQLiteHeatmapStore(out_db),
+            universe=universe,
+            load_chunk=1000,
+        )
+        t0 = time.perf_counter()
+        result, payload = job.run_shard(JobOptions(windows=WINDOWS, modes=MODES), Shard(1, shards))
+        assert payload is not None
+        write_shard(store_path.parent / "shards", payload)
+        wall = time.perf_counter() - t0
+    finally:
+        prices_db.close()
+        out_db.close()
+    return {"wall_s": wall, "status": result.status, "shard": f"1/{shards}"}
+
+
 CASES = {
     "ours heatmap": case_ours_heatmap,
     "ours rolling/21": case_ours_rolling21,
@@ -330,6 +367,9 @@ def child(case: str, n_tickers: int, n_days: int, store: str | None) -> None:
     elif case == "precompute":
         assert store is not None
         out = case_precompute(Path(store), n_tickers)
+    elif case == "precompute shard 1/4":
+        assert store is not None
+        out = case_precompute_shard(Path(store), n_tickers)
     else:
         y, xs = generate(n_tickers, n_days)
         out = CASES[case](y, xs)
@@ -370,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--sizes", help="Comma-separated TICKERSxDAYS (default: all six).")
     parser.add_argument("--no-precompute", action="store_true", help="Skip the store cases.")
+    parser.add_argument(
+        "--precompute-only", action="store_true", help="Only the store cases (largest size)."
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--tickers", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--days", type=int, help=argparse.SUPPRESS)
@@ -391,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[tuple[int, int, str], dict[str, Any]] = {}
     for n_tickers, n_days in sizes:
         cells = n_tickers * n_days
-        for case in CASES:
+        for case in () if args.precompute_only else CASES:
             if case in ("ours rolling/all", "ours params/all") and cells > ALL_ENDS_MAX_CELLS:
                 continue
             if case.startswith("polars") and cells > POLARS_MAX_CELLS:
@@ -406,9 +449,10 @@ def main(argv: list[str] | None = None) -> int:
                 store = Path(tmp) / "prices.sqlite3"
                 built = run_child("build store", n_tickers, n_days, store)
                 _line(n_tickers, n_days, "(store build, untimed)", built)
-                out = run_child("precompute", n_tickers, n_days, store)
-                results[(n_tickers, n_days, "precompute")] = out
-                _line(n_tickers, n_days, "precompute", out)
+                for case in ("precompute", "precompute shard 1/4"):
+                    out = run_child(case, n_tickers, n_days, store)
+                    results[(n_tickers, n_days, case)] = out
+                    _line(n_tickers, n_days, case, out)
     _targets(results)
     return 0
 
@@ -440,6 +484,13 @@ def _targets(results: dict[tuple[int, int, str], dict[str, Any]]) -> None:
         checks.append(
             f"precompute 10,000 x 5,000: {wall:.1f} s (target < 60), "
             f"peak {rss:.0f} MB (target < 2048)"
+        )
+    wall = get(10000, 5000, "precompute shard 1/4", "wall_s")
+    rss = get(10000, 5000, "precompute shard 1/4", "peak_rss_mb")
+    if wall is not None and rss is not None:
+        checks.append(
+            f"sharded precompute 10,000 x 5,000, one of 4 parallel shards: {wall:.1f} s, "
+            f"peak {rss:.0f} MB"
         )
     rss = get(10000, 5000, "ours rolling/21", "peak_rss_mb")
     if rss is not None:

@@ -143,6 +143,7 @@ def load_panel(
     *,
     as_of: dt.date | None = None,
     chunk_size: int | None = None,
+    symbols: Sequence[str] | None = None,
 ) -> ReturnsPanel:
     """The returns panel of the whole universe from the store, truncated at ``as_of``.
 
@@ -154,10 +155,15 @@ def load_panel(
     memory of reading and aligning follows the chunk, not the universe. The regression rows
     and factor returns depend on the proxies only, so the result is the same panel; a store
     that changes while it is read raises DataUnavailable (rerun).
+
+    ``symbols`` (a part of the universe, e.g. one shard's slice) reads only those tickers and
+    the factor proxies; each column equals the whole universe's panel.
     """
-    symbols = list(universe.symbols)
+    subset = symbols is not None
+    symbols = list(universe.symbols if symbols is None else symbols)
     if chunk_size is None or len(symbols) <= chunk_size:
-        wide = store.read_wide(end=as_of)
+        wanted = list(dict.fromkeys([*FACTOR_PROXIES, *symbols])) if subset else None
+        wide = store.read_wide(wanted, end=as_of)
         if wide.empty:
             when = f" on or before {as_of}" if as_of else ""
             raise DataUnavailable(f"The price store holds no closes{when}.")
@@ -168,7 +174,7 @@ def load_panel(
     stored = set(store.tickers())
     wanted = [s for s in dict.fromkeys(symbols) if s in stored]
     if not wanted:
-        return load_panel(store, universe, as_of=as_of)
+        return load_panel(store, universe, as_of=as_of, symbols=symbols if subset else None)
     panel: ReturnsPanel | None = None
     y = excluded = present = np.empty((0, 0))
     tickers: list[str] = []

@@ -229,11 +229,13 @@ class HeatmapJob:
             raise ValueError("load_chunk must be at least 1")
         self.load_chunk = load_chunk
 
-    def panel(self, as_of: dt.date | None) -> ReturnsPanel:
-        """The panel to compute from."""
-        if as_of is None and self.panel_source is not None:
+    def panel(self, as_of: dt.date | None, symbols: Sequence[str] | None = None) -> ReturnsPanel:
+        """The panel to compute from (only ``symbols`` and the factors when given)."""
+        if as_of is None and self.panel_source is not None and symbols is None:
             return self.panel_source()
-        return load_panel(self.prices, self.universe, as_of=as_of, chunk_size=self.load_chunk)
+        return load_panel(
+            self.prices, self.universe, as_of=as_of, chunk_size=self.load_chunk, symbols=symbols
+        )
 
     def run(self, options: JobOptions, progress: ProgressReporter | None = None) -> JobResult:
         """Compute every requested (window, mode); never raises for per-ticker problems.
@@ -271,17 +273,19 @@ class HeatmapJob:
                     logger.warning("heatmap job lease not released (it expires): %s", exc.message)
         return result
 
-    def _resolve_panel(self, options: JobOptions, result: JobResult) -> ReturnsPanel | None:
+    def _resolve_panel(
+        self, options: JobOptions, result: JobResult, symbols: Sequence[str] | None = None
+    ) -> ReturnsPanel | None:
         """The panel as of ``options.as_of``, or None with the reason recorded in ``result``."""
         try:
-            panel = self.panel(None)
+            panel = self.panel(None, symbols)
             if options.as_of is not None:
                 problem = as_of_problem(panel, options.as_of, options.windows)
                 if problem is not None:
                     result.refused.append(f"as of {problem}")
                     logger.error("heatmap job refused: as of %s", problem)
                     return None
-                panel = self.panel(options.as_of)
+                panel = self.panel(options.as_of, symbols)
         except DataUnavailable as exc:
             result.error = exc.message
             logger.error("heatmap job failed: %s", exc.message)
@@ -347,10 +351,10 @@ class HeatmapJob:
                 raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if options.symbols is not None:
             raise ValueError("a sharded run covers the whole universe (no symbols)")
-        panel = self._resolve_panel(options, result)
+        symbols = shard.pick(self.universe.symbols)
+        panel = self._resolve_panel(options, result, symbols)  # the slice's tickers only
         if panel is None:
             return result, None
-        symbols = shard.pick(self.universe.symbols)
         computed: list[tuple[int, str, list[HeatmapRow], list[TickerFailure]]] = []
         for mode in options.modes:
             for window in options.windows:

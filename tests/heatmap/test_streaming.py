@@ -38,3 +38,21 @@ def test_chunked_load_equals_one_read(
     chunked = load_panel(store, snapshot.universe, as_of=as_of, chunk_size=chunk)
     assert len(chunked.tickers) > 100
     _same(chunked, whole)
+
+
+@pytest.mark.parametrize("chunk", [None, 5])
+def test_a_slice_of_the_universe_reads_only_its_tickers_with_the_same_columns(
+    db: Database, snapshot: Snapshot, chunk: int | None
+) -> None:
+    store = PriceStore(db)
+    whole = load_panel(store, snapshot.universe)
+    wanted = list(snapshot.universe.symbols)[40:61]
+    part = load_panel(store, snapshot.universe, symbols=wanted, chunk_size=chunk)
+    assert set(part.tickers) == {s for s in wanted if s in whole.column}
+    np.testing.assert_array_equal(part.dates, whole.dates)
+    for symbol, j in part.column.items():
+        k = whole.column[symbol]
+        assert part.y[:, j].tobytes() == whole.y[:, k].tobytes()
+        np.testing.assert_array_equal(part.excluded[:, j], whole.excluded[:, k])
+    for mode in whole.x:
+        assert part.x[mode].tobytes() == whole.x[mode].tobytes()
