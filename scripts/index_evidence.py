@@ -28,6 +28,7 @@ Exit codes: 0 done; 2 the snapshot is missing.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as dt
 import json
 import math
@@ -35,7 +36,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -516,35 +517,27 @@ def render(
         "rebalances use the 2023-12-29 share counts (split-adjusted), so issuance, buybacks and "
         "the HDFC merger (HDFCBANK's post-merger share count applied before July 2023) are "
         "look-ahead.",
-        "* **Adjusted vs price returns.** The service's store holds dividend-adjusted closes, so "
-        "its index behaves like a gross total-return index; the official NIFTY 50 is a price "
-        "index. The price-basis reconstruction (Yahoo split-only closes, when the shared data "
-        "is present) removes that effect; the gap between the two reconstructions is the "
-        "dividend yield of the basket.",
+        "* **Price basis.** The service's custom index is a price index from NSE traded closes "
+        "with divisor adjustments, like the official NIFTY 50 (its total_return variant "
+        "reinvests the dividends); the reconstruction from Yahoo split-only closes (when the "
+        "shared data is present) is a cross-check of the same basis from another source.",
         "* **Rebalance timing.** NSE reviews semi-annually (March, September) with quarterly "
         "IWF/share updates; the reconstruction rebalances quarterly at quarter-end closes.",
         "",
         "## 3. Price and share basis of custom indices (`POST /indices`)",
         "",
-        "* Prices are the store's adjusted closes (Yahoo `adj_close`: split-, bonus- and "
-        "dividend-adjusted; 41 symbols use NSE EOD closes adjusted for splits, bonuses and "
-        "rights only).",
-        "* At each rebalance, a member's market cap is anchored to NSE's full market cap on the "
-        "latest MCAP date on or before it (else the earliest): effective shares = MCAP / "
-        "adjusted close on the MCAP date, held fixed until the next rebalance. Weights equal "
-        "NSE's full-market-cap weights on the MCAP date; between rebalances the level moves "
-        "with adjusted-close returns, i.e. a gross total-return-style index. The table above "
-        "puts the size of that choice at about "
-        + (
-            f"{pct(recons[0].fit.td_annual - recons[1].fit.td_annual)} a year for Nifty 50 "
-            "names (adjusted minus price-basis reconstruction)."
-            if len(recons) > 2
-            else "the basket's dividend yield."
-        ),
-        "* Reported `shares` are MCAP-implied shares outstanding on the date: the MCAP-date "
-        "count adjusted for the splits and bonuses (`corporate_actions.csv`) between the date "
-        "and the MCAP date. Splits need no divisor change on adjusted prices and are listed as "
-        "events with an unchanged divisor.",
+        "* `variant=price` (the default) is a price index from the store's traded closes (NSE "
+        "bhavcopy, unadjusted) with divisor adjustments: splits and bonuses Q x N, P / N (no "
+        "divisor change; ratios checked against the closes), special dividends (>= 10 % of the "
+        "close) and excluded bad prints change the divisor; `variant=total_return` reinvests "
+        "ordinary dividends. Where no traded close is stored, the price is rebuilt from the "
+        "adjusted closes with the dividends taken out.",
+        "* At each rebalance, a member's market cap is NSE's MCAP-implied shares on the latest "
+        "MCAP date on or before it (else the earliest), split-adjusted to the index's price "
+        "basis, times the traded close: weights are NSE full market cap at the reference "
+        "closes.",
+        "* Reported `shares` are the shares outstanding on the date (the MCAP-date count "
+        "adjusted for the splits and bonuses in between), `price` the traded close.",
         "* `free_float` without IWFs equals full market cap: NSE IWF data is not available "
         "here, and every response says so.",
     ]
@@ -581,7 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         first_list, *other_lists = sorted(lists)
         recons = [
             reconstruct(
-                f"{first_list} list, adjusted closes (service store)",
+                f"{first_list} list, service price index (traded closes)",
                 lists[first_list],
                 store,
                 book,
@@ -592,7 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for day in other_lists:
             recons.append(
                 reconstruct(
-                    f"{day} list, adjusted closes", lists[day], store, book, official, end=end
+                    f"{day} list, service price index", lists[day], store, book, official, end=end
                 )
             )
         dividend = None
@@ -605,18 +598,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         if price_basis is not None:
             shared_used = True
             pstore, frame = price_basis
+            # Anchor the split-only closes on the traded close of the last day (their basis is
+            # that of a 2026 download, after splits the corporate actions do not list), and
+            # take no dividends out of them: they hold none.
+            pstore.upsert_quotes(
+                {s: store.quote_closes(s, start=end, end=end) for s in lists[first_list]},
+                source="snapshot",
+            )
+            pbook = copy.copy(book)
+            pbook.actions = replace(book.actions, price_only_adjusted=frozenset(lists[first_list]))
             recons.insert(
                 1,
                 reconstruct(
                     f"{first_list} list, price basis (split-only closes)",
                     lists[first_list],
                     pstore,
-                    book,
+                    pbook,
                     official,
                     end=end,
                 ),
             )
-            dividend = dividend_returns(frame, pstore, book, lists[first_list], end)
+            dividend = dividend_returns(frame, pstore, pbook, lists[first_list], end)
             note = (
                 "Dividends are estimated from the constituents' Yahoo dividend adjustments "
                 "(`adj_close` vs split-only `close` of the shared Yahoo panel: the implied "

@@ -186,11 +186,12 @@ def price_basis(
 
     # --- dividends on the P~ basis (the data's basis is after later splits) ---------------
     dividends = np.zeros((n_dates, n_symbols))
+    later = np.ones(n_symbols)  # splits after the panel: the data's basis over P~'s
     for j, sym in enumerate(symbols):
-        later = math.prod(r for ex, r in actions.splits.get(sym, ()) if ex > last)
+        later[j] = math.prod(r for ex, r in actions.splits.get(sym, ()) if ex > last)
         for ex, amount in actions.dividends.get(sym, ()):
             if first < ex <= last:
-                dividends[_row_of(ordinals, ex), j] += amount * later
+                dividends[_row_of(ordinals, ex), j] += amount * later[j]
 
     # --- prices: traded / F, else reconstructed from the adjusted closes ------------------
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -199,7 +200,17 @@ def price_basis(
     fill = np.isnan(prices) & np.isfinite(adjusted) & (adjusted > 0)
     reconstructed = np.zeros_like(fill)
     for col in np.flatnonzero(fill.any(axis=0)).tolist():
-        _reconstruct(prices, adjusted, dividends, col, symbols[col], actions, reconstructed, notes)
+        _reconstruct(
+            prices,
+            adjusted,
+            dividends,
+            col,
+            symbols[col],
+            actions,
+            reconstructed,
+            notes,
+            scale=1.0 / float(later[col]),
+        )
 
     # --- bad prints: one policy, on the adjusted and on the price-basis returns ------------
     prev_price = _previous_close(prices)
@@ -236,13 +247,17 @@ def _reconstruct(
     actions: CorporateActions,
     reconstructed: BoolArray,
     notes: list[str],
+    *,
+    scale: float,
 ) -> None:
     """Fill column ``j`` of ``prices`` where it has no traded close but an adjusted one.
 
     Between two rows s < t with adjusted closes, ``P~_t = (A_t / A_s) (P~_s - d_t)`` (Yahoo's
     dividend adjustment undone); so ``P~ = k A`` with ``k_t = k_s - d_t / A_s``, i.e.
     ``k = k_anchor + C_anchor - C`` for the cumulative sum C of ``d_t / A_s``. The anchor is the
-    nearest earlier row with both closes, else the nearest later one.
+    nearest earlier row with both closes, else the nearest later one; without any traded close,
+    ``k = scale`` at the first row (the adjusted closes' basis, that of the download, put on
+    the panel's by the splits after its last date).
     """
     a = adjusted[:, j]
     rows = np.flatnonzero(np.isfinite(a) & (a > 0))
@@ -256,10 +271,10 @@ def _reconstruct(
     anchors = np.flatnonzero(traded)
     if anchors.size == 0:
         notes.append(
-            f"{symbol} has no traded close stored: its price basis is its adjusted close, "
-            "scaled to no traded level."
+            f"{symbol} has no traded close stored: its price basis is its adjusted close "
+            "(with the dividends taken out), not anchored on a traded level."
         )
-        k_anchor, c_anchor = np.ones(rows.size), cum[0] * np.ones(rows.size)
+        k_anchor, c_anchor = scale * np.ones(rows.size), cum[0] * np.ones(rows.size)
     else:
         idx = np.arange(rows.size)
         before = np.searchsorted(anchors, idx, side="right") - 1
