@@ -4,7 +4,8 @@ Same contract as :class:`app.indices.repository.SQLiteIndexRepository`
 (``tests/indices/test_repository_contract.py`` runs both) and the same row mapping. The table
 sits next to ``users``, which it references (deleting a user deletes their indices). A unique
 violation (23505) is a taken name; any other failure (network, timeout, PostgREST) becomes 503
-``data_unavailable``: definitions have one authoritative store and no fallback.
+``database_unavailable`` through the connection's guard (the breaker and bulkhead of users and
+margin data): definitions have one authoritative store and no fallback.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from postgrest import APIError, CountMethod
 from app.core.errors import ServiceError
 from app.core.supabase import SupabaseConnection
 from app.core.supabase import rows as _rows
-from app.core.supabase import strict_call as _call
 from app.indices.repository import StoredIndex, index_record, index_row, name_taken
 
 TABLE = "custom_indices"
@@ -28,10 +28,12 @@ class SupabaseIndexRepository:
     def __init__(self, connection: SupabaseConnection) -> None:
         self.connection = connection
         self.client = connection.client
+        # Through the connection's guard (breaker and bulkhead), like users and margin data.
+        self._call = connection.request
 
     def count(self) -> int:
         """Number of stored definitions."""
-        response = _call(
+        response = self._call(
             "count custom indices",
             lambda: (
                 self.client.table(TABLE).select("name", count=CountMethod.exact).limit(1).execute()
@@ -41,7 +43,7 @@ class SupabaseIndexRepository:
 
     def count_owned(self, owner_id: int) -> int:
         """Number of definitions owned by a user."""
-        response = _call(
+        response = self._call(
             "count custom indices",
             lambda: (
                 self.client.table(TABLE)
@@ -55,7 +57,7 @@ class SupabaseIndexRepository:
 
     def exists(self, name: str) -> bool:
         """True when a definition of that name is stored."""
-        response = _call(
+        response = self._call(
             "read custom index",
             lambda: self.client.table(TABLE).select("name").eq("name", name).limit(1).execute(),
         )
@@ -68,7 +70,7 @@ class SupabaseIndexRepository:
         def taken(_: APIError) -> ServiceError:
             return name_taken(name)
 
-        _call(
+        self._call(
             "store custom index",
             lambda: self.client.table(TABLE).insert(index_record(index)).execute(),
             {"23505": taken},
@@ -76,7 +78,7 @@ class SupabaseIndexRepository:
 
     def get(self, name: str) -> StoredIndex | None:
         """The stored definition, or None."""
-        response = _call(
+        response = self._call(
             "read custom index",
             lambda: self.client.table(TABLE).select("*").eq("name", name).limit(1).execute(),
         )
@@ -85,7 +87,7 @@ class SupabaseIndexRepository:
 
     def all(self) -> list[StoredIndex]:
         """Every stored definition, by name (the store holds at most a few hundred)."""
-        response = _call(
+        response = self._call(
             "list custom indices",
             lambda: self.client.table(TABLE).select("*").order("name").execute(),
         )
@@ -95,7 +97,7 @@ class SupabaseIndexRepository:
         """Replace the definition and visibility (owner and creation time stay)."""
         record = index_record(index)
         change = {"definition": record["definition"], "visibility": record["visibility"]}
-        response = _call(
+        response = self._call(
             "change custom index",
             lambda: self.client.table(TABLE).update(change).eq("name", record["name"]).execute(),
         )
@@ -103,7 +105,7 @@ class SupabaseIndexRepository:
 
     def delete(self, name: str) -> bool:
         """Delete a definition; True when one was deleted."""
-        response = _call(
+        response = self._call(
             "delete custom index",
             lambda: self.client.table(TABLE).delete().eq("name", name).execute(),
         )
