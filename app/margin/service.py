@@ -46,15 +46,9 @@ from typing import Any, Literal
 from app.analytics.margin import margin_summary
 from app.auth.repository import client_not_found
 from app.core.errors import InvalidInput, NotFound, ServiceError, UnknownTicker
-from app.core.money import (
-    MAX_AMOUNT,
-    MAX_LOAN,
-    MAX_PRICE,
-    MAX_QUANTITY,
-    round_rate,
-    to_paise,
-)
+from app.core.money import MAX_AMOUNT, MAX_LOAN, MAX_PRICE, round_rate
 from app.margin.calls import calls_as_of, newest_first
+from app.margin.limits import check_money, check_quantity
 from app.margin.models import (
     CallStatus,
     Client,
@@ -102,36 +96,6 @@ class LoanInput:
     kind: LoanType
     amount: Decimal
     note: str | None
-
-
-def _check_money(name: str, amount: Decimal, *, positive: bool, maximum: Decimal) -> None:
-    if not amount.is_finite():
-        raise InvalidInput(f"{name} must be a finite number.", details={name: str(amount)})
-    if amount < 0 or (positive and amount == 0):
-        bound = "> 0" if positive else ">= 0"
-        raise InvalidInput(f"{name} must be {bound}.", details={name: str(amount)})
-    if amount > maximum:
-        raise InvalidInput(
-            f"{name} must be at most {maximum}.", details={name: str(amount), "max": str(maximum)}
-        )
-    try:
-        to_paise(amount)
-    except ValueError as exc:
-        raise InvalidInput(
-            f"{name} has more than two decimal places (paise).", details={name: str(amount)}
-        ) from exc
-
-
-def _check_quantity(quantity: int) -> None:
-    if (
-        isinstance(quantity, bool)
-        or not isinstance(quantity, int)
-        or not 0 < quantity <= MAX_QUANTITY
-    ):
-        raise InvalidInput(
-            f"quantity must be a whole number of shares from 1 to {MAX_QUANTITY}.",
-            details={"quantity": str(quantity)},
-        )
 
 
 class MarginService:
@@ -183,8 +147,8 @@ class MarginService:
         """
         out: list[NewPosition] = []
         for i, item in enumerate(items):
-            _check_quantity(item.quantity)
-            _check_money("cost_basis", item.cost_basis, positive=False, maximum=MAX_PRICE)
+            check_quantity(item.quantity)
+            check_money("cost_basis", item.cost_basis, positive=False, maximum=MAX_PRICE)
             out.append(
                 NewPosition(
                     symbol=self._body_symbol(item.symbol, field.format(i=i)),
@@ -224,7 +188,7 @@ class MarginService:
         actor: str | None,
     ) -> dict[str, Any]:
         """Create a client with an opening loan and positions in one transaction."""
-        _check_money("loan_amount", loan_amount, positive=False, maximum=MAX_LOAN)
+        check_money("loan_amount", loan_amount, positive=False, maximum=MAX_LOAN)
         new = self._new_positions(positions, field="positions[{i}].symbol")
         client = self.repo.create_client(
             name=name.strip(), loan_amount=loan_amount, positions=new, actor=actor
@@ -292,9 +256,9 @@ class MarginService:
         if quantity is None and cost_basis is None:
             raise InvalidInput("Give quantity and/or cost_basis to change.")
         if quantity is not None:
-            _check_quantity(quantity)
+            check_quantity(quantity)
         if cost_basis is not None:
-            _check_money("cost_basis", cost_basis, positive=False, maximum=MAX_PRICE)
+            check_money("cost_basis", cost_basis, positive=False, maximum=MAX_PRICE)
         symbol = self.resolve_symbol(raw_symbol)
         position = self.repo.update_position(
             client_id, symbol, quantity=quantity, cost_basis=cost_basis
@@ -310,7 +274,7 @@ class MarginService:
         self, client_id: int, item: LoanInput, *, actor: str | None
     ) -> dict[str, Any]:
         """Draw (increase) or repay (decrease) the loan; refuses to repay more than is owed."""
-        _check_money("amount", item.amount, positive=True, maximum=MAX_AMOUNT)
+        check_money("amount", item.amount, positive=True, maximum=MAX_AMOUNT)
         txn = self.repo.add_loan_transaction(
             client_id, kind=item.kind, amount=item.amount, note=item.note, actor=actor
         )
