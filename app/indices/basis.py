@@ -94,6 +94,34 @@ class PriceBasis:
         return out
 
 
+@dataclass(frozen=True)
+class BasisEvents:
+    """What the views need of a :class:`PriceBasis`, kept small (cells, not panels): the
+    applied splits, the special dividends (row, col, cash) and the excluded moves of members
+    on days they had a close (row, col, return)."""
+
+    splits: list[SplitEvent]
+    special: list[tuple[int, int, float]]
+    excluded: list[tuple[int, int, float]]
+
+    def split_factor(self, t: int, j: int) -> float:
+        """F of row t, column j: the traded close is ``P~ * F``."""
+        return math.prod(ev.ratio for ev in self.splits if ev.col == j and ev.row > t)
+
+
+def kept_events(basis: PriceBasis, counted: BoolArray) -> BasisEvents:
+    """The :class:`BasisEvents` of ``basis`` on the cells where ``counted`` is True."""
+    special = [
+        (int(t), int(j), float(basis.dividends[t, j]))
+        for t, j in zip(*np.nonzero(basis.special & counted), strict=True)
+    ]
+    excluded = [
+        (int(t), int(j), float(basis.moves[t, j]))
+        for t, j in zip(*np.nonzero(basis.excluded & counted), strict=True)
+    ]
+    return BasisEvents(splits=list(basis.splits), special=special, excluded=excluded)
+
+
 def _row_of(ordinals: NDArray[np.int64], day: dt.date) -> int:
     """First row on or after ``day`` (len(ordinals) when none)."""
     return int(np.searchsorted(ordinals, day.toordinal(), side="left"))

@@ -213,7 +213,7 @@ class CustomIndexService:
                     target_weight=float(targets[j]),
                     capping_factor=float(seg.capping_factors[j]),
                     iwf=float(seg.iwf[j]),
-                    shares=float(seg.effective_shares[j] / c.basis.split_factor[t, j])
+                    shares=float(seg.effective_shares[j] / c.basis.split_factor(t, j))
                     if cap_weighted
                     else None,
                     effective_shares=float(seg.effective_shares[j]) if cap_weighted else None,

@@ -47,7 +47,7 @@ from numpy.typing import NDArray
 from app.analytics import index_math
 from app.analytics.neutralise import neutralise_moves
 from app.core.errors import InfeasibleRule, InsufficientData, InvalidInput
-from app.indices.basis import PriceBasis, price_basis
+from app.indices.basis import BasisEvents, PriceBasis, kept_events, price_basis
 from app.indices.custom_schemas import CustomIndexCreate, Variant
 from app.indices.service import apply_capping, core_errors
 from app.indices.shares import SharesBook
@@ -116,7 +116,7 @@ class IndexComputation:
     segment_of_row: NDArray[np.intp]
     history: index_math.IndexHistory  # the price index (its divisor serves both variants)
     levels: dict[str, Levels]  # per variant
-    basis: PriceBasis
+    basis: BasisEvents  # splits, special dividends and bad prints of members
     stale_cells: int
     notes: list[str]
 
@@ -141,7 +141,7 @@ class IndexComputation:
     def traded_price(self, t: int, j: int) -> float:
         """The traded close (or its reconstruction) that the price basis holds on row t."""
         row = int(self.last_row[t, j])
-        return float(self.prices[t, j] * self.basis.split_factor[max(row, 0), j])
+        return float(self.prices[t, j] * self.basis.split_factor(max(row, 0), j))
 
 
 def _period_key(day: dt.date, schedule: str) -> tuple[int, int]:
@@ -403,7 +403,7 @@ def compute_index(
         segment_of_row=segment_of_row,
         history=history,
         levels=levels,
-        basis=basis,
+        basis=kept_events(basis, membership & actual),
         stale_cells=stale,
         notes=notes,
     )

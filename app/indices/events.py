@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
-
 from app.indices import custom_schemas as s
 from app.indices.engine import IndexComputation
 
@@ -17,14 +15,9 @@ EventKind = Literal["split_or_bonus", "special_dividend", "bad_print"]
 def basis_events(c: IndexComputation) -> list[tuple[int, s.IndexEvent]]:
     """(row, event) of every split, special dividend and bad print of a member."""
     b, d = c.basis, c.history.divisors
-    members = np.zeros(c.prices.shape, dtype=np.bool_)
-    for k, seg in enumerate(c.segments):
-        stop = c.segments[k + 1].start if k + 1 < len(c.segments) else len(c.dates)
-        members[seg.start : stop] = seg.members
-    actual = c.last_row == np.arange(len(c.dates))[:, None]
     out: list[tuple[int, s.IndexEvent]] = []
     for ev in b.splits:
-        if members[ev.row, ev.col]:
+        if c.segments[int(c.segment_of_row[ev.row])].members[ev.col]:
             corrected = "" if ev.ratio == ev.data_ratio else f" (x{ev.data_ratio:g} in the data)"
             out.append(
                 _event(
@@ -36,29 +29,28 @@ def basis_events(c: IndexComputation) -> list[tuple[int, s.IndexEvent]]:
                     "and price / N leave the market value and the divisor unchanged",
                 )
             )
-    for t, j in zip(*np.nonzero(b.special & members & actual), strict=True):
+    for t, j, cash in b.special:
         prev = float(c.prices[t - 1, j])
         out.append(
             _event(
                 c,
-                int(t),
+                t,
                 "special_dividend",
                 float(d[t - 1]),
-                f"{c.symbols[j]} special dividend {b.dividends[t, j]:.4g} per share "
-                f"({b.dividends[t, j] / prev:.1%} of the previous close): reference price cut "
-                "by it, divisor changed",
+                f"{c.symbols[j]} special dividend {cash:.4g} per share ({cash / prev:.1%} of the "
+                "previous close): reference price cut by it, divisor changed",
             )
         )
-    for t, j in zip(*np.nonzero(b.excluded & members & actual), strict=True):
+    for t, j, move in b.excluded:
         out.append(
             _event(
                 c,
-                int(t),
+                t,
                 "bad_print",
                 float(d[t - 1]),
-                f"{c.symbols[j]} moved {b.moves[t, j]:+.1%}, a bad print under the policy "
-                "/factors applies (|return| > 40 %, no corporate action): divisor changed so "
-                "the move does not change the level",
+                f"{c.symbols[j]} moved {move:+.1%}, a bad print under the policy /factors "
+                "applies (|return| > 40 %, no corporate action): divisor changed so the move "
+                "does not change the level",
             )
         )
     return out
