@@ -174,3 +174,20 @@ def test_draw_above_the_maximum_loan_is_422_with_nothing_stored_on_supabase(
         remote_api.post(url, json={"type": "draw", "amount": "0.01"}, headers=admin).status_code
         == 201
     )
+
+
+def test_current_calls_without_a_sweep_on_supabase(
+    remote_api: TestClient, stack: SupabaseStack
+) -> None:
+    admin = login(remote_api, ADMIN_USERNAME, ADMIN_PASSWORD)
+    set_price(remote_api, "RELIANCE", 200.0)
+    short = create_client(
+        remote_api,
+        admin,
+        loan="18000",
+        positions=[{"symbol": "RELIANCE", "quantity": 100, "cost_basis": "150"}],
+    )
+    (call,) = remote_api.get("/margin/calls", headers=admin).json()["items"]
+    assert (call["client_id"], call["status"], call["recorded"]) == (short["id"], "open", False)
+    assert call["margin_shortfall"] == "3000.00"
+    assert stack.psql("select count(*) from public.margin_calls;") == "0"  # nothing stored
