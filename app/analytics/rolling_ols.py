@@ -99,6 +99,10 @@ class RollingOLSResult:
     ends : ndarray of int64, shape (n_ends,), or None
         Row (of ``y``) of each window end along the second axis; ``arange(n_obs)`` when every
         row was asked (None only for a result built by hand).
+    condition_number : ndarray, shape (n_stocks, n_ends), or None
+        With ``condition_number=True``: ``sqrt(max / min eigenvalue)`` of ``X'X``, ``X = [1,
+        x]`` over the window's usable rows (statsmodels ``condition_number``); NaN where the
+        window has fewer than ``min_nobs`` usable rows, ``inf`` for a singular design.
 
     Notes
     -----
@@ -117,6 +121,7 @@ class RollingOLSResult:
     window: int
     min_nobs: int
     ends: IntArray | None = None
+    condition_number: FloatArray | None = None
 
 
 @dataclass(frozen=True)
@@ -490,6 +495,7 @@ def rolling_ols(
     rank_tol: float = 1e-10,
     ends: Ends = None,
     chunk_bytes: int | None = None,
+    condition_number: bool = False,
 ) -> RollingOLSResult:
     r"""Rolling OLS of every stock on the same factors, all stocks and windows in one pass.
 
@@ -524,6 +530,10 @@ def rolling_ols(
     chunk_bytes : int, optional
         Bound in bytes of the per-chunk work arrays (default 24 MiB); peak memory is the
         input, the outputs and about three times this.
+    condition_number : bool, default False
+        Also report each window's condition number (as :func:`latest_ols`, from the
+        eigenvalues of the uncentred ``X'X`` rebuilt from the window sums); costs one batched
+        6 x 6 eigen-decomposition per (stock, end), so ask for it with few ends.
 
     Returns
     -------
@@ -595,6 +605,9 @@ def rolling_ols(
         rsquared, rsquared_adj = new(n_stocks, n_e), new(n_stocks, n_e)
         resid_vol = new(n_stocks, n_e)
 
+    if not isinstance(condition_number, bool):
+        raise ValueError(f"condition_number must be a bool, got {condition_number!r}")
+    cond = new(n_stocks, n_e) if condition_number else None
     mask_all = np.isfinite(y2)
     mask_all &= prep.x_ok[:, None]
     nobs = np.empty((n_stocks, n_e), dtype=np.int64)
@@ -654,6 +667,10 @@ def rolling_ols(
                     )
                     rows = slice(first_fit + t0, first_fit + t0 + blk.shape[0])
                     params[where, rows] = fit.params.transpose(2, 1, 0)
+                    if cond is not None:
+                        cond[where, rows] = _condition_numbers(
+                            gram, prep.x_mean, prep.min_nobs, (blk.shape[0], cols.size)
+                        ).T
                     if params_only:
                         continue
                     st = _req(fit.stats)
@@ -684,7 +701,31 @@ def rolling_ols(
         window=w,
         min_nobs=prep.min_nobs,
         ends=end_rows,
+        condition_number=None if cond is None else out(cond),
     )
+
+
+def _condition_numbers(
+    gram: list[FloatArray], x_mean: FloatArray, min_nobs: int, shape: tuple[int, ...]
+) -> FloatArray:
+    """Condition numbers of ``[1, x]`` from centred window sums (NaN below ``min_nobs``).
+
+    ``X = Z T`` with ``T = [[1, mean(x)'], [0, I]]``, so ``X'X = T' (Z'Z) T``; the result is
+    ``sqrt(max / min eigenvalue)`` of it (``inf`` when the smallest is not positive).
+    """
+    p = x_mean.size + 1
+    a = np.empty((*np.broadcast_shapes(*(g.shape for g in gram)), p, p))
+    for f, (i, j) in enumerate(tri_pairs(p)):
+        a[..., i, j] = gram[f]
+        a[..., j, i] = gram[f]
+    t = np.eye(p)
+    t[0, 1:] = x_mean
+    xtx = np.einsum("ki,...kl,lj->...ij", t, a, t)
+    eig = np.linalg.eigvalsh(xtx)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(eig[..., 0] > 0, np.sqrt(eig[..., -1] / eig[..., 0]), np.inf)
+    out = np.where(a[..., 0, 0] >= min_nobs - 0.5, out, np.nan)
+    return np.broadcast_to(out, shape).copy()
 
 
 def _as_slice(cols: IntArray) -> slice | IntArray:

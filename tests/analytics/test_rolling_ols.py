@@ -300,6 +300,30 @@ def test_step_ends_full_statistics_match_statsmodels(real_panel: FactorPanel) ->
         )
 
 
+def test_rolling_condition_number_matches_statsmodels(real_panel: FactorPanel) -> None:
+    cols = [real_panel.tickers.index(t) for t in FULL_STATS_TICKERS]
+    y, x = real_panel.y[:, cols], real_panel.x
+    window = 126
+    res = rolling_ols(y, x, window=window, ends=slice(60, None, 37), condition_number=True)
+    assert res.condition_number is not None
+    plain = rolling_ols(y, x, window=window, ends=slice(60, None, 37))
+    assert plain.condition_number is None
+    np.testing.assert_array_equal(res.params, plain.params)
+    checked = 0
+    for i in range(len(cols)):
+        for e, row in enumerate(res.ends):
+            if row < window - 1 or res.nobs[i, e] < res.min_nobs:
+                assert np.isnan(res.condition_number[i, e])
+                continue
+            rows = slice(row - window + 1, row + 1)
+            ok = np.isfinite(y[rows, i]) & np.isfinite(x[rows]).all(axis=1)
+            exog = sm.add_constant(x[rows][ok], has_constant="add")
+            ref = sm.OLS(y[rows, i][ok], exog).fit().condition_number
+            np.testing.assert_allclose(res.condition_number[i, e], ref, rtol=1e-9)
+            checked += 1
+    assert checked > 30
+
+
 def test_partial_windows_at_requested_ends_are_nan_with_counts() -> None:
     rng = np.random.default_rng(3)
     y = rng.normal(size=(60, 3))
