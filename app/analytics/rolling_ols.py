@@ -23,29 +23,28 @@ non-finite factor is unusable for every stock. Unusable rows are dropped inside 
 (``t < window - 1``), when it has fewer than ``min_nobs`` usable rows, or when its design matrix
 is numerically rank-deficient. ``nobs`` always reports the usable row count.
 
-Why one module
---------------
-The file stays whole, over the 600-line guideline, because it is one algorithm: the vectorised
-Cholesky solver and every statistic (standard errors, R^2, condition number, VIF, HAC) share
-one state (the centred design, the window sums and the factorisation of :class:`_Fit`);
-splitting them would spread that state over modules. The parts without that state live in
-:mod:`app.analytics.ols`: which window ends to produce and the drift-free sums at them
-(:mod:`~app.analytics.ols.windows`), and the batched Student t p-values
+Layout
+------
+This module holds the public results and the two public functions; the algorithm's parts
+are in :mod:`app.analytics.ols`: argument checks and the centred design
+(:mod:`~app.analytics.ols.prepare`), which window ends to produce and the drift-free sums at
+them (:mod:`~app.analytics.ols.windows`), the batched Cholesky solver with the classical
+statistics (:mod:`~app.analytics.ols.solver`) and the batched Student t p-values
 (:mod:`~app.analytics.ols.pvalues`).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
-from app.analytics._arrays import FloatArray, IntArray, as_columns, real_array
+from app.analytics._arrays import FloatArray, IntArray
 from app.analytics._checks import integer
+from app.analytics.ols.prepare import prepare, row_sum, stock_means
 from app.analytics.ols.pvalues import t_pvalues_integer_df
+from app.analytics.ols.solver import require, solve
 from app.analytics.ols.windows import (
     Ends,
     counts_at,
@@ -54,7 +53,7 @@ from app.analytics.ols.windows import (
     tri_pairs,
     window_ends,
 )
-from app.analytics.stats import normal_two_sided_pvalue, student_t_two_sided_pvalue
+from app.analytics.stats import normal_two_sided_pvalue
 
 __all__ = ["LatestOLSResult", "RollingOLSResult", "latest_ols", "rolling_ols"]
 
@@ -103,6 +102,10 @@ class RollingOLSResult:
         With ``condition_number=True``: ``sqrt(max / min eigenvalue)`` of ``X'X``, ``X = [1,
         x]`` over the window's usable rows (statsmodels ``condition_number``); NaN where the
         window has fewer than ``min_nobs`` usable rows, ``inf`` for a singular design.
+    bse_hac, tvalues_hac, pvalues_hac : ndarray, shape (n_stocks, n_ends, p), or None
+        With ``hac_lags``: Newey-West statistics as in :class:`LatestOLSResult`.
+    hac_lags : int or None
+        The lag truncation of the HAC statistics.
 
     Notes
     -----
@@ -122,6 +125,10 @@ class RollingOLSResult:
     min_nobs: int
     ends: IntArray | None = None
     condition_number: FloatArray | None = None
+    bse_hac: FloatArray | None = None
+    tvalues_hac: FloatArray | None = None
+    pvalues_hac: FloatArray | None = None
+    hac_lags: int | None = None
 
 
 @dataclass(frozen=True)
@@ -177,313 +184,6 @@ class LatestOLSResult:
     min_nobs: int
 
 
-# ---------------------------------------------------------------------------------------------
-# validation and preparation
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    y: FloatArray  # (n_obs, n_stocks), raw
-    x: FloatArray  # (n_obs, k), raw
-    squeeze: bool
-    window: int
-    min_nobs: int
-    periods_per_year: int
-    rank_tol: float
-    x_ok: NDArray[np.bool_]  # (n_obs,) all factors finite
-    x_mean: FloatArray  # (k,) mean over usable factor rows
-    z: FloatArray  # (n_obs, p) centred design [1, x - x_mean], zero on unusable rows
-
-
-def _prepare(
-    y: ArrayLike,
-    x: ArrayLike,
-    window: Any,
-    min_nobs: Any,
-    periods_per_year: Any,
-    rank_tol: Any,
-) -> _Prepared:
-    y_arr = real_array("y", y)
-    x_arr = real_array("x", x)
-    squeeze = y_arr.ndim == 1
-    y2 = as_columns(y_arr)
-    x2 = as_columns(x_arr)
-    n_obs = y2.shape[0]
-    if n_obs == 0:
-        raise ValueError("y must have at least one row")
-    if y2.shape[1] == 0:
-        raise ValueError("y must have at least one column (stock)")
-    if x2.shape[0] != n_obs:
-        raise ValueError(f"x must have the same number of rows as y ({n_obs}), got {x2.shape[0]}")
-    k = x2.shape[1]
-    if k == 0:
-        raise ValueError("x must have at least one column (factor)")
-    window_i = integer("window", window)
-    if window_i < k + 2:
-        raise ValueError(f"window must be at least k + 2 = {k + 2}, got {window_i}")
-    if min_nobs is None:
-        min_nobs_i = max(math.ceil(0.8 * window_i), k + 2)
-    else:
-        min_nobs_i = integer("min_nobs", min_nobs)
-        if not k + 2 <= min_nobs_i <= window_i:
-            raise ValueError(
-                f"min_nobs must be between k + 2 = {k + 2} and window = {window_i}, "
-                f"got {min_nobs_i}"
-            )
-    ppy = integer("periods_per_year", periods_per_year)
-    if ppy <= 0:
-        raise ValueError(f"periods_per_year must be positive, got {ppy}")
-    if isinstance(rank_tol, bool) or not isinstance(rank_tol, int | float | np.number):
-        raise ValueError(f"rank_tol must be a number, got {rank_tol!r}")
-    tol = float(rank_tol)
-    if not 0.0 < tol < 1.0:
-        raise ValueError(f"rank_tol must be in (0, 1), got {rank_tol!r}")
-
-    x_ok = np.all(np.isfinite(x2), axis=1)
-    x_mean = x2[x_ok].mean(axis=0) if x_ok.any() else np.zeros(k)
-    z = np.zeros((n_obs, k + 1))
-    z[:, 0] = 1.0
-    z[:, 1:] = np.where(x_ok[:, None], x2 - x_mean, 0.0)
-    z[~x_ok, 0] = 0.0
-    return _Prepared(
-        y=y2,
-        x=x2,
-        squeeze=squeeze,
-        window=window_i,
-        min_nobs=min_nobs_i,
-        periods_per_year=ppy,
-        rank_tol=tol,
-        x_ok=x_ok,
-        x_mean=x_mean,
-        z=z,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# the batched small-system solver
-
-
-_T = TypeVar("_T")
-
-
-def _req(value: _T | None) -> _T:
-    """Narrow an optional solver output that the chosen mode always fills."""
-    if value is None:  # pragma: no cover - internal invariant
-        raise RuntimeError("internal error: solver statistic missing")
-    return value
-
-
-@dataclass(frozen=True)
-class _Stats:
-    """Inference statistics of the solved systems (NaN where a system is not ok)."""
-
-    bse: FloatArray  # (p, *S), like tvalues and pvalues
-    tvalues: FloatArray
-    pvalues: FloatArray
-    rsquared: FloatArray  # S, like rsquared_adj and resid_vol
-    rsquared_adj: FloatArray
-    resid_vol: FloatArray
-
-
-@dataclass(frozen=True)
-class _Factor:
-    """The factorisation of the solved systems, kept for the diagnostics of :func:`latest_ols`."""
-
-    inv_diag: FloatArray  # diag of (Z'Z)^-1, centred coordinates
-    linv: list[list[FloatArray]]  # inverse Cholesky factor of the scaled Gram
-    inv_d: list[FloatArray]  # 1 / sqrt(diag(Z'Z))
-    theta_c: FloatArray  # centred-coordinate coefficients
-
-
-@dataclass(frozen=True)
-class _Fit:
-    """Solver output; arrays have shape (p, *S) or S, S = broadcast shape of the systems."""
-
-    params: FloatArray
-    ok: NDArray[np.bool_]
-    stats: _Stats | None = None  # None when solved for the parameters only
-    factor: _Factor | None = None  # None unless asked for (keep_factor)
-
-
-def _solve(
-    gram: list[FloatArray],
-    xty: list[FloatArray],
-    yty: FloatArray | None,
-    x_mean: FloatArray,
-    y_mean: FloatArray,
-    *,
-    min_nobs: int,
-    rank_tol: float,
-    periods_per_year: int,
-    keep_factor: bool = False,
-    with_pvalues: bool = True,
-) -> _Fit:
-    """Solve many independent p x p normal-equation systems given their sums.
-
-    Parameters
-    ----------
-    gram : list of p (p + 1) / 2 arrays
-        Window sums of ``z_i z_j`` (i >= j, order of :func:`_tri_pairs`), centred
-        coordinates; each broadcastable to the systems' shape S (a Gram matrix shared by
-        many stocks is passed once, with a length-1 stock axis).
-    xty : list of p arrays, shape S
-        Window sums of ``z_i * y_c``.
-    yty : array of shape S, or None
-        Window sums of ``y_c ** 2``; None computes the parameters only.
-    x_mean : ndarray, shape (k,)
-        Factor centring constants.
-    y_mean : ndarray, broadcastable to S
-        Stock centring constants.
-
-    Notes
-    -----
-    The Gram matrix ``A = Z'Z`` is scaled to unit diagonal, ``S = D^{-1/2} A D^{-1/2}``, and
-    factored ``S = L L'`` by a Cholesky decomposition vectorised across systems. A pivot at or
-    below ``rank_tol`` (``1 - R^2`` of a column on the previous ones) marks the system
-    rank-deficient. Then ``c = L^{-1} D^{-1/2} Z'y``, ``theta = D^{-1/2} L^{-T} c``,
-    ``SSR = y'y - c'c``, ``(Z'Z)^{-1} = D^{-1/2} L^{-T} L^{-1} D^{-1/2}``. Alpha in original
-    coordinates is ``theta_0 + mean(y) - theta_{1:}' mean(x)`` with variance factor
-    ``u' (Z'Z)^{-1} u``, ``u = (1, -mean(x))``.
-    """
-    p = len(xty)
-    pos = {pair: f for f, pair in enumerate(tri_pairs(p))}
-
-    def a(i: int, j: int) -> FloatArray:
-        return gram[pos[(i, j)] if i >= j else pos[(j, i)]]
-
-    shape = np.broadcast_shapes(*(g.shape for g in gram), *(b.shape for b in xty))
-    nobs = a(0, 0)
-    diag = [a(i, i) for i in range(p)]
-    ok_g = nobs >= min_nobs - 0.5
-    for dg in diag:
-        ok_g = ok_g & (dg > 0)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        inv_d = [1.0 / np.sqrt(np.where(dg > 0, dg, 1.0)) for dg in diag]
-        # Cholesky factor of the unit-diagonal Gram matrix, column by column.
-        low: list[list[FloatArray]] = [[np.empty(0)] * p for _ in range(p)]
-        for j in range(p):
-            piv = diag[j] * inv_d[j] * inv_d[j]
-            for q in range(j):
-                piv = piv - low[j][q] * low[j][q]
-            ok_g = ok_g & (piv > rank_tol)
-            ljj = np.sqrt(np.where(ok_g, piv, 1.0))
-            low[j][j] = ljj
-            for i in range(j + 1, p):
-                acc = a(i, j) * inv_d[i] * inv_d[j]
-                for q in range(j):
-                    acc = acc - low[i][q] * low[j][q]
-                low[i][j] = acc / ljj
-        # Forward substitution on the scaled right-hand side, then back substitution.
-        c: list[FloatArray] = []
-        for i in range(p):
-            acc = xty[i] * inv_d[i]
-            for q in range(i):
-                acc = acc - low[i][q] * c[q]
-            c.append(acc / low[i][i])
-        th: list[FloatArray] = [np.empty(0)] * p
-        for i in reversed(range(p)):
-            acc = c[i]
-            for q in range(i + 1, p):
-                acc = acc - low[q][i] * th[q]
-            th[i] = acc / low[i][i]
-        theta_c = np.stack([np.broadcast_to(th[i] * inv_d[i], shape) for i in range(p)])
-        params = theta_c.copy()
-        # Elementwise (no BLAS dot): a system's result must not depend on the batch around it.
-        shift = x_mean[0] * theta_c[1]
-        for j in range(1, p - 1):
-            shift += x_mean[j] * theta_c[j + 1]
-        params[0] += y_mean - shift
-    ok = np.broadcast_to(ok_g, shape).copy()
-    params[:, ~ok] = np.nan
-    if yty is None:
-        return _Fit(params=params, ok=ok)
-
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        # Inverse of the (lower-triangular) Cholesky factor.
-        zero = np.zeros_like(low[0][0])
-        linv: list[list[FloatArray]] = [[zero] * p for _ in range(p)]
-        for j in range(p):
-            linv[j][j] = 1.0 / low[j][j]
-            for i in range(j + 1, p):
-                acc = low[i][j] * linv[j][j]
-                for q in range(j + 1, i):
-                    acc = acc + low[i][q] * linv[q][j]
-                linv[i][j] = -acc / low[i][i]
-        inv_diag = []
-        for j in range(p):
-            acc = linv[j][j] * linv[j][j]
-            for i in range(j + 1, p):
-                acc = acc + linv[i][j] * linv[i][j]
-            inv_diag.append(acc * inv_d[j] * inv_d[j])
-        # Variance factor of alpha in original coordinates: u' (Z'Z)^-1 u, u = (1, -x_mean).
-        u_s = [inv_d[0]] + [-x_mean[j - 1] * inv_d[j] for j in range(1, p)]
-        var_alpha = zero
-        for i in range(p):
-            v = linv[i][0] * u_s[0]
-            for j in range(1, i + 1):
-                v = v + linv[i][j] * u_s[j]
-            var_alpha = var_alpha + v * v
-        var_factor = np.stack([np.broadcast_to(v, shape) for v in [var_alpha, *inv_diag[1:]]])
-
-        ssr = yty
-        for ci in c:
-            ssr = ssr - ci * ci
-        ssr = np.maximum(ssr, 0.0)
-        df_resid = nobs - p
-        s2 = ssr / df_resid
-        bse = np.sqrt(var_factor * s2)
-        tvalues = params / bse
-        sy = xty[0]  # sum of centred y (the constant column times y)
-        centered_tss = yty - sy * sy / nobs
-        rsquared = np.where(centered_tss > 0, 1.0 - ssr / centered_tss, np.nan)
-        rsquared_adj = 1.0 - (nobs - 1.0) / df_resid * (1.0 - rsquared)
-        resid_vol = np.sqrt(s2 * periods_per_year)
-    pvalues = np.full_like(tvalues, np.nan)
-    if with_pvalues and ok.any():
-        pvalues[:, ok] = student_t_two_sided_pvalue(
-            tvalues[:, ok], np.broadcast_to(df_resid, shape)[ok]
-        )
-    bse[:, ~ok] = np.nan
-    tvalues[:, ~ok] = np.nan
-    stats = _Stats(
-        bse=bse,
-        tvalues=tvalues,
-        pvalues=pvalues,
-        rsquared=np.where(ok, rsquared, np.nan),
-        rsquared_adj=np.where(ok, rsquared_adj, np.nan),
-        resid_vol=np.where(ok, resid_vol, np.nan),
-    )
-    factor = None
-    if keep_factor:
-        inv_diag_s = np.stack([np.broadcast_to(v, shape) for v in inv_diag])
-        factor = _Factor(inv_diag=inv_diag_s, linv=linv, inv_d=inv_d, theta_c=theta_c)
-    return _Fit(params=params, ok=ok, stats=stats, factor=factor)
-
-
-# ---------------------------------------------------------------------------------------------
-# public functions
-
-
-def _row_sum(a: FloatArray) -> FloatArray:
-    """Column sums added row by row in time order.
-
-    NumPy sums one column (a contiguous axis) pairwise but many columns row by row; adding
-    rows explicitly gives every stock the same bits whether it is fitted alone or in a batch
-    (a sharded precompute equals the single-process one exactly).
-    """
-    out = a[0].copy() if a.shape[0] else np.zeros(a.shape[1:])
-    for r in range(1, a.shape[0]):
-        out += a[r]
-    return out
-
-
-def _stock_means(y2: FloatArray, mask: NDArray[np.bool_]) -> FloatArray:
-    """Mean of each stock over its usable rows (0 for a stock with none)."""
-    cnt = mask.sum(axis=0)
-    total = _row_sum(np.where(mask, y2, 0.0))
-    return np.where(cnt > 0, total / np.maximum(cnt, 1), 0.0)
-
-
 def rolling_ols(
     y: ArrayLike,
     x: ArrayLike,
@@ -496,6 +196,7 @@ def rolling_ols(
     ends: Ends = None,
     chunk_bytes: int | None = None,
     condition_number: bool = False,
+    hac_lags: int | None = None,
 ) -> RollingOLSResult:
     r"""Rolling OLS of every stock on the same factors, all stocks and windows in one pass.
 
@@ -534,6 +235,10 @@ def rolling_ols(
         Also report each window's condition number (as :func:`latest_ols`, from the
         eigenvalues of the uncentred ``X'X`` rebuilt from the window sums); costs one batched
         6 x 6 eigen-decomposition per (stock, end), so ask for it with few ends.
+    hac_lags : int, optional
+        Also report Newey-West standard errors, t-values and normal p-values with this many
+        lags at each requested end (as :func:`latest_ols` on that window; residuals are needed,
+        so the cost is one batched fit of the window per end: ask with few ends).
 
     Returns
     -------
@@ -570,7 +275,7 @@ def rolling_ols(
     Results agree with statsmodels ``RollingOLS(y_i, add_constant(x), window,
     min_nobs=min_nobs, missing="drop").fit(use_t=True)`` to about 1e-13 on real daily data.
     """
-    prep = _prepare(y, x, window, min_nobs, periods_per_year, rank_tol)
+    prep = prepare(y, x, window, min_nobs, periods_per_year, rank_tol)
     if not isinstance(params_only, bool):
         raise ValueError(f"params_only must be a bool, got {params_only!r}")
     budget = _CHUNK_BYTES if chunk_bytes is None else integer("chunk_bytes", chunk_bytes)
@@ -625,7 +330,7 @@ def rolling_ols(
         zr = z[r0:r1]
         rows_gram = gram_rows(zr)  # (rows, n_pairs); zero on rows with a bad factor
         shared_gram = sums_at(rows_gram.copy(), w, rel)  # Gram sums of stocks with no own gaps
-        y_mean = _stock_means(y2, mask_all)
+        y_mean = stock_means(y2, mask_all)
         complete = mask_all[r0:r1].sum(axis=0) == prep.x_ok[r0:r1].sum()
         n_yy = 0 if params_only else 1
         for own_gram in (False, True):
@@ -654,7 +359,7 @@ def rolling_ols(
                         gram = [blk[:, p + n_yy + f] for f in range(n_pairs)]
                     else:
                         gram = [shared_gram[t0 : t0 + t_block, f, None] for f in range(n_pairs)]
-                    fit = _solve(
+                    fit = solve(
                         gram,
                         [blk[:, i] for i in range(p)],
                         blk[:, p] if n_yy else None,
@@ -673,13 +378,34 @@ def rolling_ols(
                         ).T
                     if params_only:
                         continue
-                    st = _req(fit.stats)
+                    st = require(fit.stats)
                     bse[where, rows] = st.bse.transpose(2, 1, 0)
                     tvalues[where, rows] = st.tvalues.transpose(2, 1, 0)
                     rsquared[where, rows] = st.rsquared.T
                     rsquared_adj[where, rows] = st.rsquared_adj.T
                     resid_vol[where, rows] = st.resid_vol.T
                 del sums
+    hac: list[FloatArray] = []
+    if hac_lags is not None:
+        hac_lags = integer("hac_lags", hac_lags)
+        if hac_lags < 0:
+            raise ValueError(f"hac_lags must be non-negative, got {hac_lags}")
+        hac = [new(n_stocks, n_e, p) for _ in range(3)]
+        for e in range(first_fit, n_e):
+            rows_w = slice(int(end_rows[e]) - w + 1, int(end_rows[e]) + 1)
+            one = latest_ols(
+                y2[rows_w],
+                prep.x[rows_w],
+                window=w,
+                min_nobs=prep.min_nobs,
+                periods_per_year=prep.periods_per_year,
+                hac_lags=hac_lags,
+                rank_tol=prep.rank_tol,
+            )
+            for arr, value in zip(
+                hac, (one.bse_hac, one.tvalues_hac, one.pvalues_hac), strict=True
+            ):
+                arr[:, e] = require(value)
     if pvalues is None:
         # One pass over every t-value: degrees of freedom nobs - k - 1 (NaN t -> NaN p).
         # Unfitted windows get df -1 (NaN p) so no node table is built for their counts.
@@ -702,6 +428,10 @@ def rolling_ols(
         min_nobs=prep.min_nobs,
         ends=end_rows,
         condition_number=None if cond is None else out(cond),
+        bse_hac=out(hac[0]) if hac else None,
+        tvalues_hac=out(hac[1]) if hac else None,
+        pvalues_hac=out(hac[2]) if hac else None,
+        hac_lags=hac_lags,
     )
 
 
@@ -806,7 +536,7 @@ def latest_ols(
     :math:`\\sigma_{max}/\\sigma_{min}` of the uncentred design ``[1, x]`` over the usable rows;
     ``vif_j = (A^{-1})_{jj} \\sum_u m_u (x_{uj} - \\bar x_j^{(w)})^2`` with the window mean.
     """
-    prep = _prepare(y, x, window, min_nobs, periods_per_year, rank_tol)
+    prep = prepare(y, x, window, min_nobs, periods_per_year, rank_tol)
     if hac_lags is not None:
         hac_lags = integer("hac_lags", hac_lags)
         if hac_lags < 0:
@@ -822,15 +552,15 @@ def latest_ols(
     yw = y2[start:]
     zw = prep.z[start:]
     mask = np.isfinite(yw) & prep.x_ok[start:, None]
-    y_mean = _stock_means(y2, np.isfinite(y2) & prep.x_ok[:, None])
+    y_mean = stock_means(y2, np.isfinite(y2) & prep.x_ok[:, None])
     yc = np.where(mask, yw - y_mean, 0.0)
     rows_gram = gram_rows(zw)
-    gram = [_row_sum(rows_gram[:, f, None] * mask) for f in range(rows_gram.shape[1])]
-    xty = [_row_sum(zw[:, i, None] * yc) for i in range(p)]
-    fit = _solve(
+    gram = [row_sum(rows_gram[:, f, None] * mask) for f in range(rows_gram.shape[1])]
+    xty = [row_sum(zw[:, i, None] * yc) for i in range(p)]
+    fit = solve(
         gram,
         xty,
-        _row_sum(yc * yc),
+        row_sum(yc * yc),
         prep.x_mean,
         y_mean,
         min_nobs=prep.min_nobs if full else n_obs + 1,
@@ -838,7 +568,7 @@ def latest_ols(
         periods_per_year=prep.periods_per_year,
         keep_factor=True,
     )
-    stats, factor = _req(fit.stats), _req(fit.factor)
+    stats, factor = require(fit.stats), require(fit.factor)
     nobs = mask.sum(axis=0).astype(np.int64)
     enough = (nobs >= prep.min_nobs) & full
 
@@ -897,20 +627,20 @@ def latest_ols(
             return None
         return arr[0, ...] if prep.squeeze else arr
 
-    def pick_req(arr: FloatArray) -> FloatArray:
+    def pickrequire(arr: FloatArray) -> FloatArray:
         return arr[0, ...] if prep.squeeze else arr
 
     return LatestOLSResult(
-        params=pick_req(fit.params.T.copy()),
-        bse=pick_req(stats.bse.T.copy()),
-        tvalues=pick_req(stats.tvalues.T.copy()),
-        pvalues=pick_req(stats.pvalues.T.copy()),
-        rsquared=pick_req(stats.rsquared),
-        rsquared_adj=pick_req(stats.rsquared_adj),
-        resid_vol=pick_req(stats.resid_vol),
+        params=pickrequire(fit.params.T.copy()),
+        bse=pickrequire(stats.bse.T.copy()),
+        tvalues=pickrequire(stats.tvalues.T.copy()),
+        pvalues=pickrequire(stats.pvalues.T.copy()),
+        rsquared=pickrequire(stats.rsquared),
+        rsquared_adj=pickrequire(stats.rsquared_adj),
+        resid_vol=pickrequire(stats.resid_vol),
         nobs=nobs[0, ...] if prep.squeeze else nobs,
-        condition_number=pick_req(cond),
-        vif=pick_req(vif.T.copy()),
+        condition_number=pickrequire(cond),
+        vif=pickrequire(vif.T.copy()),
         bse_hac=pick(None if bse_hac is None else bse_hac.copy()),
         tvalues_hac=pick(None if tvalues_hac is None else tvalues_hac.copy()),
         pvalues_hac=pick(None if pvalues_hac is None else pvalues_hac.copy()),

@@ -324,6 +324,32 @@ def test_rolling_condition_number_matches_statsmodels(real_panel: FactorPanel) -
     assert checked > 30
 
 
+def test_rolling_hac_at_requested_ends_matches_statsmodels(real_panel: FactorPanel) -> None:
+    cols = [real_panel.tickers.index(t) for t in FULL_STATS_TICKERS]
+    y, x = real_panel.y[:, cols], real_panel.x
+    window, lags = 252, 5
+    res = rolling_ols(y, x, window=window, ends=slice(200, None, 63), hac_lags=lags)
+    assert res.hac_lags == lags
+    assert res.bse_hac is not None
+    assert res.tvalues_hac is not None
+    assert res.pvalues_hac is not None
+    checked = 0
+    for i in range(len(cols)):
+        for e, row in enumerate(res.ends):
+            if not np.isfinite(res.params[i, e, 0]):
+                assert np.isnan(res.bse_hac[i, e]).all()
+                continue
+            rows = slice(row - window + 1, row + 1)
+            ok = np.isfinite(y[rows, i]) & np.isfinite(x[rows]).all(axis=1)
+            exog = sm.add_constant(x[rows][ok], has_constant="add")
+            ref = sm.OLS(y[rows, i][ok], exog).fit(cov_type="HAC", cov_kwds={"maxlags": lags})
+            np.testing.assert_allclose(res.bse_hac[i, e], ref.bse, rtol=1e-10)
+            np.testing.assert_allclose(res.tvalues_hac[i, e], ref.tvalues, rtol=1e-9)
+            np.testing.assert_allclose(res.pvalues_hac[i, e], ref.pvalues, rtol=1e-8, atol=1e-14)
+            checked += 1
+    assert checked > 20
+
+
 def test_partial_windows_at_requested_ends_are_nan_with_counts() -> None:
     rng = np.random.default_rng(3)
     y = rng.normal(size=(60, 3))

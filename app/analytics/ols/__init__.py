@@ -1,5 +1,7 @@
 """Building blocks of the batched rolling OLS (:mod:`app.analytics.rolling_ols`).
 
-* :mod:`.pvalues` -- Student t p-values for millions of statistics at once;
-* :mod:`.windows` -- which window ends to produce, and the window sums at those ends.
+* :mod:`.prepare` -- argument checks, the centred design, per-stock means;
+* :mod:`.windows` -- which window ends to produce, and the window sums at those ends;
+* :mod:`.solver` -- the vectorised Cholesky solver and the classical statistics;
+* :mod:`.pvalues` -- Student t p-values for millions of statistics at once.
 """
