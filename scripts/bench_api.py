@@ -70,7 +70,7 @@ def main() -> None:
                 if response.status_code != 200:
                     continue  # too little history: not part of the latency sample
                 tickers.append(symbol)
-            # The loop above warmed the default window; measure cold on another canonical (cached) one.
+            # The loop above warmed the default window; measure cold on another canonical one.
             for symbol in tickers:
                 cold.append(_timed(client, f"/factors/{symbol}?window=126"))
             cached = [
