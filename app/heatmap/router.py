@@ -235,8 +235,10 @@ async def heatmap(
         dt.date | None,
         Query(
             description="A past date (YYYY-MM-DD): computed in memory from the data of that "
-            "date, with the Nifty 500 members of that date by the dated lists (never stored).",
-            examples=["2022-12-30"],
+            "date, with the Nifty 500 members of that date by the dated lists (never stored). "
+            "The window must fit after the momentum proxy's start (2022-02-18): 252 days need "
+            "2023-02-24 or later.",
+            examples=["2023-03-31"],
         ),
     ] = None,
 ) -> Response:
