@@ -8,7 +8,7 @@ P / N), with
 
 * ``split_factor`` F: the traded close of day t is ``P~_t * F_t``;
 * ``dividends``: cash per share on the ex-date row, on the P~ basis; those of at least
-  ``SPECIAL_DIVIDEND_YIELD`` of the previous close are special (the engine cuts the reference
+  ``SPECIAL_DIVIDEND_MIN_YIELD`` of the previous close are special (the engine cuts the reference
   price by them: a divisor change), the others ordinary (no adjustment in the price index,
   reinvested in the total-return variant);
 * ``excluded``: moves that the service's one bad-print policy
@@ -41,12 +41,11 @@ from numpy.typing import NDArray
 
 from app.analytics.quality import excluded_returns
 from app.indices.actions import CorporateActions
+from app.market.actions import SPECIAL_DIVIDEND_MIN_YIELD
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
-#: A dividend of at least this fraction of the previous close is special.
-SPECIAL_DIVIDEND_YIELD = 0.10
 #: Tolerance between a split ratio in the data and the one the closes imply.
 RATIO_TOLERANCE = 0.05
 #: Rows either side of a split's ex-date searched for the jump in the traded closes.
@@ -250,7 +249,8 @@ def price_basis(
     excluded = excluded_adj | excluded_returns(price_returns)
     moves = np.where(excluded_adj, adj_returns, np.where(excluded, price_returns, np.nan))
     with np.errstate(invalid="ignore", divide="ignore"):
-        special = (dividends > 0) & (dividends >= SPECIAL_DIVIDEND_YIELD * prev_price) & ~excluded
+        large = dividends >= SPECIAL_DIVIDEND_MIN_YIELD * prev_price
+        special = (dividends > 0) & large & ~excluded
     return PriceBasis(
         prices=prices,
         split_factor=factor,

@@ -39,6 +39,9 @@ STEPS_FILE = "adjustment_steps.csv"
 SPECIAL_DIVIDEND_MIN_YIELD = 0.10
 #: Observed and listed factors within this relative distance agree (the build's tolerance).
 AGREEMENT_TOLERANCE = 0.005
+#: A split of the same ratio listed again within this many days is the source repeating it
+#: (the snapshot build marks it ``duplicate_of``; a raw file gets the same rule on load).
+SPLIT_DEDUPE_DAYS = 30
 KINDS = ("split_or_bonus", "dividend", "dividend_and_split", "unlisted_adjustment")
 
 SPLIT_TREATMENT = "split or bonus N-for-1: Q x N, P / N; market value unchanged, divisor unchanged"
@@ -152,9 +155,19 @@ class CorporateActionBook:
         file = path / ACTIONS_FILE
         if file.exists():
             frame = pd.read_csv(file, dtype=str, keep_default_na=False)
+            raw = "duplicate_of" not in frame.columns
+            frame = frame.sort_values(["symbol", "ex_date"], kind="stable")
+            last_split: dict[tuple[str, float], dt.date] = {}
             for r in frame.to_dict("records"):
                 dividend = _num(r.get("dividend")) or 0.0
                 ratio = _num(r.get("split_ratio")) or 0.0
+                if raw and ratio > 0:
+                    ex_date = dt.date.fromisoformat(str(r["ex_date"]))
+                    prev = last_split.get((str(r["symbol"]), ratio))
+                    if prev is not None and (ex_date - prev).days <= SPLIT_DEDUPE_DAYS:
+                        r["duplicate_of"] = prev.isoformat()
+                    else:
+                        last_split[(str(r["symbol"]), ratio)] = ex_date
                 kind = r.get("kind") or ("split_or_bonus" if ratio > 0 else "dividend")
                 actions.append(
                     CorporateAction(
