@@ -20,6 +20,7 @@ from app.factors.bulk import (
     export_betas,
     split_tickers,
 )
+from app.factors.examples import RELIANCE_EXAMPLE
 from app.factors.schemas import Betas
 from app.factors.service import MAX_WINDOW, MIN_WINDOW, FactorService
 
@@ -111,38 +112,7 @@ BULK_EXAMPLE: dict[str, Any] = {
     "requested": 2,
     "succeeded": 1,
     "failed": 1,
-    "results": [
-        {
-            "ticker": "RELIANCE",
-            "company": "Reliance Industries Ltd.",
-            "sector": "Oil Gas & Consumable Fuels",
-            "window": 252,
-            "mode": "excess",
-            "as_of": "2024-06-21",
-            "window_start": "2023-06-06",
-            "window_end": "2024-06-21",
-            "n_obs": 252,
-            "min_nobs": 202,
-            "n_excluded": 0,
-            "n_missing": 0,
-            "alpha": -0.000349,
-            "alpha_annualised": -0.0879,
-            "betas": {
-                "market": 1.2293,
-                "value": -0.3531,
-                "momentum": 0.0458,
-                "size": 0.1530,
-                "volatility": 0.0272,
-            },
-            "std_errors": {"alpha": 0.000564, "market": 0.0843},
-            "t_stats": {"alpha": -0.619, "market": 14.58},
-            "p_values": {"alpha": 0.536, "market": 3.94e-35},
-            "r_squared": 0.5704,
-            "adj_r_squared": 0.5617,
-            "residual_vol": 0.1381,
-            "condition_number": 232.6,
-        }
-    ],
+    "results": [{key: RELIANCE_EXAMPLE[key] for key in BulkBetasItem.model_fields}],
     "errors": [
         {
             "ticker": "NOSUCH",

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.deps import provide
 from app.core.schemas import error_responses
+from app.factors.examples import RELIANCE_EXAMPLE
 from app.factors.schemas import Betas
 from app.factors.service import MAX_WINDOW, MIN_WINDOW, FactorService
 
@@ -117,73 +118,6 @@ class HacStats(BaseModel):
     std_errors: FactorStats
     t_stats: FactorStats
     p_values: FactorStats
-
-
-RELIANCE_EXAMPLE: dict[str, Any] = {
-    "ticker": "RELIANCE",
-    "company": "Reliance Industries Ltd.",
-    "sector": "Oil Gas & Consumable Fuels",
-    "window": 252,
-    "mode": "excess",
-    "as_of": "2024-06-21",
-    "window_start": "2023-06-06",
-    "window_end": "2024-06-21",
-    "n_obs": 252,
-    "min_nobs": 202,
-    "n_excluded": 0,
-    "n_missing": 0,
-    "alpha": -0.000349,
-    "alpha_annualised": -0.0879,
-    "betas": {
-        "market": 1.2293,
-        "value": -0.3531,
-        "momentum": 0.0458,
-        "size": 0.1530,
-        "volatility": 0.0272,
-    },
-    "std_errors": {
-        "alpha": 0.000564,
-        "market": 0.0843,
-        "value": 0.1135,
-        "momentum": 0.0808,
-        "size": 0.0961,
-        "volatility": 0.0121,
-    },
-    "t_stats": {
-        "alpha": -0.619,
-        "market": 14.58,
-        "value": -3.111,
-        "momentum": 0.566,
-        "size": 1.592,
-        "volatility": 2.246,
-    },
-    "p_values": {
-        "alpha": 0.536,
-        "market": 3.94e-35,
-        "value": 0.00208,
-        "momentum": 0.572,
-        "size": 0.113,
-        "volatility": 0.0256,
-    },
-    "r_squared": 0.5704,
-    "adj_r_squared": 0.5617,
-    "residual_vol": 0.1381,
-    "condition_number": 232.6,
-    "data": {
-        "as_of": "2024-06-21",
-        "last_price_date": "2024-06-21",
-        "snapshot_date": "2024-06-21",
-        "source": "bundled snapshot (real NSE data, see docs/DATA.md)",
-    },
-    "cache": {
-        "hit": False,
-        "tier": "shared",
-        "backend": "embedded",
-        "computed_at": "2026-11-20T23:17:20Z",
-        "expires_at": "2026-11-21T23:17:20Z",
-    },
-    "hac": None,
-}
 
 
 RESOLVED_FROM_DESCRIPTION = (
