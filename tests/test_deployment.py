@@ -74,6 +74,21 @@ def test_render_deploys_in_production_mode() -> None:
     assert Settings(app_env=values["APP_ENV"]).app_env == "production"
 
 
+def test_render_probes_supabase_recovery_within_ten_seconds() -> None:
+    """The breaker's probe interval on Render stays within the 10 s the service promises."""
+    values = {e["key"]: e.get("value") for e in _entries(_blueprint()) if "key" in e}
+    assert float(values.get("SUPABASE_COOLDOWN_S") or Settings().supabase_cooldown_s) <= 10
+
+
+def test_every_setting_is_documented() -> None:
+    """Each setting has a line in .env.example and a row in the README's configuration table."""
+    env = (REPO / ".env.example").read_text()
+    readme = (REPO / "README.md").read_text()
+    for name in Settings.model_fields:
+        assert name.upper() in env, name
+        assert f"`{name.upper()}`" in readme, name
+
+
 def test_render_runs_only_the_web_service_on_an_always_on_plan() -> None:
     (web,) = _blueprint()["services"]
     assert web["type"] == "web"
