@@ -102,8 +102,7 @@ def test_past_member_answers_with_as_of(
 ) -> None:
     """IFBIND left the Nifty 500 after the 2022-01 list: answered for a date in 2023."""
     stocks, factors = returns
-    if "IFBIND" not in stocks.columns:
-        pytest.skip("the snapshot holds no past members (prices_other_members.parquet)")
+    assert "IFBIND" in stocks.columns, "the snapshot bundles past members' prices"
     r = client.get("/factors/ifbind.ns", params={"window": 126, "as_of": "2023-03-31"})
     assert r.status_code == 200, r.text
     body = r.json()
