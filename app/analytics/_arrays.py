@@ -21,6 +21,19 @@ def float_array(name: str, x: ArrayLike, shape: tuple[int, ...] | None = None) -
     return a
 
 
+def finite_array(name: str, x: ArrayLike, ndim: int) -> FloatArray:
+    """``x`` as a float64 array; ValueError unless it is numeric, ``ndim``-D and all finite."""
+    try:
+        a = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric") from exc
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return a
+
+
 def ones_or_array(name: str, x: ArrayLike | None, shape: tuple[int, ...]) -> FloatArray:
     """Ones of ``shape`` when ``x`` is None (an optional factor), else :func:`float_array`."""
     return np.ones(shape) if x is None else float_array(name, x, shape)

@@ -20,7 +20,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from app.analytics._arrays import FloatArray
+from app.analytics._arrays import FloatArray, finite_array
+from app.analytics._checks import finite
 from app.analytics.quality import bad_print_mask
 
 __all__ = [
@@ -81,22 +82,6 @@ BAD_PRINT_THRESHOLD = 0.40
 rule 1, the threshold the factor regressions use)."""
 
 
-def _vector(name: str, values: ArrayLike) -> FloatArray:
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite (no NaN or inf)")
-    return arr
-
-
-def _scalar(name: str, value: float) -> float:
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return number
-
-
 def log_returns(closes: ArrayLike) -> FloatArray:
     """Daily log returns ``ln(p_t / p_{t-1})`` of a close series.
 
@@ -109,7 +94,7 @@ def log_returns(closes: ArrayLike) -> FloatArray:
     -------
     ndarray, shape (n - 1,)
     """
-    px = _vector("closes", closes)
+    px = finite_array("closes", closes, 1)
     if np.any(px <= 0):
         raise ValueError("closes must be > 0")
     return np.diff(np.log(px))
@@ -172,12 +157,12 @@ def ewma(
     ``s_1 = sqrt(0.995 x 0.0004 + 0.005 x 0.0023805) = 2.0246%``; a following -3% day gives
     ``s_2 = 2.0310%``. The seed's weight after n updates is ``lam^n`` (0.08 after 500 days).
     """
-    ret = _vector("returns", returns)
-    decay = _scalar("lam", lam)
+    ret = finite_array("returns", returns, 1)
+    decay = finite("lam", lam)
     if not 0 < decay < 1:
         raise ValueError("lam must lie in (0, 1)")
     if seed_variance is not None:
-        variance = _scalar("seed_variance", seed_variance)
+        variance = finite("seed_variance", seed_variance)
         if variance < 0:
             raise ValueError("seed_variance must be >= 0")
         seeded_from, updates = 0, ret
@@ -298,7 +283,7 @@ def liquidity_group(*, traded_fraction: float, low_impact_cost: bool) -> Liquidi
         I: traded on >= 80% of the sessions and low impact cost; II: traded >= 80% and a
         higher impact cost; III: otherwise.
     """
-    fraction = _scalar("traded_fraction", traded_fraction)
+    fraction = finite("traded_fraction", traded_fraction)
     if not 0 <= fraction <= 1:
         raise ValueError("traded_fraction must lie in [0, 1]")
     if fraction >= TRADED_FRACTION_MIN:

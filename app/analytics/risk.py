@@ -30,8 +30,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
+from app.analytics._arrays import FloatArray, finite_array
 from app.analytics._checks import finite
 
 __all__ = [
@@ -49,8 +50,6 @@ __all__ = [
     "sample_covariance",
 ]
 
-FloatArray = NDArray[np.float64]
-
 PERIODS_PER_YEAR = 252
 _SYMMETRY_TOL = 1e-10
 _PSD_TOL = 1e-10
@@ -59,25 +58,13 @@ _PSD_TOL = 1e-10
 # --- validation -----------------------------------------------------------------------------
 
 
-def _array(name: str, values: ArrayLike, ndim: int) -> FloatArray:
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be numeric") from exc
-    if arr.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite (no NaN or inf)")
-    return arr
-
-
 def check_covariance(name: str, cov: ArrayLike) -> FloatArray:
     """``cov`` as a symmetric positive semi-definite (k, k) float array, else ValueError.
 
     Symmetry is checked to ``1e-10`` relative to the largest entry and the matrix is then
     symmetrised exactly; an eigenvalue below ``-1e-10`` times the largest one is refused.
     """
-    arr = _array(name, cov, 2)
+    arr = finite_array(name, cov, 2)
     if arr.shape[0] != arr.shape[1] or arr.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty square matrix, got shape {arr.shape}")
     scale = max(float(np.max(np.abs(arr))), 1e-300)
@@ -95,10 +82,10 @@ def check_covariance(name: str, cov: ArrayLike) -> FloatArray:
 def _model(
     weights: ArrayLike, betas: ArrayLike, factor_cov: ArrayLike, specific_vol: ArrayLike
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    w = _array("weights", weights, 1)
-    b = _array("betas", betas, 2)
+    w = finite_array("weights", weights, 1)
+    b = finite_array("betas", betas, 2)
     f = check_covariance("factor_cov", factor_cov)
-    s = _array("specific_vol", specific_vol, 1)
+    s = finite_array("specific_vol", specific_vol, 1)
     n = w.shape[0]
     if n == 0:
         raise ValueError("weights must not be empty")
@@ -138,7 +125,7 @@ def sample_covariance(
     -----
     ``F = periods_per_year / (n - ddof) * sum_t (x_t - xbar)(x_t - xbar)^T``.
     """
-    x = _array("returns", returns, 2)
+    x = finite_array("returns", returns, 2)
     if ddof < 0:
         raise ValueError(f"ddof must be >= 0, got {ddof}")
     if x.shape[0] <= ddof:
@@ -170,7 +157,7 @@ def ewma_covariance(
     ``m = sum_t a_t x_t`` and ``F = periods_per_year * sum_t a_t (x_t - m)(x_t - m)^T`` (no
     small-sample correction). An infinite half-life would give the ddof=0 sample covariance.
     """
-    x = _array("returns", returns, 2)
+    x = finite_array("returns", returns, 2)
     h = finite("half_life", half_life)
     if h <= 0:
         raise ValueError(f"half_life must be > 0, got {half_life!r}")
@@ -537,13 +524,13 @@ def ex_ante_tracking_error(
     ``TE^2 = (b - b_B)^T F (b - b_B) + (w - w_B)^T D (w - w_B)`` with ``b = B^T w``.
     """
     w, b, f, s = _model(weights, betas, factor_cov, specific_vol)
-    wb = _array("benchmark_weights", benchmark_weights, 1)
+    wb = finite_array("benchmark_weights", benchmark_weights, 1)
     if wb.shape != w.shape:
         raise ValueError(f"benchmark_weights must have shape {w.shape}, got {wb.shape}")
     if benchmark_exposures is None:
         bench = b.T @ wb
     else:
-        bench = _array("benchmark_exposures", benchmark_exposures, 1)
+        bench = finite_array("benchmark_exposures", benchmark_exposures, 1)
         if bench.shape != (f.shape[0],):
             raise ValueError(
                 f"benchmark_exposures must have shape ({f.shape[0]},), got {bench.shape}"

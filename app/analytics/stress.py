@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
+from app.analytics._arrays import BoolArray, FloatArray, IntArray, finite_array
 from app.analytics.risk import check_covariance
 
 __all__ = [
@@ -47,28 +48,12 @@ __all__ = [
     "stress_book",
 ]
 
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
-BoolArray = NDArray[np.bool_]
-
 BP_PER_UNIT = 10_000
 """Rates are integer basis points: 2500 bp = 25%."""
 NO_CURE = -1
 """``market_value_to_sell`` of a client whose shortfall no sale can cure (equity below 0)."""
 _INT_LIMIT = 2**62
 """Largest amount in paise the int64 maths accepts (sums of two such amounts cannot overflow)."""
-
-
-def _floats(name: str, values: ArrayLike, ndim: int) -> FloatArray:
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be numeric") from exc
-    if arr.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite (no NaN or inf)")
-    return arr
 
 
 def _ints(name: str, values: ArrayLike) -> IntArray:
@@ -181,8 +166,8 @@ def stock_moves(betas: ArrayLike, factor_moves: ArrayLike) -> FloatArray:
     ndarray, shape (n_stocks,)
         Floored at -100% (a price cannot go below zero).
     """
-    b = _floats("betas", betas, 2)
-    f = _floats("factor_moves", factor_moves, 1)
+    b = finite_array("betas", betas, 2)
+    f = finite_array("factor_moves", factor_moves, 1)
     if b.shape[1] != f.shape[0]:
         raise ValueError(f"betas have {b.shape[1]} factors, factor_moves {f.shape[0]}")
     return np.asarray(np.maximum(b @ f, -1.0), dtype=np.float64)
@@ -205,7 +190,7 @@ def shocked_prices(prices_paise: ArrayLike, moves: ArrayLike) -> IntArray:
         exactly the margin report at those prices.
     """
     p = _ints("prices_paise", prices_paise)
-    r = _floats("moves", moves, 1)
+    r = finite_array("moves", moves, 1)
     if r.shape != p.shape:
         raise ValueError(f"moves must have shape {p.shape}, got {r.shape}")
     if np.any(p < 0):
