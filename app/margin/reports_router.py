@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, status
-from fastapi.concurrency import run_in_threadpool
 
-from app.auth.dependencies import AdminUser, CurrentUser, ReadableClientId
+from app.auth.dependencies import AdminUser, CurrentUser, ReadableClientId, StoreIODep
 from app.core.deps import provide
 from app.core.schemas import error_responses
 from app.margin.schemas import (
@@ -48,50 +47,64 @@ _ADMIN_LIST_ERRORS = error_responses(401, 403, 422, 429, 503)
 async def list_rates(
     user: CurrentUser,
     service: MarginServiceDep,
+    store_io: StoreIODep,
     symbol: Annotated[
         str | None, Query(max_length=40, description="Only this symbol's exchange rate.")
     ] = None,
 ) -> Any:
     """House rate, overrides and each symbol's exchange rate (SEBI 2020) with group and as-of."""
-    return await run_in_threadpool(service.rates, symbol=symbol)
+    return await store_io.run(service.rates, symbol=symbol)
 
 
 @router.put("/margin/groups/{symbol}", response_model=GroupOut, responses=_WRITE_ERRORS)
 async def set_group(
-    symbol: SymbolPath, body: GroupIn, admin: AdminUser, service: MarginServiceDep
+    symbol: SymbolPath,
+    body: GroupIn,
+    admin: AdminUser,
+    service: MarginServiceDep,
+    store_io: StoreIODep,
 ) -> Any:
     """Set a symbol's liquidity group, replacing its proxy classification (admin)."""
-    return await run_in_threadpool(service.set_group, symbol, body.group, actor=admin.username)
+    return await store_io.run(service.set_group, symbol, body.group, actor=admin.username)
 
 
 @router.delete(
     "/margin/groups/{symbol}", status_code=status.HTTP_204_NO_CONTENT, responses=_WRITE_ERRORS
 )
-async def delete_group(symbol: SymbolPath, admin: AdminUser, service: MarginServiceDep) -> None:
+async def delete_group(
+    symbol: SymbolPath, admin: AdminUser, service: MarginServiceDep, store_io: StoreIODep
+) -> None:
     """Remove a liquidity-group override so the proxy classifies the symbol again (admin)."""
-    await run_in_threadpool(service.delete_group, symbol)
+    await store_io.run(service.delete_group, symbol)
 
 
 @router.put("/margin/rates/{symbol}", response_model=RateOut, responses=_WRITE_ERRORS)
 async def set_rate(
-    symbol: SymbolPath, body: RateIn, admin: AdminUser, service: MarginServiceDep
+    symbol: SymbolPath,
+    body: RateIn,
+    admin: AdminUser,
+    service: MarginServiceDep,
+    store_io: StoreIODep,
 ) -> Any:
     """Set the maintenance rate of one symbol, e.g. 0.40 for a volatile stock (admin)."""
-    return await run_in_threadpool(service.set_rate, symbol, body.rate, actor=admin.username)
+    return await store_io.run(service.set_rate, symbol, body.rate, actor=admin.username)
 
 
 @router.delete(
     "/margin/rates/{symbol}", status_code=status.HTTP_204_NO_CONTENT, responses=_WRITE_ERRORS
 )
-async def delete_rate(symbol: SymbolPath, admin: AdminUser, service: MarginServiceDep) -> None:
+async def delete_rate(
+    symbol: SymbolPath, admin: AdminUser, service: MarginServiceDep, store_io: StoreIODep
+) -> None:
     """Remove a per-symbol rate so the default applies again (admin)."""
-    await run_in_threadpool(service.delete_rate, symbol)
+    await store_io.run(service.delete_rate, symbol)
 
 
 @router.get("/margin/calls", response_model=MarginCallPage, responses=_ADMIN_LIST_ERRORS)
 async def list_margin_calls(
     admin: AdminUser,
     service: MarginServiceDep,
+    store_io: StoreIODep,
     status_filter: Annotated[
         Literal["open", "resolved"] | None, Query(alias="status", description="open or resolved")
     ] = None,
@@ -100,7 +113,7 @@ async def list_margin_calls(
     offset: Offset = 0,
 ) -> dict[str, Any]:
     """Margin calls as of now (checked on read, nothing stored) and past ones (admin)."""
-    return await run_in_threadpool(
+    return await store_io.run(
         service.margin_calls, status=status_filter, client_id=client_id, limit=limit, offset=offset
     )
 
@@ -109,6 +122,7 @@ async def list_margin_calls(
 async def client_margin(
     client_id: ReadableClientId,
     service: MarginServiceDep,
+    store_io: StoreIODep,
     rate_model: Annotated[
         Literal["maintenance", "nse_var", "max"] | None,
         Query(
@@ -123,4 +137,4 @@ async def client_margin(
     Amounts are exact to the paisa and the call is decided on them. Positions without a
     traded price are listed in ``unpriced_symbols`` and counted at zero value.
     """
-    return await run_in_threadpool(service.margin, client_id, rate_model=rate_model)
+    return await store_io.run(service.margin, client_id, rate_model=rate_model)

@@ -13,10 +13,9 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, status
-from fastapi.concurrency import run_in_threadpool
 from fastapi.types import DecoratedCallable
 
-from app.auth.dependencies import AdminUser, CurrentUser, ReadableClientId
+from app.auth.dependencies import AdminUser, CurrentUser, ReadableClientId, StoreIODep
 from app.core.deps import provide
 from app.core.schemas import error_responses
 from app.margin.schemas import (
@@ -60,9 +59,11 @@ def _create(path: str, response_model: Any) -> Callable[[DecoratedCallable], Dec
 
 # --- clients --------------------------------------------------------------------------------
 @_create("/clients", ClientDetail)
-async def create_client(body: ClientCreate, admin: AdminUser, service: MarginServiceDep) -> Any:
+async def create_client(
+    body: ClientCreate, admin: AdminUser, service: MarginServiceDep, store_io: StoreIODep
+) -> Any:
     """Create a client with an opening loan and positions, all in one transaction (admin)."""
-    return await run_in_threadpool(
+    return await store_io.run(
         service.create_client,
         name=body.name,
         loan_amount=body.loan_amount,
@@ -73,56 +74,72 @@ async def create_client(body: ClientCreate, admin: AdminUser, service: MarginSer
 
 @router.get("/clients", response_model=ClientPage, responses=error_responses(401, 422, 429, 503))
 async def list_clients(
-    user: CurrentUser, service: MarginServiceDep, limit: Limit = 100, offset: Offset = 0
+    user: CurrentUser,
+    service: MarginServiceDep,
+    store_io: StoreIODep,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> Any:
     """Clients by id: all of them for admins, only their own for client users."""
     only = None if user.is_admin else user.client_id
-    return await run_in_threadpool(service.list_clients, limit=limit, offset=offset, only_id=only)
+    return await store_io.run(service.list_clients, limit=limit, offset=offset, only_id=only)
 
 
 @router.get("/clients/{client_id}", response_model=ClientDetail, responses=_READ_ERRORS)
-async def get_client(client_id: ReadableClientId, service: MarginServiceDep) -> Any:
+async def get_client(
+    client_id: ReadableClientId, service: MarginServiceDep, store_io: StoreIODep
+) -> Any:
     """A client with loan and positions."""
-    return await run_in_threadpool(service.client_detail, client_id)
+    return await store_io.run(service.client_detail, client_id)
 
 
 @router.patch("/clients/{client_id}", response_model=ClientDetail, responses=_WRITE_ERRORS)
 async def rename_client(
-    client_id: ClientIdPath, body: ClientPatch, admin: AdminUser, service: MarginServiceDep
+    client_id: ClientIdPath,
+    body: ClientPatch,
+    admin: AdminUser,
+    service: MarginServiceDep,
+    store_io: StoreIODep,
 ) -> Any:
     """Rename a client (admin)."""
-    return await run_in_threadpool(service.rename_client, client_id, body.name)
+    return await store_io.run(service.rename_client, client_id, body.name)
 
 
 @router.delete(
     "/clients/{client_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_WRITE_ERRORS
 )
 async def delete_client(
-    client_id: ClientIdPath, admin: AdminUser, service: MarginServiceDep
+    client_id: ClientIdPath, admin: AdminUser, service: MarginServiceDep, store_io: StoreIODep
 ) -> None:
     """Delete a client with positions, loan ledger, margin calls and client users (admin)."""
-    await run_in_threadpool(service.delete_client, client_id)
+    await store_io.run(service.delete_client, client_id)
 
 
 # --- positions ------------------------------------------------------------------------------
 @router.get(
     "/clients/{client_id}/positions", response_model=list[PositionOut], responses=_READ_ERRORS
 )
-async def list_positions(client_id: ReadableClientId, service: MarginServiceDep) -> Any:
+async def list_positions(
+    client_id: ReadableClientId, service: MarginServiceDep, store_io: StoreIODep
+) -> Any:
     """A client's positions."""
-    return await run_in_threadpool(service.list_positions, client_id)
+    return await store_io.run(service.list_positions, client_id)
 
 
 @_create("/clients/{client_id}/positions", PositionOut)
 async def add_position(
-    client_id: ClientIdPath, body: PositionIn, admin: AdminUser, service: MarginServiceDep
+    client_id: ClientIdPath,
+    body: PositionIn,
+    admin: AdminUser,
+    service: MarginServiceDep,
+    store_io: StoreIODep,
 ) -> Any:
     """Add a position in a Nifty 500 symbol (admin).
 
     422 for a symbol outside the universe (with suggestions) or without a stored traded
     close (it could not be valued); 409 when the symbol is already held.
     """
-    return await run_in_threadpool(service.add_position, client_id, body.as_input())
+    return await store_io.run(service.add_position, client_id, body.as_input())
 
 
 @router.put(
@@ -133,11 +150,10 @@ async def replace_positions(
     body: Annotated[list[PositionIn], Body(max_length=500)],
     admin: AdminUser,
     service: MarginServiceDep,
+    store_io: StoreIODep,
 ) -> Any:
     """Replace all positions of a client in one transaction (admin; 422 as for adding)."""
-    return await run_in_threadpool(
-        service.replace_positions, client_id, [p.as_input() for p in body]
-    )
+    return await store_io.run(service.replace_positions, client_id, [p.as_input() for p in body])
 
 
 @router.patch(
@@ -151,9 +167,10 @@ async def update_position(
     body: PositionPatch,
     admin: AdminUser,
     service: MarginServiceDep,
+    store_io: StoreIODep,
 ) -> Any:
     """Change quantity and/or cost basis of a held symbol (admin)."""
-    return await run_in_threadpool(
+    return await store_io.run(
         service.update_position,
         client_id,
         symbol,
@@ -168,10 +185,14 @@ async def update_position(
     responses=_WRITE_ERRORS,
 )
 async def delete_position(
-    client_id: ClientIdPath, symbol: SymbolPath, admin: AdminUser, service: MarginServiceDep
+    client_id: ClientIdPath,
+    symbol: SymbolPath,
+    admin: AdminUser,
+    service: MarginServiceDep,
+    store_io: StoreIODep,
 ) -> None:
     """Remove a held symbol (admin)."""
-    await run_in_threadpool(service.delete_position, client_id, symbol)
+    await store_io.run(service.delete_position, client_id, symbol)
 
 
 # --- loan -----------------------------------------------------------------------------------
@@ -179,10 +200,14 @@ async def delete_position(
     "/clients/{client_id}/loan/transactions", response_model=LoanLedger, responses=_READ_ERRORS
 )
 async def loan_ledger(
-    client_id: ReadableClientId, service: MarginServiceDep, limit: Limit = 100, offset: Offset = 0
+    client_id: ReadableClientId,
+    service: MarginServiceDep,
+    store_io: StoreIODep,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> Any:
     """Outstanding loan and its ledger, newest first."""
-    return await run_in_threadpool(service.loan_ledger, client_id, limit=limit, offset=offset)
+    return await store_io.run(service.loan_ledger, client_id, limit=limit, offset=offset)
 
 
 @_create("/clients/{client_id}/loan/transactions", LoanTransactionOut)
@@ -191,14 +216,17 @@ async def add_loan_transaction(
     body: LoanTransactionIn,
     admin: AdminUser,
     service: MarginServiceDep,
+    store_io: StoreIODep,
 ) -> Any:
     """Draw or repay loan money; a repayment above the outstanding loan is refused (admin)."""
-    return await run_in_threadpool(
+    return await store_io.run(
         service.loan_transaction, client_id, body.as_input(), actor=admin.username
     )
 
 
 @router.get("/positions/{client_id}", response_model=ClientPositions, responses=_READ_ERRORS)
-async def client_positions(client_id: ReadableClientId, service: MarginServiceDep) -> Any:
+async def client_positions(
+    client_id: ReadableClientId, service: MarginServiceDep, store_io: StoreIODep
+) -> Any:
     """A client's holdings as {client_id, positions: [{symbol, quantity, cost_basis}]}."""
-    return await run_in_threadpool(service.client_positions, client_id)
+    return await store_io.run(service.client_positions, client_id)
