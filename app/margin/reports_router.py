@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi import APIRouter, Query, status
 
-from app.auth.dependencies import AdminUser, CurrentUser, ReadableClientId, StoreIODep
-from app.core.deps import provide
+from app.auth.dependencies import AdminUser, CurrentUser, ReadableClientId
 from app.core.schemas import error_responses
+from app.margin.params import READ_ERRORS, WRITE_ERRORS, MarginDep, PageDep, SymbolPath
 from app.margin.schemas import (
     GroupIn,
     GroupOut,
@@ -28,15 +28,7 @@ from app.margin.service import MarginService
 
 router = APIRouter(tags=["margin"])
 
-MarginServiceDep = Annotated[MarginService, Depends(provide("margin", MarginService))]
 
-SymbolPath = Annotated[
-    str, Path(max_length=40, description="NSE symbol (case and .NS ignored).", examples=["TCS"])
-]
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
-_READ_ERRORS = error_responses(401, 403, 404, 409, 422, 429, 503)
-_WRITE_ERRORS = error_responses(401, 403, 404, 409, 422, 429, 503)
 _ADMIN_LIST_ERRORS = error_responses(401, 403, 422, 429, 503)
 
 
@@ -46,83 +38,68 @@ _ADMIN_LIST_ERRORS = error_responses(401, 403, 422, 429, 503)
 )
 async def list_rates(
     user: CurrentUser,
-    service: MarginServiceDep,
-    store_io: StoreIODep,
+    margin: MarginDep,
     symbol: Annotated[
         str | None, Query(max_length=40, description="Only this symbol's exchange rate.")
     ] = None,
 ) -> Any:
     """House rate, overrides and each symbol's exchange rate (SEBI 2020) with group and as-of."""
-    return await store_io.run(service.rates, symbol=symbol)
+    return await margin(MarginService.rates, symbol=symbol)
 
 
-@router.put("/margin/groups/{symbol}", response_model=GroupOut, responses=_WRITE_ERRORS)
-async def set_group(
-    symbol: SymbolPath,
-    body: GroupIn,
-    admin: AdminUser,
-    service: MarginServiceDep,
-    store_io: StoreIODep,
-) -> Any:
+@router.put("/margin/groups/{symbol}", response_model=GroupOut, responses=WRITE_ERRORS)
+async def set_group(symbol: SymbolPath, body: GroupIn, admin: AdminUser, margin: MarginDep) -> Any:
     """Set a symbol's liquidity group, replacing its proxy classification (admin)."""
-    return await store_io.run(service.set_group, symbol, body.group, actor=admin.username)
+    return await margin(MarginService.set_group, symbol, body.group, actor=admin.username)
 
 
 @router.delete(
-    "/margin/groups/{symbol}", status_code=status.HTTP_204_NO_CONTENT, responses=_WRITE_ERRORS
+    "/margin/groups/{symbol}", status_code=status.HTTP_204_NO_CONTENT, responses=WRITE_ERRORS
 )
-async def delete_group(
-    symbol: SymbolPath, admin: AdminUser, service: MarginServiceDep, store_io: StoreIODep
-) -> None:
+async def delete_group(symbol: SymbolPath, admin: AdminUser, margin: MarginDep) -> None:
     """Remove a liquidity-group override so the proxy classifies the symbol again (admin)."""
-    await store_io.run(service.delete_group, symbol)
+    await margin(MarginService.delete_group, symbol)
 
 
-@router.put("/margin/rates/{symbol}", response_model=RateOut, responses=_WRITE_ERRORS)
-async def set_rate(
-    symbol: SymbolPath,
-    body: RateIn,
-    admin: AdminUser,
-    service: MarginServiceDep,
-    store_io: StoreIODep,
-) -> Any:
+@router.put("/margin/rates/{symbol}", response_model=RateOut, responses=WRITE_ERRORS)
+async def set_rate(symbol: SymbolPath, body: RateIn, admin: AdminUser, margin: MarginDep) -> Any:
     """Set the maintenance rate of one symbol, e.g. 0.40 for a volatile stock (admin)."""
-    return await store_io.run(service.set_rate, symbol, body.rate, actor=admin.username)
+    return await margin(MarginService.set_rate, symbol, body.rate, actor=admin.username)
 
 
 @router.delete(
-    "/margin/rates/{symbol}", status_code=status.HTTP_204_NO_CONTENT, responses=_WRITE_ERRORS
+    "/margin/rates/{symbol}", status_code=status.HTTP_204_NO_CONTENT, responses=WRITE_ERRORS
 )
-async def delete_rate(
-    symbol: SymbolPath, admin: AdminUser, service: MarginServiceDep, store_io: StoreIODep
-) -> None:
+async def delete_rate(symbol: SymbolPath, admin: AdminUser, margin: MarginDep) -> None:
     """Remove a per-symbol rate so the default applies again (admin)."""
-    await store_io.run(service.delete_rate, symbol)
+    await margin(MarginService.delete_rate, symbol)
 
 
 @router.get("/margin/calls", response_model=MarginCallPage, responses=_ADMIN_LIST_ERRORS)
 async def list_margin_calls(
     admin: AdminUser,
-    service: MarginServiceDep,
-    store_io: StoreIODep,
+    margin: MarginDep,
     status_filter: Annotated[
         Literal["open", "resolved"] | None, Query(alias="status", description="open or resolved")
     ] = None,
     client_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
+    *,
+    page: PageDep,
 ) -> dict[str, Any]:
     """Margin calls as of now (checked on read, nothing stored) and past ones (admin)."""
-    return await store_io.run(
-        service.margin_calls, status=status_filter, client_id=client_id, limit=limit, offset=offset
+    return await margin(
+        MarginService.margin_calls,
+        status=status_filter,
+        client_id=client_id,
+        limit=page.limit,
+        offset=page.offset,
     )
 
 
-@router.get("/margin/{client_id}", response_model=MarginReport, responses=_READ_ERRORS)
+@router.get("/margin/{client_id}", response_model=MarginReport, responses=READ_ERRORS)
 async def client_margin(
     client_id: ReadableClientId,
-    service: MarginServiceDep,
-    store_io: StoreIODep,
+    margin: MarginDep,
     rate_model: Annotated[
         Literal["maintenance", "nse_var", "max"] | None,
         Query(
@@ -137,4 +114,4 @@ async def client_margin(
     Amounts are exact to the paisa and the call is decided on them. Positions without a
     traded price are listed in ``unpriced_symbols`` and counted at zero value.
     """
-    return await store_io.run(service.margin, client_id, rate_model=rate_model)
+    return await margin(MarginService.margin, client_id, rate_model=rate_model)

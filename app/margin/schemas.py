@@ -19,35 +19,34 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.core.money import MAX_AMOUNT, MAX_LOAN, MAX_PRICE, MAX_QUANTITY
 from app.margin.service import LoanInput, PositionInput
 
-Price = Annotated[
-    Decimal,
-    Field(
-        ge=0,
-        le=MAX_PRICE,
-        max_digits=10,
+
+def _rupees(maximum: Decimal, max_digits: int, description: str, *, positive: bool = False) -> Any:
+    """The constraints of a rupee amount: paise at most, within ``maximum`` (above 0 when
+    ``positive``, else at least 0)."""
+    return Field(
+        gt=0 if positive else None,
+        ge=None if positive else 0,
+        le=maximum,
+        max_digits=max_digits,
         decimal_places=2,
-        description=f"Rupees per share, at most 2 decimals; at most {MAX_PRICE:,}.",
-    ),
+        description=description,
+    )
+
+
+Price = Annotated[
+    Decimal, _rupees(MAX_PRICE, 10, f"Rupees per share, at most 2 decimals; at most {MAX_PRICE:,}.")
 ]
 Money = Annotated[
-    Decimal,
-    Field(
-        ge=0,
-        le=MAX_AMOUNT,
-        max_digits=17,
-        decimal_places=2,
-        description=f"Rupees, at most 2 decimals; at most {MAX_AMOUNT:,}.",
-    ),
+    Decimal, _rupees(MAX_AMOUNT, 17, f"Rupees, at most 2 decimals; at most {MAX_AMOUNT:,}.")
 ]
 PositiveMoney = Annotated[
     Decimal,
-    Field(
-        gt=0,
-        le=MAX_AMOUNT,
-        max_digits=17,
-        decimal_places=2,
-        description=f"Rupees, at most 2 decimals; at most {MAX_AMOUNT:,} (and a draw may not "
-        f"take the outstanding loan above {MAX_LOAN:,}).",
+    _rupees(
+        MAX_AMOUNT,
+        17,
+        f"Rupees, at most 2 decimals; at most {MAX_AMOUNT:,} (and a draw may not take the "
+        f"outstanding loan above {MAX_LOAN:,}).",
+        positive=True,
     ),
 ]
 Quantity = Annotated[

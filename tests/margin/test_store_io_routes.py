@@ -19,11 +19,11 @@ class SpyStoreIO(StoreIO):
 
     def __init__(self, real: StoreIO) -> None:
         super().__init__(real.slots, wait_s=real.wait_s)
-        self.calls: list[Callable[..., Any]] = []
+        self.calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
 
     async def run(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Record ``func``, then run it as the real runner does."""
-        self.calls.append(func)
+        self.calls.append((func, args))
         return await super().run(func, *args, **kwargs)
 
 
@@ -81,5 +81,9 @@ def test_every_margin_route_runs_its_service_call_on_the_store_io_runner(
         spy.calls.clear()
         response = api.request(method, url, json=body, headers=admin_headers)
         assert response.status_code < 300, (method, url, response.text)
-        on_runner = [f for f in spy.calls if getattr(f, "__self__", None) is margin_service]
+        on_runner = [
+            func
+            for func, args in spy.calls
+            if margin_service in (getattr(func, "__self__", None), *args[:1])
+        ]
         assert on_runner, f"{method} {url} called the margin service off the store-I/O runner"
