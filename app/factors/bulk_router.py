@@ -21,7 +21,7 @@ from app.factors.bulk import (
     split_tickers,
 )
 from app.factors.examples import RELIANCE_EXAMPLE
-from app.factors.schemas import Betas
+from app.factors.schemas import Betas, FactorStats
 from app.factors.service import MAX_WINDOW, MIN_WINDOW, FactorService
 
 router = APIRouter(tags=["factors"])
@@ -46,15 +46,8 @@ class BulkBetasRequest(BaseModel):
     mode: Mode = Field("excess", description=MODE_HELP)
 
 
-class ParamStats(BaseModel):
+class ParamStats(FactorStats):
     """A statistic per parameter (alpha and the five factors)."""
-
-    alpha: float | None = None
-    market: float | None = None
-    value: float | None = None
-    momentum: float | None = None
-    size: float | None = None
-    volatility: float | None = None
 
 
 class BulkBetasItem(BaseModel):

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.core.deps import provide
 from app.core.schemas import error_responses
 from app.factors.examples import RELIANCE_EXAMPLE
-from app.factors.schemas import Betas
+from app.factors.schemas import Betas, FactorStats
 from app.factors.service import MAX_WINDOW, MIN_WINDOW, FactorService
 
 router = APIRouter(tags=["factors"])
@@ -47,6 +47,8 @@ TickerPath = Annotated[
     ),
 ]
 
+_STOCK_ERRORS = error_responses(404, 409, 422, 429, 503)
+
 
 class FactorCoverage(BaseModel):
     """Stored closes of the proxy, and the regression sample all five factors share."""
@@ -72,17 +74,6 @@ class FactorInfo(BaseModel):
     label: str = Field(examples=["Nifty 50"])
     description: str
     coverage: FactorCoverage
-
-
-class FactorStats(BaseModel):
-    """A statistic per parameter (alpha and the five factors)."""
-
-    alpha: float | None = None
-    market: float | None = None
-    value: float | None = None
-    momentum: float | None = None
-    size: float | None = None
-    volatility: float | None = None
 
 
 class CacheInfo(BaseModel):
@@ -243,7 +234,7 @@ async def list_factors(service: FactorServiceDep) -> list[dict[str, Any]]:
     "/factors/{ticker}",
     response_model=FactorBetasResponse,
     response_model_exclude_none=False,
-    responses=error_responses(404, 409, 422, 429, 503),
+    responses=_STOCK_ERRORS,
 )
 async def factor_betas(
     ticker: TickerPath,
@@ -278,9 +269,7 @@ async def factor_betas(
 
 
 @router.get(
-    "/factors/{ticker}/rolling",
-    response_model=RollingBetasResponse,
-    responses=error_responses(404, 409, 422, 429, 503),
+    "/factors/{ticker}/rolling", response_model=RollingBetasResponse, responses=_STOCK_ERRORS
 )
 async def rolling_betas(
     ticker: TickerPath,

@@ -13,3 +13,14 @@ class Betas(BaseModel):
     momentum: float | None = Field(examples=[-0.08])
     size: float | None = Field(examples=[0.31])
     volatility: float | None = Field(examples=[-0.01])
+
+
+class FactorStats(BaseModel):
+    """A statistic per parameter (alpha and the five factors)."""
+
+    alpha: float | None = None
+    market: float | None = None
+    value: float | None = None
+    momentum: float | None = None
+    size: float | None = None
+    volatility: float | None = None

@@ -17,9 +17,10 @@ Downloads (written by :mod:`app.core.downloads`):
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
-from app.core.downloads import MEDIA_TYPES, Column, Table, render
+from app.core.downloads import MEDIA_TYPES, Column, Table, columns, render
 from app.heatmap.page import heatmap_page
 from app.heatmap.render import heatmap_svg
 from app.heatmap.service import HeatmapQuery, HeatmapService
@@ -33,19 +34,13 @@ TABLES = ("stocks", "sectors")
 _PROVENANCE = (Column("as_of", "date"), Column("window", "int"), Column("mode", "text"))
 STOCK_COLUMNS = (
     *_PROVENANCE,
-    Column("symbol", "text"),
-    Column("company", "text"),
-    Column("sector", "text"),
+    *columns("text", "symbol", "company", "sector"),
     Column("alpha", "float", "0.000000"),
     Column("alpha_annualised", "float", "0.0000"),
     *(Column(f"beta_{name}", "float", "0.0000") for name in FACTOR_NAMES),
     *(Column(f"t_{name}", "float", "0.00") for name in ("alpha", *FACTOR_NAMES)),
-    Column("r_squared", "float", "0.0000"),
-    Column("adj_r_squared", "float", "0.0000"),
-    Column("residual_vol", "float", "0.0000"),
-    Column("n_obs", "int"),
-    Column("n_excluded", "int"),
-    Column("n_missing", "int"),
+    *columns("float", "r_squared", "adj_r_squared", "residual_vol", number_format="0.0000"),
+    *columns("int", "n_obs", "n_excluded", "n_missing"),
 )
 SECTOR_COLUMNS = (
     *_PROVENANCE,
@@ -97,45 +92,54 @@ def _provenance(body: dict[str, Any]) -> list[Any]:
     return [dt.date.fromisoformat(body["as_of"]), body["window"], body["mode"]]
 
 
+def _table(
+    name: str,
+    columns: tuple[Column, ...],
+    body: dict[str, Any],
+    items: str,
+    cells: Callable[[dict[str, Any]], list[Any]],
+) -> Table:
+    """A table of ``body[items]``: each row the provenance, then ``cells`` of the item."""
+    head = _provenance(body)
+    rows = [[*head, *cells(item)] for item in body[items]]
+    return Table(name, columns, rows, metadata=_metadata(body))
+
+
+def _stock_cells(r: dict[str, Any]) -> list[Any]:
+    return [
+        r["symbol"],
+        r["company"],
+        r["sector"],
+        r["alpha"],
+        r["alpha_annualised"],
+        *(r["betas"][n] for n in FACTOR_NAMES),
+        *(r["t_stats"][n] for n in ("alpha", *FACTOR_NAMES)),
+        r["r_squared"],
+        r["adj_r_squared"],
+        r["residual_vol"],
+        r["n_obs"],
+        r["n_excluded"],
+        r["n_missing"],
+    ]
+
+
+def _sector_cells(s: dict[str, Any]) -> list[Any]:
+    return [
+        s["sector"],
+        s["count"],
+        *(s[stat][n] for stat in ("mean", "median", "dispersion") for n in FACTOR_NAMES),
+        s["mean_r_squared"],
+    ]
+
+
 def stock_table(body: dict[str, Any]) -> Table:
     """One row per stock of a ``GET /heatmap`` body."""
-    head = _provenance(body)
-    rows = [
-        [
-            *head,
-            r["symbol"],
-            r["company"],
-            r["sector"],
-            r["alpha"],
-            r["alpha_annualised"],
-            *(r["betas"][n] for n in FACTOR_NAMES),
-            *(r["t_stats"][n] for n in ("alpha", *FACTOR_NAMES)),
-            r["r_squared"],
-            r["adj_r_squared"],
-            r["residual_vol"],
-            r["n_obs"],
-            r["n_excluded"],
-            r["n_missing"],
-        ]
-        for r in body["rows"]
-    ]
-    return Table("stocks", STOCK_COLUMNS, rows, metadata=_metadata(body))
+    return _table("stocks", STOCK_COLUMNS, body, "rows", _stock_cells)
 
 
 def sector_table(body: dict[str, Any]) -> Table:
     """One row per sector aggregate of a ``GET /heatmap`` body."""
-    head = _provenance(body)
-    rows = [
-        [
-            *head,
-            s["sector"],
-            s["count"],
-            *(s[stat][n] for stat in ("mean", "median", "dispersion") for n in FACTOR_NAMES),
-            s["mean_r_squared"],
-        ]
-        for s in body["sectors"]
-    ]
-    return Table("sectors", SECTOR_COLUMNS, rows, metadata=_metadata(body))
+    return _table("sectors", SECTOR_COLUMNS, body, "sectors", _sector_cells)
 
 
 def _metadata(body: dict[str, Any]) -> dict[str, str]:

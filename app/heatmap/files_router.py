@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
-from app.core.deps import provide
 from app.core.downloads import PARQUET_MEDIA, XLSX_MEDIA
 from app.core.schemas import error_responses
-from app.factors.service import MAX_WINDOW, MIN_WINDOW
 from app.heatmap import files
-from app.heatmap.service import HeatmapService
+from app.heatmap.params import HeatmapServiceDep, ModeQuery, SectorQuery, WindowQuery
 
 router = APIRouter(tags=["heatmap"])
-
-HeatmapServiceDep = Annotated[HeatmapService, Depends(provide("heatmap", HeatmapService))]
-WindowQuery = Annotated[
-    int,
-    Query(
-        ge=MIN_WINDOW,
-        le=MAX_WINDOW,
-        description="Trading days in the regression window; 126, 252 and 504 are precomputed.",
-        examples=[252],
-    ),
-]
-ModeQuery = Annotated[
-    Literal["excess", "raw"],
-    Query(description="Factor mode, as in GET /factors/{ticker} (default excess)."),
-]
-SectorQuery = Annotated[
-    str | None,
-    Query(
-        max_length=80,
-        description="Only this sector (NSE industry label, case-insensitive).",
-        examples=["Information Technology"],
-    ),
-]
 
 StatQuery = Annotated[
     Literal["mean", "median"],
@@ -56,68 +32,72 @@ ScaleQuery = Annotated[
 ]
 
 
-@router.get(
-    "/heatmap/page",
-    response_class=HTMLResponse,
-    responses={
-        200: {
-            "description": "A self-contained HTML page (no external assets): the sectors x "
-            "factors picture with hover values, window/mode controls and download links.",
-            "content": {"text/html": {"example": "<!doctype html>..."}},
-        },
+def _file_responses(description: str, content: dict[str, Any]) -> dict[int | str, Any]:
+    """A file route's responses: the file (``content`` by media type) or an error."""
+    return {
+        200: {"description": description, "content": content},
         **error_responses(409, 422, 429, 503),
-    },
+    }
+
+
+class Picture:
+    """The parameters of a drawn heatmap (the page and the SVG take the same ones)."""
+
+    def __init__(
+        self,
+        service: HeatmapServiceDep,
+        window: WindowQuery = 252,
+        mode: ModeQuery = "excess",
+        stat: StatQuery = "mean",
+        scale: ScaleQuery = None,
+    ) -> None:
+        self.service, self.window, self.mode = service, window, mode
+        self.stat, self.scale = stat, scale
+
+    async def response(self, draw: Callable[..., bytes], media_type: str) -> Response:
+        """What ``draw`` (:func:`files.page_bytes` or :func:`files.svg_bytes`) makes of it."""
+        body = await run_in_threadpool(
+            draw, self.service, self.window, self.mode, stat=self.stat, scale=self.scale
+        )
+        return Response(body, media_type=media_type)
+
+
+PictureDep = Annotated[Picture, Depends()]
+_PAGE_RESPONSES = _file_responses(
+    "A self-contained HTML page (no external assets): the sectors x factors picture with "
+    "hover values, window/mode controls and download links.",
+    {"text/html": {"example": "<!doctype html>..."}},
 )
-async def heatmap_page(
-    service: HeatmapServiceDep,
-    window: WindowQuery = 252,
-    mode: ModeQuery = "excess",
-    stat: StatQuery = "mean",
-    scale: ScaleQuery = None,
-) -> Response:
+_SVG_RESPONSES = _file_responses(
+    "The sectors x factors picture as a standalone SVG.",
+    {files.SVG_MEDIA: {"example": "<svg xmlns=...>...</svg>"}},
+)
+
+
+@router.get("/heatmap/page", response_class=HTMLResponse, responses=_PAGE_RESPONSES)
+async def heatmap_page(picture: PictureDep) -> Response:
     """The heatmap as a web page: sector x factor betas on a diverging colour scale."""
-    body = await run_in_threadpool(files.page_bytes, service, window, mode, stat=stat, scale=scale)
-    return Response(body, media_type=files.HTML_MEDIA)
+    return await picture.response(files.page_bytes, files.HTML_MEDIA)
 
 
-@router.get(
-    "/heatmap/image.svg",
-    response_class=Response,
-    responses={
-        200: {
-            "description": "The sectors x factors picture as a standalone SVG.",
-            "content": {files.SVG_MEDIA: {"example": "<svg xmlns=...>...</svg>"}},
-        },
-        **error_responses(409, 422, 429, 503),
-    },
-)
-async def heatmap_image(
-    service: HeatmapServiceDep,
-    window: WindowQuery = 252,
-    mode: ModeQuery = "excess",
-    stat: StatQuery = "mean",
-    scale: ScaleQuery = None,
-) -> Response:
+@router.get("/heatmap/image.svg", response_class=Response, responses=_SVG_RESPONSES)
+async def heatmap_image(picture: PictureDep) -> Response:
     """The heatmap as an SVG picture (title with window and as-of date, legend, cell values)."""
-    body = await run_in_threadpool(files.svg_bytes, service, window, mode, stat=stat, scale=scale)
-    return Response(body, media_type=files.SVG_MEDIA)
+    return await picture.response(files.svg_bytes, files.SVG_MEDIA)
 
 
 @router.get(
     "/heatmap/export",
     response_class=Response,
-    responses={
-        200: {
-            "description": "CSV or Parquet of the stocks (or sectors) table, or an XLSX "
-            "workbook with the sheets stocks, sectors, missing and about.",
-            "content": {
-                "text/csv": {"example": "as_of,window,mode,symbol,...\n2024-06-21,252,..."},
-                PARQUET_MEDIA: {},
-                XLSX_MEDIA: {},
-            },
+    responses=_file_responses(
+        "CSV or Parquet of the stocks (or sectors) table, or an XLSX "
+        "workbook with the sheets stocks, sectors, missing and about.",
+        {
+            "text/csv": {"example": "as_of,window,mode,symbol,...\n2024-06-21,252,..."},
+            PARQUET_MEDIA: {},
+            XLSX_MEDIA: {},
         },
-        **error_responses(409, 422, 429, 503),
-    },
+    ),
 )
 async def heatmap_export(
     service: HeatmapServiceDep,

@@ -14,9 +14,9 @@ from pydantic import BaseModel, Field
 from app.core.deps import provide
 from app.core.schemas import error_responses
 from app.factors.schemas import Betas
-from app.factors.service import MAX_WINDOW, MIN_WINDOW
+from app.heatmap.params import HeatmapServiceDep, ModeQuery, SectorQuery, WindowQuery
 from app.heatmap.past import PastHeatmapService
-from app.heatmap.service import SORT_KEYS, SORT_PATTERN, HeatmapQuery, HeatmapService
+from app.heatmap.service import SORT_KEYS, SORT_PATTERN, HeatmapQuery
 
 
 class OrjsonResponse(JSONResponse):
@@ -35,33 +35,10 @@ def accepts_gzip(request: Request) -> bool:
     return "gzip" in request.headers.get("accept-encoding", "")
 
 
-get_heatmap_service = provide("heatmap", HeatmapService)
-HeatmapServiceDep = Annotated[HeatmapService, Depends(get_heatmap_service)]
 PastHeatmapDep = Annotated[
     PastHeatmapService, Depends(provide("past_heatmaps", PastHeatmapService))
 ]
 
-ModeQuery = Annotated[
-    Literal["excess", "raw"],
-    Query(description="Factor mode, as in GET /factors/{ticker} (default excess)."),
-]
-WindowQuery = Annotated[
-    int,
-    Query(
-        ge=MIN_WINDOW,
-        le=MAX_WINDOW,
-        description="Trading days in the regression window; 126, 252 and 504 are precomputed.",
-        examples=[252],
-    ),
-]
-SectorQuery = Annotated[
-    str | None,
-    Query(
-        max_length=80,
-        description="Only this sector (NSE industry label, case-insensitive).",
-        examples=["Information Technology"],
-    ),
-]
 SortQuery = Annotated[
     str,
     Query(
