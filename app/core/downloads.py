@@ -65,6 +65,11 @@ class Column:
     number_format: str | None = None
 
 
+def columns(kind: Kind, *names: str, number_format: str | None = None) -> tuple[Column, ...]:
+    """A :class:`Column` of ``kind`` (with ``number_format``) for each name, in order."""
+    return tuple(Column(name, kind, number_format) for name in names)
+
+
 @dataclass(frozen=True)
 class Table:
     """A named table: typed columns and rows of values (None for a missing value).

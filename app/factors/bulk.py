@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.core.downloads import MEDIA_TYPES, Column, Table, render
+from app.core.downloads import MEDIA_TYPES, Column, Table, columns, render
 from app.core.errors import InvalidInput, ServiceError
 from app.factors.service import PARAM_NAMES, FactorService, validate_mode, validate_window
 from app.market.factors import FACTOR_NAMES
@@ -30,15 +30,11 @@ MAX_BULK_TICKERS = 100
 MAX_TICKER_LENGTH = 40
 
 BETA_COLUMNS = (
-    Column("requested", "text"),
-    Column("ticker", "text"),
-    Column("company", "text"),
-    Column("sector", "text"),
+    *columns("text", "requested", "ticker", "company", "sector"),
     Column("as_of", "date"),
     Column("window", "int"),
     Column("mode", "text"),
-    Column("window_start", "date"),
-    Column("window_end", "date"),
+    *columns("date", "window_start", "window_end"),
     Column("n_obs", "int"),
     Column("alpha", "float", "0.000000"),
     Column("alpha_annualised", "float", "0.0000"),
@@ -46,12 +42,9 @@ BETA_COLUMNS = (
     *(Column(f"se_{name}", "float", "0.0000") for name in PARAM_NAMES),
     *(Column(f"t_{name}", "float", "0.00") for name in PARAM_NAMES),
     *(Column(f"p_{name}", "float", "0.0000") for name in PARAM_NAMES),
-    Column("r_squared", "float", "0.0000"),
-    Column("adj_r_squared", "float", "0.0000"),
-    Column("residual_vol", "float", "0.0000"),
+    *columns("float", "r_squared", "adj_r_squared", "residual_vol", number_format="0.0000"),
     Column("condition_number", "float", "0.0"),
-    Column("error_code", "text"),
-    Column("error", "text"),
+    *columns("text", "error_code", "error"),
 )
 
 

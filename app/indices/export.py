@@ -19,6 +19,7 @@ from app.core.downloads import (
     XLSX_MEDIA,
     Column,
     Table,
+    columns,
     csv_bytes,
     neutralise,
     xlsx_bytes,
@@ -49,15 +50,11 @@ HISTORY_TYPED = (
 )
 HISTORY_COLUMNS = [c.name for c in HISTORY_TYPED]
 COMPOSITION_TYPED = (
-    Column("symbol", "text"),
-    Column("company", "text"),
-    Column("sector", "text"),
-    Column("weight", "float", "0.00%"),
-    Column("target_weight", "float", "0.00%"),
+    *columns("text", "symbol", "company", "sector"),
+    *columns("float", "weight", "target_weight", number_format="0.00%"),
     Column("capping_factor", "float", "0.0000"),
     Column("iwf", "float", "0.00"),
-    Column("shares", "float", "#,##0"),
-    Column("effective_shares", "float", "#,##0"),
+    *columns("float", "shares", "effective_shares", number_format="#,##0"),
     Column("price", "float", "#,##0.00"),
     Column("price_date", "date"),
     Column("market_cap_cr", "float", "#,##0.00"),
