@@ -55,18 +55,24 @@ class UserCreate(BaseModel):
     client_id: int | None = Field(None, ge=1, description="Required for role=client.", examples=[1])
 
 
+NewPassword = Annotated[
+    SecretStr,
+    Field(
+        min_length=12,
+        max_length=1024,
+        description="12-1024 characters, not a common password.",
+        examples=["four unrelated words here"],
+    ),
+]
+
+
 class PasswordChange(BaseModel):
     """The caller's current password and the new one."""
 
     model_config = ConfigDict(extra="forbid")
 
     current_password: SecretStr = Field(max_length=1024, examples=["a long passphrase"])
-    new_password: SecretStr = Field(
-        min_length=12,
-        max_length=1024,
-        description="12-1024 characters, not a common password.",
-        examples=["four unrelated words here"],
-    )
+    new_password: NewPassword
 
 
 class PasswordReset(BaseModel):
@@ -74,12 +80,7 @@ class PasswordReset(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    password: SecretStr = Field(
-        min_length=12,
-        max_length=1024,
-        description="12-1024 characters, not a common password.",
-        examples=["four unrelated words here"],
-    )
+    password: NewPassword
 
 
 class UserOut(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -225,11 +226,29 @@ class MemberHistory(BaseModel):
     without_prices_reason: str | None
 
 
-@router.get(
-    "/corporate-actions",
-    response_model=CorporateActionsPage,
-    responses=error_responses(404, 422, 429),
-)
+@dataclass(frozen=True)
+class ActionsPage:
+    """The filters and page of a corporate-actions listing (both listing routes take them)."""
+
+    start: StartQuery = None
+    end: EndQuery = None
+    kind: KindQuery = None
+    limit: LimitQuery = 100
+    offset: OffsetQuery = 0
+
+    def of(self, service: MarketHistoryService, symbol: str | None) -> dict[str, Any]:
+        """This page of ``symbol``'s corporate actions (every symbol's when None)."""
+        return service.corporate_actions(symbol, **asdict(self))
+
+
+ActionsPageDep = Annotated[ActionsPage, Depends()]
+_ACTIONS_ROUTE: dict[str, Any] = {
+    "response_model": CorporateActionsPage,
+    "responses": error_responses(404, 422, 429),
+}
+
+
+@router.get("/corporate-actions", **_ACTIONS_ROUTE)
 async def corporate_actions(
     service: HistoryDep,
     symbol: Annotated[
@@ -241,48 +260,21 @@ async def corporate_actions(
             examples=["RELIANCE.NS"],
         ),
     ] = None,
-    start: StartQuery = None,
-    end: EndQuery = None,
-    kind: KindQuery = None,
-    limit: LimitQuery = 100,
-    offset: OffsetQuery = 0,
+    *,
+    page: ActionsPageDep,
 ) -> dict[str, Any]:
     """Corporate actions with their adjusted-price factor and index-divisor treatment."""
-    return await run_in_threadpool(
-        service.corporate_actions,
-        symbol,
-        start=start,
-        end=end,
-        kind=kind,
-        limit=limit,
-        offset=offset,
-    )
+    return await run_in_threadpool(page.of, service, symbol)
 
 
-@router.get(
-    "/corporate-actions/{symbol}",
-    response_model=CorporateActionsPage,
-    responses=error_responses(404, 422, 429),
-)
+@router.get("/corporate-actions/{symbol}", **_ACTIONS_ROUTE)
 async def corporate_actions_of(
     symbol: SymbolPath,
     service: HistoryDep,
-    start: StartQuery = None,
-    end: EndQuery = None,
-    kind: KindQuery = None,
-    limit: LimitQuery = 100,
-    offset: OffsetQuery = 0,
+    page: ActionsPageDep,
 ) -> dict[str, Any]:
     """One symbol's corporate actions (at most 3,660 days at a time)."""
-    return await run_in_threadpool(
-        service.corporate_actions,
-        symbol,
-        start=start,
-        end=end,
-        kind=kind,
-        limit=limit,
-        offset=offset,
-    )
+    return await run_in_threadpool(page.of, service, symbol)
 
 
 @router.get("/universe", response_model=UniverseAsOf, responses=error_responses(422, 429))
