@@ -64,7 +64,21 @@ _SOLVE_SYSTEMS = 2**15
 
 
 @dataclass(frozen=True)
-class RollingOLSResult:
+class _OLSStatistics:
+    """The statistics every OLS result holds, in this order (documented on each result)."""
+
+    params: FloatArray
+    bse: FloatArray
+    tvalues: FloatArray
+    pvalues: FloatArray
+    rsquared: FloatArray
+    rsquared_adj: FloatArray
+    resid_vol: FloatArray
+    nobs: IntArray
+
+
+@dataclass(frozen=True)
+class RollingOLSResult(_OLSStatistics):
     """Rolling OLS statistics for every stock and window end.
 
     Shapes below are for 2-D ``y`` of shape (n_obs, n_stocks); for 1-D ``y`` the leading
@@ -113,14 +127,6 @@ class RollingOLSResult:
     read-only all-NaN arrays (shared between fields of the same shape).
     """
 
-    params: FloatArray
-    bse: FloatArray
-    tvalues: FloatArray
-    pvalues: FloatArray
-    rsquared: FloatArray
-    rsquared_adj: FloatArray
-    resid_vol: FloatArray
-    nobs: IntArray
     window: int
     min_nobs: int
     ends: IntArray | None = None
@@ -132,7 +138,7 @@ class RollingOLSResult:
 
 
 @dataclass(frozen=True)
-class LatestOLSResult:
+class LatestOLSResult(_OLSStatistics):
     """OLS statistics of the window ending at the last row, per stock.
 
     Shapes below are for 2-D ``y``; for 1-D ``y`` the leading ``n_stocks`` axis is absent.
@@ -166,14 +172,6 @@ class LatestOLSResult:
         Minimum usable rows for a fit.
     """
 
-    params: FloatArray
-    bse: FloatArray
-    tvalues: FloatArray
-    pvalues: FloatArray
-    rsquared: FloatArray
-    rsquared_adj: FloatArray
-    resid_vol: FloatArray
-    nobs: IntArray
     condition_number: FloatArray
     vif: FloatArray
     bse_hac: FloatArray | None
@@ -485,9 +483,9 @@ def latest_ols(
     x: ArrayLike,
     *,
     window: int,
+    hac_lags: int | None = None,
     min_nobs: int | None = None,
     periods_per_year: int = 252,
-    hac_lags: int | None = None,
     rank_tol: float = 1e-10,
 ) -> LatestOLSResult:
     """OLS of every stock on the factors over the window ending at the last row.
@@ -503,14 +501,10 @@ def latest_ols(
     window : int
         Window length in rows; the window covers the last ``window`` rows (all rows if
         ``window > n_obs``, in which case every statistic is NaN as in :func:`rolling_ols`).
-    min_nobs : int, optional
-        As in :func:`rolling_ols`.
-    periods_per_year : int, default 252
-        Annualisation factor of ``resid_vol``.
     hac_lags : int, optional
         If given (``>= 0``), also compute Newey-West standard errors with this many lags.
-    rank_tol : float, default 1e-10
-        As in :func:`rolling_ols`.
+    min_nobs, periods_per_year, rank_tol : optional
+        As in :func:`rolling_ols` (defaults ``max(ceil(0.8 * window), k + 2)``, 252 and 1e-10).
 
     Returns
     -------
@@ -520,7 +514,7 @@ def latest_ols(
     Raises
     ------
     ValueError
-        If an argument has the wrong shape, dtype or range (the message names it).
+        As :func:`rolling_ols`, for an argument of the wrong shape, dtype or range.
 
     Notes
     -----
