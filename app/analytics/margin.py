@@ -208,10 +208,9 @@ def margin_requirement(values: Sequence[Decimal], rates: Sequence[Decimal]) -> D
 
     Parameters
     ----------
-    values : sequence of Decimal, length n
-        Market value per position, each >= 0, whole paise.
-    rates : sequence of Decimal, length n
-        Margin rate per position, each in (0, 1].
+    values, rates : sequence of Decimal, length n
+        As in :func:`exact_requirement`: market value per position (>= 0, whole paise) and
+        margin rate per position (in (0, 1]).
 
     Returns
     -------
