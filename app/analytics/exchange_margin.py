@@ -45,7 +45,6 @@ __all__ = [
     "SecurityType",
     "TradingActivity",
     "ewma",
-    "ewma_volatility",
     "liquidity_group",
     "log_returns",
     "nse_var_rate",
@@ -187,17 +186,6 @@ def ewma(
         n_updates=int(updates.size),
         seed_weight=decay ** int(updates.size),
     )
-
-
-def ewma_volatility(
-    returns: ArrayLike,
-    *,
-    lam: float = EWMA_LAMBDA,
-    seed_variance: float | None = None,
-    seed_returns: int = SEED_RETURNS,
-) -> float:
-    """Latest EWMA volatility of a return series (:func:`ewma`'s ``sigma``)."""
-    return ewma(returns, lam=lam, seed_variance=seed_variance, seed_returns=seed_returns).sigma
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from app.analytics.exchange_margin import (
     ewma,
-    ewma_volatility,
     liquidity_group,
     nse_var_rate,
     trading_activity,
@@ -56,7 +55,7 @@ def test_default_seed_is_the_sample_variance_of_the_first_20_returns() -> None:
     vol = ewma(r)
     assert vol.seed_variance == pytest.approx(np.var(r[:20], ddof=1), rel=1e-14)
     assert (vol.seeded_from, vol.n_updates) == (20, 80)
-    assert vol.sigma == pytest.approx(ewma_volatility(r[20:], seed_variance=vol.seed_variance))
+    assert vol.sigma == pytest.approx(ewma(r[20:], seed_variance=vol.seed_variance).sigma)
 
 
 # --- group minimums, Group III and the ETF rule ---------------------------------------------

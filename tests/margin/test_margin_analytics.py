@@ -12,7 +12,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from app.analytics.exchange_margin import ewma_volatility, log_returns, nse_var_rate
+from app.analytics.exchange_margin import ewma, log_returns, nse_var_rate
 from app.analytics.margin import (
     allocate_requirement,
     cure_amounts,
@@ -316,8 +316,8 @@ def test_ewma_hand_computation() -> None:
     # DOMAIN.md section 10: s_0 = 2%, a +5% close (r = ln 1.05), then a -3% day.
     s1 = math.sqrt(0.995 * 0.0004 + 0.005 * math.log(1.05) ** 2)
     assert s1 == pytest.approx(0.020246, abs=1e-6)
-    assert ewma_volatility([math.log(1.05)], seed_variance=0.0004) == pytest.approx(s1, rel=1e-14)
-    s2 = ewma_volatility([math.log(1.05), math.log(0.97)], seed_variance=0.0004)
+    assert ewma([math.log(1.05)], seed_variance=0.0004).sigma == pytest.approx(s1, rel=1e-14)
+    s2 = ewma([math.log(1.05), math.log(0.97)], seed_variance=0.0004).sigma
     assert s2 == pytest.approx(0.020310, abs=1e-6)
 
 
@@ -362,7 +362,7 @@ def test_bad_prints_are_excluded_before_the_ewma() -> None:
     assert rate.n_excluded == 1
     assert rate.n_returns == 59
     kept = np.delete(np.diff(np.log(clean)), 30)
-    assert rate.ewma_sigma == pytest.approx(ewma_volatility(kept), rel=1e-12)
+    assert rate.ewma_sigma == pytest.approx(ewma(kept).sigma, rel=1e-12)
     raw = nse_var_rate(closes, bad_print_threshold=None)
     assert raw.n_excluded == 0
     assert raw.n_returns == 60
