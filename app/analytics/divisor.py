@@ -40,8 +40,9 @@ rule apart from its panel counterpart.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -76,6 +77,26 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- scalar events
+
+_Event = TypeVar("_Event", bound=Callable[..., "DivisorAdjustment"])
+
+#: Parameter descriptions every scalar event shares, filled into ``%(name)s`` in its docstring.
+_DOC_PARTS = {
+    "divisor_market_value": """divisor, market_value : float
+        Current divisor and index market value before the event, both > 0.""",
+    "iwf_capping_factor": """iwf, capping_factor : float, default 1
+        The stock's IWF and CF, in (0, 1].""",
+    "returns": """Returns
+    -------
+    DivisorAdjustment""",
+}
+
+
+def _shared_doc(event: _Event) -> _Event:
+    """``event`` with the shared parameter descriptions filled into its docstring."""
+    if event.__doc__:
+        event.__doc__ = event.__doc__ % _DOC_PARTS
+    return event
 
 
 @dataclass(frozen=True)
@@ -113,6 +134,7 @@ class DivisorAdjustment:
         return self.market_value_after / self.divisor_after
 
 
+@_shared_doc
 def adjust_divisor(
     divisor: float, market_value_before: float, market_value_after: float
 ) -> DivisorAdjustment:
@@ -127,9 +149,7 @@ def adjust_divisor(
     market_value_after : float
         Index market value after the event at the same reference prices, > 0.
 
-    Returns
-    -------
-    DivisorAdjustment
+    %(returns)s
 
     Notes
     -----
@@ -163,14 +183,21 @@ def _iwf_cf(iwf: float, capping_factor: float) -> float:
     return _fraction("iwf", iwf) * _fraction("capping_factor", capping_factor)
 
 
-def _including_own(market_value: float, own_value: float) -> float:
-    """``market_value`` checked > 0 and to include the stock's own ``P * Q * IWF * CF``."""
+def _stock_event(
+    divisor: float, market_value: float, own_value: float, change: float, **after: float
+) -> DivisorAdjustment:
+    """An event of one stock worth ``own_value`` (``P * Q * IWF * CF``) that moves M by ``change``.
+
+    ``market_value`` is checked > 0 and to include ``own_value``; ``M_after = M + change``;
+    ``after`` sets ``adjusted_price`` and ``shares_after`` when the event changes them.
+    """
     m = _positive("market_value", market_value)
     if own_value > m * (1.0 + 1e-12):
         raise ValueError("market_value must include the stock's own value P * Q * IWF * CF")
-    return m
+    return replace(adjust_divisor(divisor, m, m + change), **after)
 
 
+@_shared_doc
 def add_constituent(
     divisor: float, market_value: float, *, added_value: float
 ) -> DivisorAdjustment:
@@ -178,14 +205,11 @@ def add_constituent(
 
     Parameters
     ----------
-    divisor, market_value : float
-        Current divisor and index market value before the addition, both > 0.
+    %(divisor_market_value)s
     added_value : float
         Index market value of the new constituent at the reference price, > 0.
 
-    Returns
-    -------
-    DivisorAdjustment
+    %(returns)s
 
     Notes
     -----
@@ -195,6 +219,7 @@ def add_constituent(
     return adjust_divisor(divisor, m, m + _positive("added_value", added_value))
 
 
+@_shared_doc
 def delete_constituent(
     divisor: float, market_value: float, *, deleted_value: float
 ) -> DivisorAdjustment:
@@ -202,15 +227,12 @@ def delete_constituent(
 
     Parameters
     ----------
-    divisor, market_value : float
-        Current divisor and index market value before the deletion, both > 0.
+    %(divisor_market_value)s
     deleted_value : float
         Index market value of the leaving constituent at the reference price,
         0 < value < market_value.
 
-    Returns
-    -------
-    DivisorAdjustment
+    %(returns)s
 
     Notes
     -----
@@ -225,6 +247,7 @@ def delete_constituent(
     return adjust_divisor(divisor, m, m - x)
 
 
+@_shared_doc
 def replace_constituent(
     divisor: float, market_value: float, *, removed_value: float, added_value: float
 ) -> DivisorAdjustment:
@@ -232,16 +255,13 @@ def replace_constituent(
 
     Parameters
     ----------
-    divisor, market_value : float
-        Current divisor and index market value before the replacement, both > 0.
+    %(divisor_market_value)s
     removed_value : float
         Value of the leaving constituent, 0 < value <= market_value.
     added_value : float
         Value of the joining constituent, > 0.
 
-    Returns
-    -------
-    DivisorAdjustment
+    %(returns)s
 
     Notes
     -----
@@ -256,6 +276,7 @@ def replace_constituent(
     return adjust_divisor(divisor, m, m - out_v + in_v)
 
 
+@_shared_doc
 def change_shares(
     divisor: float,
     market_value: float,
@@ -270,18 +291,14 @@ def change_shares(
 
     Parameters
     ----------
-    divisor, market_value : float
-        Current divisor and index market value before the change, both > 0.
+    %(divisor_market_value)s
     price : float
         Reference price of the stock, > 0.
     shares_before, shares_after : float
         Shares in issue before / after, > 0.
-    iwf, capping_factor : float, default 1
-        The stock's IWF and CF, in (0, 1].
+    %(iwf_capping_factor)s
 
-    Returns
-    -------
-    DivisorAdjustment
+    %(returns)s
 
     Notes
     -----
@@ -291,10 +308,10 @@ def change_shares(
     q0 = _positive("shares_before", shares_before)
     q1 = _positive("shares_after", shares_after)
     w = _iwf_cf(iwf, capping_factor)
-    m = _including_own(market_value, p * q0 * w)
-    return replace(adjust_divisor(divisor, m, m + p * (q1 - q0) * w), shares_after=q1)
+    return _stock_event(divisor, market_value, p * q0 * w, p * (q1 - q0) * w, shares_after=q1)
 
 
+@_shared_doc
 def change_iwf(
     divisor: float,
     market_value: float,
@@ -309,8 +326,7 @@ def change_iwf(
 
     Parameters
     ----------
-    divisor, market_value : float
-        Current divisor and index market value before the change, both > 0.
+    %(divisor_market_value)s
     price : float
         Reference price of the stock, > 0.
     shares : float
@@ -320,9 +336,7 @@ def change_iwf(
     capping_factor : float, default 1
         The stock's CF, in (0, 1].
 
-    Returns
-    -------
-    DivisorAdjustment
+    %(returns)s
 
     Notes
     -----
@@ -333,10 +347,10 @@ def change_iwf(
     f0 = _fraction("iwf_before", iwf_before)
     f1 = _fraction("iwf_after", iwf_after)
     cf = _fraction("capping_factor", capping_factor)
-    m = _including_own(market_value, p * q * f0 * cf)
-    return adjust_divisor(divisor, m, m + p * q * (f1 - f0) * cf)
+    return _stock_event(divisor, market_value, p * q * f0 * cf, p * q * (f1 - f0) * cf)
 
 
+@_shared_doc
 def split_or_bonus(
     divisor: float, market_value: float, *, price: float, shares: float, ratio: float
 ) -> DivisorAdjustment:
@@ -344,8 +358,7 @@ def split_or_bonus(
 
     Parameters
     ----------
-    divisor, market_value : float
-        Current divisor and index market value before the event, both > 0.
+    %(divisor_market_value)s
     price : float
         Cum-event reference price, > 0.
     shares : float
@@ -400,6 +413,7 @@ def theoretical_ex_rights_price(
     return (m * p + n * s) / (m + n)
 
 
+@_shared_doc
 def rights_issue(
     divisor: float,
     market_value: float,
@@ -416,18 +430,16 @@ def rights_issue(
 
     Parameters
     ----------
-    divisor, market_value : float
-        Current divisor and index market value before the event (at the cum-rights price), both > 0.
+    %(divisor_market_value)s
     price : float
-        Cum-rights price P, > 0.
+        Cum-rights price P, > 0 (``market_value`` is taken at it).
     shares : float
         Shares before the issue, > 0.
     subscription_price : float
         S, >= 0 (usually below P).
     new_shares, held_shares : float
         N new shares per M held, > 0.
-    iwf, capping_factor : float, default 1
-        The stock's IWF and CF, in (0, 1].
+    %(iwf_capping_factor)s
 
     Returns
     -------
@@ -447,11 +459,13 @@ def rights_issue(
     )
     q_after = q * (float(held_shares) + float(new_shares)) / float(held_shares)
     w = _iwf_cf(iwf, capping_factor)
-    m = _including_own(market_value, p * q * w)
-    out = adjust_divisor(divisor, m, m + (terp * q_after - p * q) * w)
-    return replace(out, adjusted_price=terp, shares_after=q_after)
+    change = (terp * q_after - p * q) * w
+    return _stock_event(
+        divisor, market_value, p * q * w, change, adjusted_price=terp, shares_after=q_after
+    )
 
 
+@_shared_doc
 def special_dividend(
     divisor: float,
     market_value: float,
@@ -466,16 +480,14 @@ def special_dividend(
 
     Parameters
     ----------
-    divisor, market_value : float
-        Current divisor and index market value before the event, both > 0.
+    %(divisor_market_value)s
     price : float
         Cum-dividend price P, > 0.
     dividend : float
         Dividend per share d, 0 < d < P.
     shares : float
         Shares in issue, > 0.
-    iwf, capping_factor : float, default 1
-        The stock's IWF and CF, in (0, 1].
+    %(iwf_capping_factor)s
 
     Returns
     -------
@@ -493,17 +505,16 @@ def special_dividend(
         raise ValueError(f"dividend ({dv}) must be below the cum-dividend price ({p})")
     q = _positive("shares", shares)
     w = _iwf_cf(iwf, capping_factor)
-    m = _including_own(market_value, p * q * w)
-    return replace(adjust_divisor(divisor, m, m - dv * q * w), adjusted_price=p - dv)
+    return _stock_event(divisor, market_value, p * q * w, -dv * q * w, adjusted_price=p - dv)
 
 
+@_shared_doc
 def spin_off(divisor: float, market_value: float, *, child_shares: float) -> DivisorAdjustment:
     """Spin-off, S&P treatment: the spun-off company joins at price 0 on the ex-date.
 
     Parameters
     ----------
-    divisor, market_value : float
-        Current divisor and index market value before the event, both > 0.
+    %(divisor_market_value)s
     child_shares : float
         Shares of the spun-off company added to the index, > 0.
 
