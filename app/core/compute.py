@@ -12,9 +12,8 @@ body in a worker thread: eight 700 kB bodies decoded on the loop at once hold /h
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, cast
 
 import anyio
 import anyio.to_thread
@@ -22,54 +21,29 @@ from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 
 from app.core.errors import Busy
+from app.core.slots import SlotRunner
 
-T = TypeVar("T")
 
+class ComputeLimiter(SlotRunner):
+    """At most ``concurrency`` calls of :meth:`run` at once (in anyio's default worker pool); a
+    call waits at most ``wait_s``, then gets :class:`Busy`."""
 
-class ComputeLimiter:
-    """At most ``concurrency`` calls of :meth:`run` at once; a call waits at most ``wait_s``."""
+    noun = "compute slots"
+    error = Busy
 
     def __init__(self, concurrency: int, *, wait_s: float) -> None:
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-        if not (math.isfinite(wait_s) and wait_s >= 0):
-            raise ValueError(f"wait_s must be finite and >= 0, got {wait_s}")
-        self.concurrency = concurrency
-        self.wait_s = wait_s
-        self._slots = anyio.CapacityLimiter(concurrency)
+        super().__init__(concurrency, wait_s=wait_s)
         # Decoding holds the GIL throughout: one thread at a time decodes as fast as several,
         # and leaves the GIL to the loop and /health more often.
         self._decoding = anyio.CapacityLimiter(1)
 
     @property
-    def running(self) -> int:
-        """Calls computing now."""
-        return int(self._slots.borrowed_tokens)
+    def concurrency(self) -> int:
+        """Calls that may compute at once."""
+        return self.slots
 
-    @property
-    def waiting(self) -> int:
-        """Calls waiting for a slot."""
-        return self._slots.statistics().tasks_waiting
-
-    async def run(self, func: Callable[..., T], *args: Any) -> T:
-        """``func(*args)`` in a worker thread once a slot is free; :class:`Busy` if none frees
-        up within ``wait_s``."""
-        acquired = False
-        with anyio.move_on_after(self.wait_s):
-            await self._slots.acquire()
-            acquired = True
-        if not acquired:
-            retry_after = max(1, math.ceil(self.wait_s))
-            raise Busy(
-                f"All {self.concurrency} compute slots stayed busy for {self.wait_s:g} s; "
-                f"retry in {retry_after} s.",
-                details={"concurrency": self.concurrency, "waited_s": self.wait_s},
-                headers={"Retry-After": str(retry_after)},
-            )
-        try:
-            return await anyio.to_thread.run_sync(func, *args)
-        finally:
-            self._slots.release()
+    def _details(self) -> dict[str, Any]:
+        return {"concurrency": self.slots, "waited_s": self.wait_s}
 
     async def decode_json(self, body: bytes) -> Any:
         """``json.loads(body)`` in a worker thread, one body at a time."""

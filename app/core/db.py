@@ -16,17 +16,26 @@ from pathlib import Path
 
 BUSY_TIMEOUT_MS = 30_000
 
-# Named schema migrations; table schema_migrations records which ran. Modules that own
-# tables register theirs with register_migration(). Never edit one that has shipped: add another.
-_MIGRATIONS: dict[str, str] = {
-    "0001_core": """
-    CREATE TABLE IF NOT EXISTS bars (
+
+def closes_table(name: str) -> str:
+    """DDL of a table of daily closes, one row per ticker and date (``bars``: adjusted closes,
+    ``quotes``: traded closes)."""
+    return f"""
+    CREATE TABLE IF NOT EXISTS {name} (
         ticker TEXT NOT NULL,
         date TEXT NOT NULL,
         close REAL NOT NULL CHECK (close > 0),
         source TEXT NOT NULL,
         PRIMARY KEY (ticker, date)
     ) WITHOUT ROWID;
+    """
+
+
+# Named schema migrations; table schema_migrations records which ran. Modules that own
+# tables register theirs with register_migration(). Never edit one that has shipped: add another.
+_MIGRATIONS: dict[str, str] = {
+    "0001_core": closes_table("bars")
+    + """
     CREATE TABLE IF NOT EXISTS store_meta (
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL

@@ -39,10 +39,24 @@ logger = logging.getLogger(__name__)
 
 
 class ServiceError(Exception):
-    """Base of every error the service raises on purpose."""
+    """Base of every error the service raises on purpose.
+
+    A subclass states its HTTP status and its code as class keywords,
+    ``class NotFound(ServiceError, status=404, code="not_found")``; either left out is
+    inherited.
+    """
 
     status_code: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
+
+    def __init_subclass__(
+        cls, *, status: int | None = None, code: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status_code = status
+        if code is not None:
+            cls.code = code
 
     def __init__(
         self,
@@ -57,98 +71,61 @@ class ServiceError(Exception):
         self.headers = dict(headers or {})
 
 
-class InvalidInput(ServiceError):
+class InvalidInput(ServiceError, status=422, code="invalid_input"):
     """The request is well-formed but its values make no sense."""
 
-    status_code = 422
-    code = "invalid_input"
 
-
-class InfeasibleRule(InvalidInput):
+class InfeasibleRule(InvalidInput, code="infeasible_rule"):
     """A capping or weighting rule that no set of weights can satisfy."""
 
-    code = "infeasible_rule"
 
-
-class NotFound(ServiceError):
+class NotFound(ServiceError, status=404, code="not_found"):
     """The named resource does not exist."""
 
-    status_code = 404
-    code = "not_found"
 
-
-class UnknownTicker(NotFound):
+class UnknownTicker(NotFound, code="unknown_ticker"):
     """The ticker is not in the universe; ``details['suggestions']`` lists close matches."""
 
-    code = "unknown_ticker"
 
-
-class InsufficientData(ServiceError):
+class InsufficientData(ServiceError, status=409, code="insufficient_data"):
     """The data exists but has too few usable observations for the request."""
 
-    status_code = 409
-    code = "insufficient_data"
 
-
-class InsufficientDepth(InsufficientData):
+class InsufficientDepth(InsufficientData, code="insufficient_depth"):
     """The order book cannot fill the order; details say how much could be filled."""
 
-    code = "insufficient_depth"
 
-
-class Conflict(ServiceError):
+class Conflict(ServiceError, status=409, code="conflict"):
     """The request conflicts with the current state (duplicate, job already running)."""
 
-    status_code = 409
-    code = "conflict"
 
-
-class AuthError(ServiceError):
+class AuthError(ServiceError, status=401, code="not_authenticated"):
     """Missing, malformed, expired or tampered credentials."""
 
-    status_code = 401
-    code = "not_authenticated"
 
-
-class Forbidden(AuthError):
+class Forbidden(AuthError, status=403, code="forbidden"):
     """Authenticated, but not allowed to see or change this resource."""
 
-    status_code = 403
-    code = "forbidden"
 
-
-class RateLimited(ServiceError):
+class RateLimited(ServiceError, status=429, code="rate_limited"):
     """Too many requests from this client."""
 
-    status_code = 429
-    code = "rate_limited"
 
-
-class DataUnavailable(ServiceError):
+class DataUnavailable(ServiceError, status=503, code="data_unavailable"):
     """No data can be had at all: neither the store, the snapshot nor the live provider."""
 
-    status_code = 503
-    code = "data_unavailable"
 
-
-class DatabaseUnavailable(DataUnavailable):
+class DatabaseUnavailable(DataUnavailable, code="database_unavailable"):
     """The store of record (Supabase) failed, timed out or is behind an open circuit; the
     message says which in plain words (never an exception class) and Retry-After when to retry."""
 
-    code = "database_unavailable"
 
-
-class Busy(ServiceError):
+class Busy(ServiceError, status=503, code="busy"):
     """Every compute slot stayed taken while the request waited; retry after Retry-After."""
 
-    status_code = 503
-    code = "busy"
 
-
-class DatabaseBusy(Busy):
+class DatabaseBusy(Busy, code="database_busy"):
     """Every database slot (SUPABASE_CONCURRENCY) stayed taken while the request waited."""
-
-    code = "database_busy"
 
 
 def error_body(

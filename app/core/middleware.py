@@ -28,7 +28,25 @@ SECURITY_HEADERS = {
 }
 
 
-class RequestContextMiddleware:
+class HTTPMiddleware:
+    """Pure ASGI middleware of HTTP requests: :meth:`handle` sees each of them, every other
+    scope (lifespan, websocket) passes through untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one HTTP request (``scope["type"] == "http"``)."""
+        raise NotImplementedError
+
+
+class RequestContextMiddleware(HTTPMiddleware):
     """Give each request an id (honouring a sane incoming X-Request-ID), echo it in the
     response, add security headers, and write one access-log line with the duration.
 
@@ -39,13 +57,7 @@ class RequestContextMiddleware:
     a task of its own, whose context ends with it.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
@@ -138,17 +150,14 @@ async def _send_internal_error(send: Send, request_id: str) -> None:
     )
 
 
-class BodySizeLimitMiddleware:
+class BodySizeLimitMiddleware(HTTPMiddleware):
     """Refuse request bodies larger than ``max_bytes`` with a JSON 413."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:

@@ -40,9 +40,10 @@ from slowapi.errors import RateLimitExceeded
 from slowapi.middleware import _find_route_handler, _should_exempt
 from starlette.datastructures import MutableHeaders
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from app.core.errors import RateLimited, error_body
+from app.core.middleware import HTTPMiddleware
 from app.core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -332,7 +333,7 @@ def _rate_limit_headers(request: Request) -> dict[str, str]:
     }
 
 
-class RateLimitMiddleware:
+class RateLimitMiddleware(HTTPMiddleware):
     """slowapi's application limit as pure ASGI middleware that never blocks the event loop.
 
     slowapi's own ASGI middleware calls the (synchronous) storage on the event loop, so a slow
@@ -340,13 +341,7 @@ class RateLimitMiddleware:
     the storage is remote (memory is checked inline), and the headers are computed with it.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         application = scope["app"]
         limiter: Limiter = application.state.limiter
         handler = _find_route_handler(application.routes, scope)
@@ -390,27 +385,18 @@ def rate_limit_header_docs(limit: str) -> dict[str, Any]:
     """The headers of a 429 under ``limit`` for the OpenAPI document (X-RateLimit-* are on
     every answer of a limited endpoint; Retry-After only on a 429)."""
     amount = parse_many(limit)[0].amount
+    described = {
+        "Retry-After": ("Seconds until the window resets and a request is counted again.", 42),
+        "X-RateLimit-Limit": (
+            "Requests allowed per window for this client IP (RATE_LIMIT).",
+            amount,
+        ),
+        "X-RateLimit-Remaining": ("Requests left in the current window (0 on a 429).", 0),
+        "X-RateLimit-Reset": ("When the current window resets, in Unix epoch seconds.", 1718965260),
+    }
     return {
-        "Retry-After": {
-            "description": "Seconds until the window resets and a request is counted again.",
-            "schema": {"type": "integer"},
-            "example": 42,
-        },
-        "X-RateLimit-Limit": {
-            "description": "Requests allowed per window for this client IP (RATE_LIMIT).",
-            "schema": {"type": "integer"},
-            "example": amount,
-        },
-        "X-RateLimit-Remaining": {
-            "description": "Requests left in the current window (0 on a 429).",
-            "schema": {"type": "integer"},
-            "example": 0,
-        },
-        "X-RateLimit-Reset": {
-            "description": "When the current window resets, in Unix epoch seconds.",
-            "schema": {"type": "integer"},
-            "example": 1718965260,
-        },
+        name: {"description": text, "schema": {"type": "integer"}, "example": example}
+        for name, (text, example) in described.items()
     }
 
 

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import Any, Generic, Literal, Protocol, TypeVar, cast
 
 from app.core.errors import DatabaseBusy, DatabaseUnavailable, DataUnavailable, ServiceError
+from app.core.slots import check_slots, slots_busy
 
 logger = logging.getLogger(__name__)
 
@@ -242,10 +243,7 @@ class StoreGuard:
     """
 
     def __init__(self, breaker: CircuitBreaker, *, slots: int, wait_s: float) -> None:
-        if slots < 1:
-            raise ValueError(f"slots must be >= 1, got {slots}")
-        if not (math.isfinite(wait_s) and wait_s >= 0):
-            raise ValueError(f"wait_s must be finite and >= 0, got {wait_s}")
+        check_slots(slots, wait_s)
         self.breaker = breaker
         self.slots = slots
         self.wait_s = wait_s
@@ -266,12 +264,13 @@ class StoreGuard:
     def run(self, what: str, operation: Callable[[], T]) -> T:
         """``operation()`` under the bulkhead and the breaker; ``what`` names it in errors."""
         if not self._slots.acquire(timeout=self.wait_s):
-            retry = max(1, math.ceil(self.wait_s))
-            raise DatabaseBusy(
-                f"All {self.slots} database connections stayed busy for {self.wait_s:g} s "
-                f"({what}); retry in {retry} s.",
+            raise slots_busy(
+                DatabaseBusy,
+                slots=self.slots,
+                noun="database connections",
+                wait_s=self.wait_s,
                 details={"operation": what, "slots": self.slots},
-                headers={"Retry-After": str(retry)},
+                what=what,
             )
         try:
             if not self.breaker.allow():

@@ -26,22 +26,11 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from app.core.db import Database, register_migration
+from app.core.db import Database, closes_table, register_migration
 
 Bar = tuple[dt.date, float]
 
-register_migration(
-    "0004_quotes",
-    """
-    CREATE TABLE IF NOT EXISTS quotes (
-        ticker TEXT NOT NULL,
-        date TEXT NOT NULL,
-        close REAL NOT NULL CHECK (close > 0),
-        source TEXT NOT NULL,
-        PRIMARY KEY (ticker, date)
-    ) WITHOUT ROWID;
-    """,
-)
+register_migration("0004_quotes", closes_table("quotes"))
 
 _CHUNK = 500
 
@@ -114,24 +103,9 @@ class PriceStore:
         seeding from the bundled snapshot, so fresher provider data is never replaced).
         Returns the number of rows written.
         """
-        rows: list[tuple[str, str, float, str]] = []
-        for ticker, series in bars.items():
-            for day, close in series:
-                value = float(close)
-                if not math.isfinite(value) or value <= 0:
-                    raise ValueError(f"close for {ticker} on {day} is not a positive number")
-                rows.append((ticker, _iso(day), value, source))
-        if not rows:
-            return 0
-        verb = "INSERT OR REPLACE" if overwrite else "INSERT OR IGNORE"
-        with self.db.transaction() as conn:
-            before = conn.total_changes
-            conn.executemany(
-                f"{verb} INTO bars (ticker, date, close, source) VALUES (?, ?, ?, ?)", rows
-            )
-            written = conn.total_changes - before
-            self._bump_version(conn)
-        return written
+        return self._write_closes(
+            "bars", bars, source=source, overwrite=overwrite, what="close", bump=True
+        )
 
     def rescale_history(self, ticker: str, *, before: dt.date, factor: float) -> int:
         """Multiply the closes of ``ticker`` dated before ``before`` by ``factor``.
@@ -163,12 +137,29 @@ class PriceStore:
         anything is written; ``overwrite=False`` keeps existing rows); ``data_version`` is not
         changed, because no return panel reads traded closes. Returns the rows written.
         """
+        return self._write_closes(
+            "quotes", quotes, source=source, overwrite=overwrite, what="traded close", bump=False
+        )
+
+    def _write_closes(
+        self,
+        table: Literal["bars", "quotes"],
+        closes: Mapping[str, Iterable[Bar]],
+        *,
+        source: str,
+        overwrite: bool,
+        what: str,
+        bump: bool,
+    ) -> int:
+        """Write ``closes`` to ``table`` in one transaction, after refusing (``ValueError``
+        naming the ``what``) any close that is not a positive number; ``bump`` moves
+        ``data_version`` on. Returns the rows written."""
         rows: list[tuple[str, str, float, str]] = []
-        for ticker, series in quotes.items():
+        for ticker, series in closes.items():
             for day, close in series:
                 value = float(close)
                 if not math.isfinite(value) or value <= 0:
-                    raise ValueError(f"traded close for {ticker} on {day} is not a positive number")
+                    raise ValueError(f"{what} for {ticker} on {day} is not a positive number")
                 rows.append((ticker, _iso(day), value, source))
         if not rows:
             return 0
@@ -176,9 +167,12 @@ class PriceStore:
         with self.db.transaction() as conn:
             before = conn.total_changes
             conn.executemany(
-                f"{verb} INTO quotes (ticker, date, close, source) VALUES (?, ?, ?, ?)", rows
+                f"{verb} INTO {table} (ticker, date, close, source) VALUES (?, ?, ?, ?)", rows
             )
-            return conn.total_changes - before
+            written = conn.total_changes - before
+            if bump:
+                self._bump_version(conn)
+        return written
 
     @staticmethod
     def _bump_version(conn: object) -> None:
