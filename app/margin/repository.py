@@ -46,6 +46,7 @@ from app.margin.models import (
     utc_now,
 )
 from app.margin.rows import (
+    Row,
     client_row,
     figures_columns,
     group_row,
@@ -58,6 +59,8 @@ from app.margin.rows import (
 
 CheckOutcome = Literal["opened", "updated", "resolved", "none"]
 Columns = dict[str, Any]
+OverrideTable = Literal["margin_rates", "margin_groups"]
+"""The tables of per-symbol overrides: one row per symbol, with who set it and when."""
 
 
 def _positions_columns(positions: Sequence[NewPosition]) -> list[Columns]:
@@ -197,39 +200,56 @@ class MarginRepository(ABC):
     ) -> tuple[int, list[LoanTransaction]]:
         """Total and one page of a client's ledger, newest first."""
 
-    # --- rates -----------------------------------------------------------------------------
+    # --- per-symbol overrides: margin rates and liquidity groups ----------------------------
     def margin_rates(self) -> dict[str, Decimal]:
         """Per-symbol rate overrides."""
         return {r.symbol: r.rate for r in self.list_margin_rates()}
 
-    @abstractmethod
     def list_margin_rates(self) -> list[MarginRate]:
         """Per-symbol rate overrides with who set them, by symbol."""
+        return [rate_row(r) for r in self._overrides("margin_rates")]
 
-    @abstractmethod
     def set_margin_rate(self, symbol: str, rate: Decimal, *, actor: str | None) -> MarginRate:
         """Create or replace the override of a symbol."""
+        return rate_row(self._set_override("margin_rates", symbol, {"rate": str(rate)}, actor))
 
-    @abstractmethod
     def delete_margin_rate(self, symbol: str) -> None:
         """Remove the override of a symbol (NotFound when none)."""
+        if not self._delete_override("margin_rates", symbol):
+            raise rate_not_found(symbol)
 
-    # --- liquidity groups ------------------------------------------------------------------
     def margin_groups(self) -> dict[str, str]:
         """Per-symbol liquidity-group overrides."""
         return {g.symbol: g.group for g in self.list_margin_groups()}
 
-    @abstractmethod
     def list_margin_groups(self) -> list[MarginGroup]:
         """Per-symbol liquidity-group overrides with who set them, by symbol."""
+        return [group_row(r) for r in self._overrides("margin_groups")]
 
-    @abstractmethod
     def set_margin_group(self, symbol: str, group: str, *, actor: str | None) -> MarginGroup:
         """Create or replace the liquidity group of a symbol."""
+        columns = {"liquidity_group": group}
+        return group_row(self._set_override("margin_groups", symbol, columns, actor))
 
-    @abstractmethod
     def delete_margin_group(self, symbol: str) -> None:
         """Remove the liquidity-group override of a symbol (NotFound when none)."""
+        if not self._delete_override("margin_groups", symbol):
+            raise group_not_found(symbol)
+
+    @abstractmethod
+    def _overrides(self, table: OverrideTable) -> Sequence[Row]:
+        """Every row of ``table``, by symbol."""
+
+    @abstractmethod
+    def _set_override(
+        self, table: OverrideTable, symbol: str, columns: Columns, actor: str | None
+    ) -> Row:
+        """Create or replace the row of ``symbol`` in ``table`` with ``columns``, updated now by
+        ``actor``; the stored row."""
+
+    @abstractmethod
+    def _delete_override(self, table: OverrideTable, symbol: str) -> bool:
+        """Delete the row of ``symbol`` in ``table``; whether there was one."""
 
     # --- margin calls ----------------------------------------------------------------------
     @abstractmethod
@@ -469,48 +489,30 @@ class SQLiteMarginRepository(MarginRepository):
             total, rows = _page(conn, "loan_transactions", where, "id DESC", limit, offset)
         return total, [loan_row(r) for r in rows]
 
-    # --- rates -----------------------------------------------------------------------------
-    def list_margin_rates(self) -> list[MarginRate]:
-        rows = self.db.connection().execute("SELECT * FROM margin_rates ORDER BY symbol").fetchall()
-        return [rate_row(r) for r in rows]
+    # --- per-symbol overrides --------------------------------------------------------------
+    def _overrides(self, table: OverrideTable) -> list[sqlite3.Row]:
+        return self.db.connection().execute(f"SELECT * FROM {table} ORDER BY symbol").fetchall()
 
-    def set_margin_rate(self, symbol: str, rate: Decimal, *, actor: str | None) -> MarginRate:
+    def _set_override(
+        self, table: OverrideTable, symbol: str, columns: Columns, actor: str | None
+    ) -> sqlite3.Row:
+        changed = {**columns, "updated_at": _ts(utc_now()), "updated_by": actor}
+        names = ", ".join(["symbol", *changed])
+        marks = ", ".join("?" * (1 + len(changed)))
+        updates = ", ".join(f"{column} = excluded.{column}" for column in changed)
         with self.db.transaction() as conn:
             conn.execute(
-                "INSERT INTO margin_rates (symbol, rate, updated_at, updated_by) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (symbol) DO UPDATE SET rate = excluded.rate, "
-                "updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-                (symbol, str(rate), _ts(utc_now()), actor),
+                f"INSERT INTO {table} ({names}) VALUES ({marks}) "
+                f"ON CONFLICT (symbol) DO UPDATE SET {updates}",
+                [symbol, *changed.values()],
             )
-            row = conn.execute("SELECT * FROM margin_rates WHERE symbol = ?", (symbol,)).fetchone()
-        return rate_row(row)
+            row: sqlite3.Row = conn.execute(
+                f"SELECT * FROM {table} WHERE symbol = ?", (symbol,)
+            ).fetchone()
+        return row
 
-    def delete_margin_rate(self, symbol: str) -> None:
-        if not self._delete("margin_rates", "symbol", symbol):
-            raise rate_not_found(symbol)
-
-    # --- liquidity groups ------------------------------------------------------------------
-    def list_margin_groups(self) -> list[MarginGroup]:
-        rows = (
-            self.db.connection().execute("SELECT * FROM margin_groups ORDER BY symbol").fetchall()
-        )
-        return [group_row(r) for r in rows]
-
-    def set_margin_group(self, symbol: str, group: str, *, actor: str | None) -> MarginGroup:
-        with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO margin_groups (symbol, liquidity_group, updated_at, updated_by) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (symbol) DO UPDATE SET "
-                "liquidity_group = excluded.liquidity_group, updated_at = excluded.updated_at, "
-                "updated_by = excluded.updated_by",
-                (symbol, group, _ts(utc_now()), actor),
-            )
-            row = conn.execute("SELECT * FROM margin_groups WHERE symbol = ?", (symbol,)).fetchone()
-        return group_row(row)
-
-    def delete_margin_group(self, symbol: str) -> None:
-        if not self._delete("margin_groups", "symbol", symbol):
-            raise group_not_found(symbol)
+    def _delete_override(self, table: OverrideTable, symbol: str) -> bool:
+        return self._delete(table, "symbol", symbol)
 
     # --- margin calls ----------------------------------------------------------------------
     def record_margin_check(self, check: MarginCheck) -> CheckOutcome:

@@ -17,7 +17,6 @@ come from one authoritative place.
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any, cast
 
 from postgrest import APIError, CountMethod
@@ -28,35 +27,17 @@ from app.core.errors import DataUnavailable, ServiceError
 from app.core.money import from_paise
 from app.core.supabase import ErrorMap, SupabaseConnection, fetch_all
 from app.core.supabase import rows as _rows
-from app.margin.errors import (
-    already_held,
-    group_not_found,
-    overdrawn,
-    position_not_held,
-    rate_not_found,
-)
-from app.margin.models import (
-    Client,
-    LoanTransaction,
-    LoanType,
-    MarginCall,
-    MarginCheck,
-    MarginGroup,
-    MarginRate,
-    NewPosition,
-    Position,
-    utc_now,
-)
-from app.margin.repository import CheckOutcome, Columns, MarginRepository
+from app.margin import models
+from app.margin.errors import already_held, overdrawn, position_not_held
+from app.margin.models import utc_now
+from app.margin.repository import CheckOutcome, Columns, MarginRepository, OverrideTable
 from app.margin.rows import (
     client_row,
     figures_columns,
-    group_row,
     loan_row,
     margin_call_row,
     position_columns,
     position_row,
-    rate_row,
 )
 
 Order = tuple[tuple[str, bool], ...]
@@ -130,7 +111,7 @@ class SupabaseMarginRepository(MarginRepository):
     # --- clients ---------------------------------------------------------------------------
     def _create_client(
         self, name: str, loan_paise: int, positions: list[Columns], actor: str | None
-    ) -> Client:
+    ) -> models.Client:
         params = {
             "p_name": name,
             "p_loan_paise": loan_paise,
@@ -141,7 +122,7 @@ class SupabaseMarginRepository(MarginRepository):
         data = self._rpc("create client", "margin_create_client", params, errors)
         return client_row(_rows(data)[0])
 
-    def get_client(self, client_id: int) -> Client | None:
+    def get_client(self, client_id: int) -> models.Client | None:
         response = self._call(
             "read client",
             lambda: self.client.table("clients").select("*").eq("id", client_id).execute(),
@@ -151,7 +132,7 @@ class SupabaseMarginRepository(MarginRepository):
 
     def list_clients(
         self, *, limit: int, offset: int, only_id: int | None = None
-    ) -> tuple[int, list[Client]]:
+    ) -> tuple[int, list[models.Client]]:
         where = {} if only_id is None else {"id": only_id}
         total, rows = self._page("list clients", "clients", where, (("id", False),), limit, offset)
         return total, [client_row(r) for r in rows]
@@ -163,7 +144,7 @@ class SupabaseMarginRepository(MarginRepository):
         )
         return [int(r["id"]) for r in rows]
 
-    def rename_client(self, client_id: int, name: str) -> Client:
+    def rename_client(self, client_id: int, name: str) -> models.Client:
         response = self._call(
             "rename client",
             lambda: (
@@ -183,7 +164,7 @@ class SupabaseMarginRepository(MarginRepository):
             raise client_not_found(client_id)
 
     # --- positions -------------------------------------------------------------------------
-    def portfolio(self, client_id: int) -> tuple[Client, list[Position]] | None:
+    def portfolio(self, client_id: int) -> tuple[models.Client, list[models.Position]] | None:
         """A client and their positions read consistently (one statement), or None."""
         response = self._call(
             "read portfolio",
@@ -197,7 +178,7 @@ class SupabaseMarginRepository(MarginRepository):
         positions = sorted((position_row(p) for p in rows[0]["positions"]), key=lambda p: p.symbol)
         return client_row(rows[0]), positions
 
-    def add_position(self, client_id: int, position: NewPosition) -> Position:
+    def add_position(self, client_id: int, position: models.NewPosition) -> models.Position:
         params = {f"p_{k}": v for k, v in position_columns(position).items()}
         errors: ErrorMap = {
             "MG404": client_missing(client_id),
@@ -211,7 +192,7 @@ class SupabaseMarginRepository(MarginRepository):
 
     def _update_position(
         self, client_id: int, symbol: str, quantity: int | None, cost_paise: int | None
-    ) -> Position:
+    ) -> models.Position:
         params = {
             "p_client_id": client_id,
             "p_symbol": symbol,
@@ -227,7 +208,7 @@ class SupabaseMarginRepository(MarginRepository):
         errors: ErrorMap = {"MG404": _position_missing(client_id, symbol)}
         self._rpc("delete position", "margin_delete_position", params, errors)
 
-    def _replace_positions(self, client_id: int, positions: list[Columns]) -> list[Position]:
+    def _replace_positions(self, client_id: int, positions: list[Columns]) -> list[models.Position]:
         params = {"p_client_id": client_id, "p_positions": positions}
         errors: ErrorMap = {"MG404": client_missing(client_id), "MG422": invalid, "23514": invalid}
         data = self._rpc("replace positions", "margin_replace_positions", params, errors)
@@ -235,8 +216,8 @@ class SupabaseMarginRepository(MarginRepository):
 
     # --- loan ------------------------------------------------------------------------------
     def _add_loan_transaction(
-        self, client_id: int, kind: LoanType, paise: int, note: str | None, actor: str | None
-    ) -> LoanTransaction:
+        self, client_id: int, kind: models.LoanType, paise: int, note: str | None, actor: str | None
+    ) -> models.LoanTransaction:
         params = {
             "p_client_id": client_id,
             "p_type": kind,
@@ -254,7 +235,7 @@ class SupabaseMarginRepository(MarginRepository):
 
     def list_loan_transactions(
         self, client_id: int, *, limit: int, offset: int
-    ) -> tuple[int, list[LoanTransaction]]:
+    ) -> tuple[int, list[models.LoanTransaction]]:
         if self.get_client(client_id) is None:
             raise client_not_found(client_id)
         where = {"client_id": client_id}
@@ -264,58 +245,38 @@ class SupabaseMarginRepository(MarginRepository):
         )
         return total, [loan_row(r) for r in rows]
 
-    # --- rates -----------------------------------------------------------------------------
-    def list_margin_rates(self) -> list[MarginRate]:
-        rows = self._all(
-            "margin rates", lambda: self._select("margin_rates", {}, (("symbol", False),))
-        )
-        return [rate_row(r) for r in rows]
+    # --- per-symbol overrides --------------------------------------------------------------
+    @staticmethod
+    def _noun(table: OverrideTable) -> str:
+        """``margin_rates`` -> ``margin rate``: what the requests of ``table`` are called."""
+        return table.removesuffix("s").replace("_", " ")
 
-    def set_margin_rate(self, symbol: str, rate: Decimal, *, actor: str | None) -> MarginRate:
+    def _overrides(self, table: OverrideTable) -> list[dict[str, Any]]:
+        return self._all(
+            f"{self._noun(table)}s", lambda: self._select(table, {}, (("symbol", False),))
+        )
+
+    def _set_override(
+        self, table: OverrideTable, symbol: str, columns: Columns, actor: str | None
+    ) -> dict[str, Any]:
         row = {
             "symbol": symbol,
-            "rate": str(rate),
+            **columns,
             "updated_at": utc_now().isoformat(),
             "updated_by": actor,
         }
         response = self._call(
-            "set margin rate",
-            lambda: self.client.table("margin_rates").upsert(row, on_conflict="symbol").execute(),
+            f"set {self._noun(table)}",
+            lambda: self.client.table(table).upsert(row, on_conflict="symbol").execute(),
             {"23514": invalid},
         )
-        return rate_row(_rows(response.data)[0])
+        return _rows(response.data)[0]
 
-    def delete_margin_rate(self, symbol: str) -> None:
-        if not self._delete("delete margin rate", "margin_rates", "symbol", symbol):
-            raise rate_not_found(symbol)
-
-    # --- liquidity groups ------------------------------------------------------------------
-    def list_margin_groups(self) -> list[MarginGroup]:
-        rows = self._all(
-            "margin groups", lambda: self._select("margin_groups", {}, (("symbol", False),))
-        )
-        return [group_row(r) for r in rows]
-
-    def set_margin_group(self, symbol: str, group: str, *, actor: str | None) -> MarginGroup:
-        row = {
-            "symbol": symbol,
-            "liquidity_group": group,
-            "updated_at": utc_now().isoformat(),
-            "updated_by": actor,
-        }
-        response = self._call(
-            "set margin group",
-            lambda: self.client.table("margin_groups").upsert(row, on_conflict="symbol").execute(),
-            {"23514": invalid},
-        )
-        return group_row(_rows(response.data)[0])
-
-    def delete_margin_group(self, symbol: str) -> None:
-        if not self._delete("delete margin group", "margin_groups", "symbol", symbol):
-            raise group_not_found(symbol)
+    def _delete_override(self, table: OverrideTable, symbol: str) -> bool:
+        return self._delete(f"delete {self._noun(table)}", table, "symbol", symbol)
 
     # --- margin calls ----------------------------------------------------------------------
-    def record_margin_check(self, check: MarginCheck) -> CheckOutcome:
+    def record_margin_check(self, check: models.MarginCheck) -> CheckOutcome:
         columns = {"client_id": check.client_id, "checked_at": check.checked_at.isoformat()}
         params = {f"p_{k}": v for k, v in {**columns, **figures_columns(check)}.items()}
         outcome = str(self._rpc("record margin check", "margin_record_check", params))
@@ -325,7 +286,7 @@ class SupabaseMarginRepository(MarginRepository):
 
     def _list_margin_calls(
         self, where: Columns, limit: int, offset: int
-    ) -> tuple[int, list[MarginCall]]:
+    ) -> tuple[int, list[models.MarginCall]]:
         order = (("triggered_at", True), ("id", True))
         total, rows = self._page("list margin calls", "margin_calls", where, order, limit, offset)
         return total, [margin_call_row(r) for r in rows]
