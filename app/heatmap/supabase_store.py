@@ -21,6 +21,7 @@ either.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -50,6 +51,8 @@ from app.heatmap.store import (
     StoreBase,
     StoredHeatmap,
 )
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -284,20 +287,32 @@ class ResilientHeatmapStore(Resilient[HeatmapStore, SQLiteHeatmapStore]):
         return not self.breaker.is_closed
 
     def _required(self, what: str, operation: Callable[[], T]) -> T:
+        """``operation()`` on the primary, for ``what``. A failure, or an open circuit, is a
+        :class:`BackendUnavailable` with a fixed message (what failed in plain words, when to
+        retry); the technical detail goes to the log only."""
         if not self.breaker.allow():
             status = self.breaker.status()
-            raise BackendUnavailable(
-                f"Supabase is unavailable ({status['last_error']}); {what} needs it. "
-                f"Next attempt in {status['retry_in_s']:.0f}s.",
-                details={"operation": what},
+            logger.warning(
+                "heatmap store: %s refused, circuit open: %s", what, status["last_error"]
             )
+            raise self._unavailable(what, "failed moments ago", status["retry_in_s"])
         try:
             result = operation()
         except BackendUnavailable as exc:
             self.breaker.record_failure(exc)
-            raise
+            logger.warning("heatmap store: %s failed: %s", what, exc.message)
+            raise self._unavailable(what, exc.reason, self.breaker.cooldown_s) from exc
         self.breaker.record_success()
         return result
+
+    @staticmethod
+    def _unavailable(what: str, reason: str, retry_in_s: float) -> BackendUnavailable:
+        return BackendUnavailable(
+            f"Supabase is unavailable (it {reason}); {what} needs it. "
+            f"Next attempt in {retry_in_s:.0f}s.",
+            reason=reason,
+            details={"operation": what},
+        )
 
     def _mirror(self, stored: StoredHeatmap) -> None:
         if self.fallback.window_stamp(stored.window, stored.mode) != stored.run_id:
