@@ -35,7 +35,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NotRequired, Protocol, TypedDict, Unpack, runtime_checkable
 
 from app.core.db import Database, register_migration
 from app.heatmap.models import (
@@ -73,12 +73,24 @@ __all__ = [
     "HeatmapStore",
     "Lease",
     "RunRecord",
+    "RunStart",
     "SQLiteHeatmapStore",
     "StoreBase",
     "StoredHeatmap",
     "TickerFailure",
     "recorded_failures",
 ]
+
+
+class RunStart(TypedDict):
+    """What a run starts with (:meth:`HeatmapStore.start_run`): the day it computes, how many
+    tickers, who runs it, and on resume the ``completed`` count and ``failures`` so far."""
+
+    as_of: dt.date
+    total: int
+    owner: str
+    completed: NotRequired[int]
+    failures: NotRequired[Failures]
 
 
 @runtime_checkable
@@ -108,18 +120,7 @@ class HeatmapStore(Protocol):
         ...
 
     # --- run status ----------------------------------------------------------------------
-    def start_run(
-        self,
-        run_id: str,
-        window: int,
-        mode: str,
-        *,
-        as_of: dt.date,
-        total: int,
-        owner: str,
-        completed: int = 0,
-        failures: Failures = (),
-    ) -> None:
+    def start_run(self, run_id: str, window: int, mode: str, **start: Unpack[RunStart]) -> None:
         """Record a run as ``running`` (``completed``/``failures`` carried over on resume)."""
         ...
 
@@ -267,18 +268,7 @@ class StoreBase(ABC):
         return computed_at
 
     # --- run status ----------------------------------------------------------------------
-    def start_run(
-        self,
-        run_id: str,
-        window: int,
-        mode: str,
-        *,
-        as_of: dt.date,
-        total: int,
-        owner: str,
-        completed: int = 0,
-        failures: Failures = (),
-    ) -> None:
+    def start_run(self, run_id: str, window: int, mode: str, **start: Unpack[RunStart]) -> None:
         """Record a run as ``running`` (older runs beyond the newest 20 are pruned)."""
         now = self._now()
         self._insert_run(
@@ -287,13 +277,13 @@ class StoreBase(ABC):
                 window=window,
                 mode=mode,
                 state="running",
-                as_of=as_of,
-                total=total,
-                completed=completed,
-                failures=list(failures),
+                as_of=start["as_of"],
+                total=start["total"],
+                completed=start.get("completed", 0),
+                failures=list(start.get("failures", ())),
                 started_at=now,
                 heartbeat_at=now,
-                owner=owner,
+                owner=start["owner"],
             )
         )
 
