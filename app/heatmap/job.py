@@ -94,23 +94,8 @@ logger = logging.getLogger(__name__)
 
 
 class HeatmapJob(ShardRuns):
-    """Runs the precompute against a price store and a heatmap store.
-
-    Parameters
-    ----------
-    prices
-        The local price store (read only).
-    heatmaps
-        Where rows, run status, checkpoints and the lease live.
-    universe
-        Symbols, companies and sectors.
-    panel_source
-        Returns the current panel when no ``as_of`` is asked (the app passes its
-        :class:`~app.market.panel.PanelCache`'s ``get``); default: built from ``prices``.
-    load_chunk
-        Read and align the store this many tickers at a time (bounds the memory of loading
-        a large universe; the panel is the same); None reads it in one go.
-    """
+    """Runs the precompute against a price store and a heatmap store (the parameters are
+    :class:`~app.heatmap.publishing.JobBase`'s)."""
 
     def run(self, options: JobOptions, progress: ProgressReporter | None = None) -> JobResult:
         """Compute every requested (window, mode); never raises for per-ticker problems.
@@ -136,18 +121,13 @@ class HeatmapJob(ShardRuns):
         partial = not set(self.universe.symbols) <= set(symbols)
         served: dict[tuple[int, str], StoredHeatmap | None] = {}
         if not options.dry_run:
-            for mode in options.modes:
-                for window in options.windows:
-                    stored, refusal = self._publish_check(
-                        window, mode, panel.as_of, symbols, partial=partial
-                    )
-                    served[(window, mode)] = stored
-                    if refusal is not None:
-                        result.refused.append(refusal)
-            if result.refused:
-                for refusal in result.refused:
-                    logger.error("heatmap job refused: %s", refusal)
+            pairs = [(window, mode) for mode in options.modes for window in options.windows]
+            checked = self._check_publishing(
+                pairs, panel.as_of, symbols, partial=partial, result=result, what="heatmap job"
+            )
+            if checked is None:
                 return
+            served = checked
         for mode in options.modes:
             for window in options.windows:
                 outcome = self._run_window(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -261,6 +261,28 @@ class JobBase:
             n_universe=len(self.universe.symbols),
         )
         return served, refusal
+
+    def _check_publishing(
+        self,
+        pairs: Iterable[tuple[int, str]],
+        as_of: dt.date,
+        symbols: list[str],
+        *,
+        partial: bool,
+        result: JobResult,
+        what: str,
+    ) -> dict[tuple[int, str], StoredHeatmap | None] | None:
+        """What each (window, mode) of ``pairs`` serves now, or None when the publishing rules
+        refuse any of them (every refusal recorded in ``result`` and logged for ``what``)."""
+        served: dict[tuple[int, str], StoredHeatmap | None] = {}
+        for window, mode in pairs:
+            stored, refusal = self._publish_check(window, mode, as_of, symbols, partial=partial)
+            served[(window, mode)] = stored
+            if refusal is not None:
+                result.refused.append(refusal)
+        for refusal in result.refused:
+            logger.error("%s refused: %s", what, refusal)
+        return None if result.refused else served
 
     def _fail_run(self, run_id: str, window: int, mode: str, error: str) -> None:
         """Record the run as failed; a store that cannot take it is only logged."""

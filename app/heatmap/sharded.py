@@ -100,13 +100,18 @@ class ShardRuns(JobBase):
         """:meth:`publish_shards` under the lease: check every (window, mode), then publish
         them all, or refuse them all."""
         symbols = list(merged.symbols)
-        for window, mode in merged.results:
-            _, refusal = self._publish_check(window, mode, merged.as_of, symbols, partial=False)
-            if refusal is not None:
-                result.refused.append(refusal)
-        if result.refused:
-            for refusal in result.refused:
-                logger.error("heatmap merge refused: %s", refusal)
+        refused = (
+            self._check_publishing(
+                merged.results,
+                merged.as_of,
+                symbols,
+                partial=False,
+                result=result,
+                what="heatmap merge",
+            )
+            is None
+        )
+        if refused:
             return
         for (window, mode), (rows, failures) in merged.results.items():
             result.outcomes.append(
