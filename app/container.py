@@ -241,22 +241,31 @@ def build_container(settings: Settings, *, rate_limit_storage: Storage | None = 
     container = Container(
         settings=settings,
         db=db,
+        started_at=dt.datetime.now(dt.UTC),
+        jobs=jobs,
+        # market data
         store=store,
         snapshot=snapshot,
         provider=provider,
-        cache=cache,
         panels=panels,
-        factors=factors,
         tickers=TickerService(store, universe),
+        prices=prices,
+        stocks=StockService(prices, universe),
         market_history=MarketHistoryService(
             universe=universe,
             history=snapshot.history,
             actions=CorporateActionBook.load(snapshot.path),
             snapshot_date=snapshot.snapshot_date,
         ),
+        # analytics over it
+        cache=cache,
+        factors=factors,
         heatmap=heatmap,
         past_heatmaps=PastHeatmapService(panel_source=panels.history, history=snapshot.history),
         indices=indices,
+        # the store of record: users and the margin book
+        supabase=supabase,
+        store_io=StoreIO(settings.supabase_concurrency, wait_s=settings.supabase_wait_s),
         users=users,
         auth=auth,
         margin_repo=margin_repo,
@@ -268,12 +277,6 @@ def build_container(settings: Settings, *, rate_limit_storage: Storage | None = 
             universe=universe,
             margin=margin,
         ),
-        prices=prices,
-        stocks=StockService(prices, universe),
-        supabase=supabase,
-        store_io=StoreIO(settings.supabase_concurrency, wait_s=settings.supabase_wait_s),
-        jobs=jobs,
-        started_at=dt.datetime.now(dt.UTC),
     )
     for resource in (cache, supabase):
         closer = getattr(resource, "close", None)

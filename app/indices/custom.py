@@ -152,8 +152,7 @@ class CustomIndexService:
         variant: s.Variant = "price",
     ) -> s.IndexHistoryResponse:
         """Levels, returns, divisor and events between two dates (of ``variant``)."""
-        c = self._compute(self._stored(name, user).definition)
-        lo, hi = _window(c, start, end)
+        c, lo, hi = self._between(name, start, end, user)
         h = c.variant(variant)
         divisors = c.history.divisors
         counts = [int(seg.members.sum()) for seg in c.segments]
@@ -241,15 +240,10 @@ class CustomIndexService:
         )
 
     def changes(
-        self,
-        name: str,
-        start: dt.date | None,
-        end: dt.date | None,
-        user: Principal | None = None,
+        self, name: str, start: dt.date | None, end: dt.date | None, user: Principal | None = None
     ) -> s.ChangesResponse:
         """Adds, drops and weight changes of the rebalances effective between two dates."""
-        c = self._compute(self._stored(name, user).definition)
-        lo, hi = _window(c, start, end)
+        c, lo, hi = self._between(name, start, end, user)
         out: list[s.RebalanceChange] = []
         for k in range(1, len(c.segments)):
             old, new = c.segments[k - 1], c.segments[k]
@@ -314,6 +308,15 @@ class CustomIndexService:
                 details={"name": name},
             )
         return stored
+
+    def _between(
+        self, name: str, start: dt.date | None, end: dt.date | None, user: Principal | None
+    ) -> tuple[IndexComputation, int, int]:
+        """The computed index ``name`` (as ``user`` may see it) and its first and last rows
+        between ``start`` and ``end``."""
+        c = self._compute(self._stored(name, user).definition)
+        lo, hi = _window(c, start, end)
+        return c, lo, hi
 
     def _compute(self, definition: s.CustomIndexCreate) -> IndexComputation:
         key = (definition.model_dump_json(), self.store.data_version())

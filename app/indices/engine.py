@@ -40,6 +40,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -93,8 +94,7 @@ class Segment:
     capping_factors: FloatArray
 
 
-@dataclass(frozen=True)
-class Levels:
+class Levels(NamedTuple):
     """Levels of one variant with their daily and compounded returns."""
 
     levels: FloatArray

@@ -90,11 +90,7 @@ class PriceStore:
 
     # --- writes --------------------------------------------------------------------------
     def upsert_bars(
-        self,
-        bars: Mapping[str, Iterable[Bar]],
-        *,
-        source: str,
-        overwrite: bool = True,
+        self, bars: Mapping[str, Iterable[Bar]], *, source: str, overwrite: bool = True
     ) -> int:
         """Insert (or replace) closes for many tickers in one transaction.
 
@@ -125,11 +121,7 @@ class PriceStore:
             return cur.rowcount
 
     def upsert_quotes(
-        self,
-        quotes: Mapping[str, Iterable[Bar]],
-        *,
-        source: str,
-        overwrite: bool = True,
+        self, quotes: Mapping[str, Iterable[Bar]], *, source: str, overwrite: bool = True
     ) -> int:
         """Insert (or replace) TRADED closes for many tickers in one transaction.
 
@@ -220,11 +212,7 @@ class PriceStore:
         return {str(t): dt.date.fromisoformat(d) for t, d in rows}
 
     def closes(
-        self,
-        ticker: str,
-        *,
-        start: dt.date | None = None,
-        end: dt.date | None = None,
+        self, ticker: str, *, start: dt.date | None = None, end: dt.date | None = None
     ) -> list[Bar]:
         """Closes of one ticker in date order."""
         return self._series("bars", ticker, start, end)
@@ -247,15 +235,7 @@ class PriceStore:
         """
         if table not in ("bars", "quotes"):
             raise ValueError(f"table must be bars or quotes, got {table!r}")
-        sql = f"SELECT date, close FROM {table} WHERE ticker = ?"
-        bounds: list[str] = []
-        if start is not None:
-            sql += " AND date >= ?"
-            bounds.append(_iso(start))
-        if end is not None:
-            sql += " AND date <= ?"
-            bounds.append(_iso(end))
-        sql += " ORDER BY date"
+        sql, bounds = _series_query(table, start, end)
         conn = self.db.connection()
         conn.execute("BEGIN")
         try:
@@ -331,11 +311,7 @@ class PriceStore:
         return out
 
     def quote_closes(
-        self,
-        ticker: str,
-        *,
-        start: dt.date | None = None,
-        end: dt.date | None = None,
+        self, ticker: str, *, start: dt.date | None = None, end: dt.date | None = None
     ) -> list[Bar]:
         """Traded closes of one ticker in date order."""
         return self._series("quotes", ticker, start, end)
@@ -344,16 +320,23 @@ class PriceStore:
         self, table: str, ticker: str, start: dt.date | None, end: dt.date | None
     ) -> list[Bar]:
         """(date, close) of one ticker from ``table`` (bars or quotes) in date order."""
-        sql = f"SELECT date, close FROM {table} WHERE ticker = ?"
-        params: list[str] = [ticker]
-        if start is not None:
-            sql += " AND date >= ?"
-            params.append(_iso(start))
-        if end is not None:
-            sql += " AND date <= ?"
-            params.append(_iso(end))
-        rows = self.db.connection().execute(sql + " ORDER BY date", params).fetchall()
+        sql, bounds = _series_query(table, start, end)
+        rows = self.db.connection().execute(sql, [ticker, *bounds]).fetchall()
         return [(dt.date.fromisoformat(d), float(c)) for d, c in rows]
+
+
+def _series_query(table: str, start: dt.date | None, end: dt.date | None) -> tuple[str, list[str]]:
+    """The query of one ticker's (date, close) rows of ``table`` between ``start`` and ``end``
+    in date order (parameters: the ticker, then the returned bounds)."""
+    sql = f"SELECT date, close FROM {table} WHERE ticker = ?"
+    bounds: list[str] = []
+    if start is not None:
+        sql += " AND date >= ?"
+        bounds.append(_iso(start))
+    if end is not None:
+        sql += " AND date <= ?"
+        bounds.append(_iso(end))
+    return sql + " ORDER BY date", bounds
 
 
 def _iso(day: dt.date | str) -> str:
