@@ -245,18 +245,18 @@ def build_container(settings: Settings, *, rate_limit_storage: Storage | None = 
         jobs=jobs,
         # market data
         store=store,
-        snapshot=snapshot,
-        provider=provider,
-        panels=panels,
         tickers=TickerService(store, universe),
-        prices=prices,
-        stocks=StockService(prices, universe),
+        snapshot=snapshot,
         market_history=MarketHistoryService(
             universe=universe,
             history=snapshot.history,
             actions=CorporateActionBook.load(snapshot.path),
             snapshot_date=snapshot.snapshot_date,
         ),
+        provider=provider,
+        panels=panels,
+        prices=prices,
+        stocks=StockService(prices, universe),
         # analytics over it
         cache=cache,
         factors=factors,
@@ -265,10 +265,10 @@ def build_container(settings: Settings, *, rate_limit_storage: Storage | None = 
         indices=indices,
         # the store of record: users and the margin book
         supabase=supabase,
+        margin_repo=margin_repo,
         store_io=StoreIO(settings.supabase_concurrency, wait_s=settings.supabase_wait_s),
         users=users,
         auth=auth,
-        margin_repo=margin_repo,
         margin=margin,
         portfolio=PortfolioService(
             models=RiskModels(panels),
