@@ -23,7 +23,7 @@ t is the return of the new basket from its adjusted previous close. ``price_adju
 (default 1) carries the ex-date treatment of corporate actions on raw prices: ``1/N`` for an
 N-for-1 split or bonus, ``TERP / P`` for a rights issue, ``(P - d) / P`` for a special
 dividend, and 0 for a spun-off company that joins at price 0 (S&P). Build it with
-:func:`app.analytics.divisor.apply_corporate_actions`.
+:func:`app.analytics.corporate_actions.apply_corporate_actions`.
 
 Prices: pass either raw traded closes with step-changing shares and ``price_adjustment``
 (NSE bhavcopy, data README 3b), or split-adjusted closes (Yahoo ``close``, 3a) with shares on

@@ -7,15 +7,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.analytics.divisor import (
-    DivisorAdjustment,
+from app.analytics.corporate_actions import (
     RightsIssue,
     SpecialDividend,
     SpinOff,
     Split,
+    apply_corporate_actions,
+    theoretical_ex_rights_price,
+)
+from app.analytics.divisor import (
+    DivisorAdjustment,
     add_constituent,
     adjust_divisor,
-    apply_corporate_actions,
     change_iwf,
     change_shares,
     delete_constituent,
@@ -24,7 +27,6 @@ from app.analytics.divisor import (
     special_dividend,
     spin_off,
     split_or_bonus,
-    theoretical_ex_rights_price,
 )
 from app.analytics.index_math import index_history
 

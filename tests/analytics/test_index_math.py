@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.analytics.divisor import Split, apply_corporate_actions
+from app.analytics.corporate_actions import Split, apply_corporate_actions
 from app.analytics.index_math import (
     base_divisor,
     equal_weight_history,
