@@ -52,7 +52,7 @@ from app.market.refresh import (
     price_refresh_job,
 )
 from app.market.snapshot import Snapshot
-from app.market.store import PriceStore
+from app.market.store import PriceStore, SqlitePriceStore
 from app.market.tickers import TickerService
 from app.market.yfinance_provider import build_market_data_provider
 from app.portfolio.model import RiskModels
@@ -164,7 +164,7 @@ def build_container(settings: Settings, *, rate_limit_storage: Storage | None = 
     """Open the stores, seed the price store from the snapshot, and wire every domain; the
     login throttle counts in ``rate_limit_storage`` (the rate limit's; default: a new one)."""
     db = Database(settings.store_path)
-    store = PriceStore(db)
+    store = SqlitePriceStore(db)
     snapshot = Snapshot.load(settings.snapshot_dir)
     snapshot.seed(store)
     universe = snapshot.universe

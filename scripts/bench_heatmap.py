@@ -39,7 +39,7 @@ from app.core.settings import SNAPSHOT_DIR, Settings
 from app.factors.service import PRESET_WINDOWS
 from app.heatmap.job import HeatmapJob, JobOptions, compute_window, load_panel
 from app.heatmap.store import SQLiteHeatmapStore
-from app.market.store import PriceStore
+from app.market.store import SqlitePriceStore
 
 MODE = "excess"
 
@@ -48,7 +48,7 @@ def _seed(path: str) -> None:
     from app.market.snapshot import Snapshot
 
     db = Database(Path(path))
-    Snapshot.load(SNAPSHOT_DIR).seed(PriceStore(db))
+    Snapshot.load(SNAPSHOT_DIR).seed(SqlitePriceStore(db))
     db.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
 
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
     universe = Snapshot.load(SNAPSHOT_DIR).universe
     db = Database(store_path)
-    prices = PriceStore(db)
+    prices = SqlitePriceStore(db)
     heatmaps = SQLiteHeatmapStore(db)
 
     # Full job first (cold, as the CLI runs it): load + compute + write.

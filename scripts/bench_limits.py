@@ -53,7 +53,7 @@ from app.core.db import Database
 from app.core.settings import SNAPSHOT_DIR, Settings
 from app.main import create_app
 from app.market.snapshot import Snapshot
-from app.market.store import PriceStore
+from app.market.store import SqlitePriceStore
 
 ENDPOINT_LIMIT_MB = 50.0
 CONCURRENT_LIMIT_MB = 400.0
@@ -427,7 +427,7 @@ def _child(args: list[str]) -> list[dict[str, Any]]:
 
 def _seed(data_dir: Path) -> None:
     db = Database(data_dir / "store.sqlite3")
-    Snapshot.load(SNAPSHOT_DIR).seed(PriceStore(db))
+    Snapshot.load(SNAPSHOT_DIR).seed(SqlitePriceStore(db))
     db.close()
 
 

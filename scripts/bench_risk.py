@@ -64,7 +64,7 @@ from app.margin.service import MarginService
 from app.market.panel import PanelCache
 from app.market.quotes import PriceReader
 from app.market.snapshot import Snapshot
-from app.market.store import PriceStore
+from app.market.store import SqlitePriceStore
 from app.portfolio.model import RiskModels
 from app.portfolio.scenarios import ScenarioBook
 from app.portfolio.schemas import BookStressRequest, PortfolioRiskRequest, RiskPosition
@@ -124,7 +124,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         db = Database(Path(tmp) / "store.sqlite3")
-        store = PriceStore(db)
+        store = SqlitePriceStore(db)
         snapshot = Snapshot.load(SNAPSHOT_DIR)
         snapshot.seed(store)
         universe = snapshot.universe

@@ -251,14 +251,14 @@ def build_store(path: Path, n_tickers: int, n_days: int) -> None:
     """A SQLite price store with closes of every generated ticker and the factor proxies."""
     from app.core.db import Database
     from app.market.factors import FACTOR_PROXIES
-    from app.market.store import PriceStore
+    from app.market.store import SqlitePriceStore
 
     y, xs = generate(n_tickers, n_days)
     days = np.busday_offset("2006-01-02", np.arange(n_days + 1), roll="forward")
     dates = [dt.date.fromisoformat(str(d)) for d in days]
     db = Database(path)
     try:
-        store = PriceStore(db)
+        store = SqlitePriceStore(db)
         raw = xs["raw"]
         proxies = {}
         for j, proxy in enumerate(FACTOR_PROXIES):
@@ -284,7 +284,7 @@ def case_precompute(store_path: Path, n_tickers: int) -> dict[str, Any]:
     from app.heatmap.job import HeatmapJob, JobOptions
     from app.heatmap.store import SQLiteHeatmapStore
     from app.market.panel import MODES
-    from app.market.store import PriceStore
+    from app.market.store import SqlitePriceStore
     from app.market.universe import Company, Universe
 
     universe = Universe(
@@ -294,7 +294,7 @@ def case_precompute(store_path: Path, n_tickers: int) -> dict[str, Any]:
     out_db = Database(store_path.with_name("heatmap.sqlite3"))
     try:
         job = HeatmapJob(
-            prices=PriceStore(prices_db),
+            prices=SqlitePriceStore(prices_db),
             heatmaps=SQLiteHeatmapStore(out_db),
             universe=universe,
             load_chunk=1000,
@@ -320,7 +320,7 @@ def case_precompute_shard(store_path: Path, n_tickers: int, shards: int = 4) -> 
     from app.heatmap.shards import Shard, write_shard
     from app.heatmap.store import SQLiteHeatmapStore
     from app.market.panel import MODES
-    from app.market.store import PriceStore
+    from app.market.store import SqlitePriceStore
     from app.market.universe import Company, Universe
 
     universe = Universe(
@@ -330,7 +330,7 @@ def case_precompute_shard(store_path: Path, n_tickers: int, shards: int = 4) -> 
     out_db = Database(store_path.with_name("heatmap.sqlite3"))
     try:
         job = HeatmapJob(
-            prices=PriceStore(prices_db),
+            prices=SqlitePriceStore(prices_db),
             heatmaps=SQLiteHeatmapStore(out_db),
             universe=universe,
             load_chunk=1000,

@@ -79,7 +79,7 @@ from app.heatmap.shards import Shard, ShardError, read_shards, write_shard  # no
 from app.heatmap.store import Lease  # noqa: E402
 from app.market.factors import FACTOR_PROXIES  # noqa: E402
 from app.market.panel import MODES  # noqa: E402
-from app.market.store import PriceStore  # noqa: E402
+from app.market.store import PriceStore, SqlitePriceStore  # noqa: E402
 from app.market.universe import Universe, normalise_ticker  # noqa: E402
 
 EXIT_OK = 0
@@ -388,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, json_lines=settings.log_json)
     db = Database(settings.store_path)
     try:
-        store = PriceStore(db)
+        store = SqlitePriceStore(db)
         refreshed: RefreshOutcome | None = None
         try:
             snapshot = Snapshot.load(settings.snapshot_dir)

@@ -53,7 +53,7 @@ from app.core.settings import SNAPSHOT_DIR  # noqa: E402
 from app.indices.custom import SharesBook, compute_index  # noqa: E402
 from app.indices.schemas import CustomIndexCreate  # noqa: E402
 from app.market.snapshot import Snapshot  # noqa: E402
-from app.market.store import PriceStore  # noqa: E402
+from app.market.store import PriceStore, SqlitePriceStore  # noqa: E402
 
 FloatArray = NDArray[np.float64]
 
@@ -152,16 +152,16 @@ def nifty50_lists(snapshot_dir: Path) -> dict[str, list[str]]:
     }
 
 
-def seeded_store(snapshot: Snapshot, folder: Path) -> PriceStore:
+def seeded_store(snapshot: Snapshot, folder: Path) -> SqlitePriceStore:
     """A throw-away store seeded from the snapshot (what the API serves)."""
-    store = PriceStore(Database(folder / "store.sqlite3"))
+    store = SqlitePriceStore(Database(folder / "store.sqlite3"))
     snapshot.seed(store)
     return store
 
 
 def price_basis_store(
     shared: Path, symbols: Sequence[str], renamed: dict[str, str], folder: Path
-) -> tuple[PriceStore, pd.DataFrame] | None:
+) -> tuple[SqlitePriceStore, pd.DataFrame] | None:
     """A store of Yahoo split-only closes (price basis) and the wide close / adj_close frames."""
     path = shared / YAHOO_PRICES
     if not path.exists():
@@ -176,7 +176,7 @@ def price_basis_store(
     frame["date"] = pd.to_datetime(frame["date"])
     frame = frame[frame["date"].dt.day_of_week < 5]
     frame = frame[(frame["close"] > 0) & (frame["adj_close"] > 0)]
-    store = PriceStore(Database(folder / "price_basis.sqlite3"))
+    store = SqlitePriceStore(Database(folder / "price_basis.sqlite3"))
     bars = {
         str(sym): [(d.date(), float(c)) for d, c in zip(g["date"], g["close"], strict=True)]
         for sym, g in frame.groupby("symbol")

@@ -108,13 +108,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.core.settings import Settings
     from app.market.refresh import RefreshService
     from app.market.snapshot import Snapshot
-    from app.market.store import PriceStore
+    from app.market.store import SqlitePriceStore
 
     settings = Settings()  # a fresh read of the environment (and .env) for this run
     configure_logging(settings.log_level, json_lines=settings.log_json)
     db = Database(settings.store_path)
     try:
-        store = PriceStore(db)
+        store = SqlitePriceStore(db)
         options: dict[str, Any] = {"overlap": args.overlap}
         if args.batch_size is not None:
             options["batch_size"] = args.batch_size

@@ -15,7 +15,7 @@ from app.core.db import Database
 from app.core.settings import SNAPSHOT_DIR, Settings
 from app.main import create_app
 from app.market.snapshot import Snapshot
-from app.market.store import PriceStore
+from app.market.store import SqlitePriceStore
 
 # Real PostgreSQL/PostgREST/Redis fixtures: supabase_stack, clean_supabase, redis_url; where the
 # real NSE data is (full or the committed subset) and the full_data marker.
@@ -46,7 +46,7 @@ def seeded_store_file(tmp_path_factory: pytest.TempPathFactory, snapshot: Snapsh
     """A store seeded once from the snapshot; tests copy it instead of re-seeding."""
     path = tmp_path_factory.mktemp("store-template") / "store.sqlite3"
     db = Database(path)
-    snapshot.seed(PriceStore(db))
+    snapshot.seed(SqlitePriceStore(db))
     db.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
     return path

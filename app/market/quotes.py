@@ -103,15 +103,7 @@ class PriceReader:
 
     def history(self, symbol: str, *, max_closes: int) -> list[float]:
         """The last ``max_closes`` ADJUSTED closes of a symbol in date order (for returns)."""
-        rows = (
-            self.store.db.connection()
-            .execute(
-                "SELECT close FROM bars WHERE ticker = ? ORDER BY date DESC LIMIT ?",
-                (symbol, max_closes),
-            )
-            .fetchall()
-        )
-        return [float(r[0]) for r in reversed(rows)]
+        return self.store.recent_closes(symbol, limit=max_closes)
 
 
 class StockService:

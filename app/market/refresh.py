@@ -14,10 +14,12 @@ the last ``overlap`` stored closes. The overlap ties the new data to the stored 
   the provider's series is not the stored one (a reused or renamed symbol, a bad print): the
   ticker is reported failed and nothing is written for it.
 
-Writes: the rescale of one ticker is one transaction and leaves its history self-consistent
-(every stored close times the same factor); then all new and overlap closes of a batch are
-written in one transaction (:meth:`PriceStore.upsert_bars`). Readers never see half a batch,
-and a failed ticker's stored data is left exactly as it was.
+Writes: every provider batch is fetched and reconciled first; then the whole refresh (each
+ticker's rescale, every new and overlap adjusted close, the traded closes) is committed as one
+:class:`~app.market.ingest.Ingest` in one transaction (:meth:`PriceStore.commit_ingest`), which
+is one new ``data_version`` in the ingest log. Readers never see part of a refresh: a refresh
+killed or failing half-way leaves the previous version exactly as it was, and a failed
+ticker's stored data is left as it was.
 
 ``end`` defaults to, and is capped at, the last completed NSE session (16:00 IST on a
 weekday), so a refresh during trading hours never stores a live price as a close.
@@ -38,6 +40,7 @@ from app.core.errors import InvalidInput
 from app.core.lease import JobLease
 from app.core.settings import Settings
 from app.market.factors import FACTOR_PROXIES
+from app.market.ingest import Ingest, Rescale
 from app.market.provider import MarketDataProvider
 from app.market.store import Bar, PriceStore
 from app.market.universe import Universe
@@ -116,6 +119,15 @@ class RefreshReport:
             "rows_written": self.rows_written,
             "data_version": self.data_version,
         }
+
+
+@dataclass
+class _Pending:
+    """What the refresh will commit, gathered batch by batch."""
+
+    bars: dict[str, list[Bar]] = field(default_factory=dict)
+    quotes: dict[str, list[Bar]] = field(default_factory=dict)
+    rescales: list[Rescale] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -226,10 +238,20 @@ class RefreshService:
         for plan in plans:
             groups.setdefault(plan.start, []).append(plan)
         requests = 0
+        pending = _Pending()
         for start in sorted(groups):
             for batch in _chunks(groups[start], self.batch_size):
                 requests += 1
-                self._refresh_batch(batch, start, end, report)
+                self._refresh_batch(batch, start, end, report, pending)
+        if pending.bars or pending.quotes or pending.rescales:
+            self.store.commit_ingest(
+                Ingest(
+                    source=self.provider.name,
+                    bars=pending.bars,
+                    quotes=pending.quotes,
+                    rescales=tuple(pending.rescales),
+                )
+            )
         final = RefreshReport(
             end=end,
             fetched=report.fetched,
@@ -264,7 +286,12 @@ class RefreshService:
         return plans
 
     def _refresh_batch(
-        self, batch: list[_Plan], start: dt.date, end: dt.date, report: RefreshReport
+        self,
+        batch: list[_Plan],
+        start: dt.date,
+        end: dt.date,
+        report: RefreshReport,
+        pending: _Pending,
     ) -> None:
         result = self.provider.fetch_closes([p.ticker for p in batch], start=start, end=end)
         writes: dict[str, list[Bar]] = {}
@@ -284,21 +311,17 @@ class RefreshService:
             outcomes[plan.ticker] = outcome
             if outcome.rows:
                 writes[plan.ticker] = outcome.rows
-        # Rescale first: each rescale leaves a self-consistent history if we stop here.
+        # Rescales apply before the closes of the same commit.
         for ticker, outcome in outcomes.items():
             plan_last = next(p.last for p in batch if p.ticker == ticker)
             if outcome.factor is not None and plan_last is not None:
-                self.store.rescale_history(
-                    ticker, before=plan_last + dt.timedelta(days=1), factor=outcome.factor
-                )
+                before = plan_last + dt.timedelta(days=1)
+                pending.rescales.append(Rescale(ticker, before, outcome.factor))
                 report.rescaled[ticker] = outcome.factor
                 logger.info("re-based %s: stored history x %.8f", ticker, outcome.factor)
-        if writes:
-            self.store.upsert_bars(writes, source=self.provider.name)
+        pending.bars.update(writes)
         # Closes as traded (for valuation), for the tickers whose adjusted closes were taken.
-        traded = {t: result.quotes[t] for t in outcomes if result.quotes.get(t)}
-        if traded:
-            self.store.upsert_quotes(traded, source=self.provider.name)
+        pending.quotes.update({t: result.quotes[t] for t in outcomes if result.quotes.get(t)})
         for ticker, outcome in outcomes.items():
             report.fetched[ticker] = outcome.new_rows
             if outcome.revised:

@@ -29,7 +29,7 @@ from app.heatmap.runs import JobOptions
 from app.heatmap.store import SQLiteHeatmapStore
 from app.main import create_app
 from app.market.snapshot import Snapshot
-from app.market.store import PriceStore
+from app.market.store import SqlitePriceStore
 from tests.conftest import make_settings
 from tests.margin.support import (
     ADMIN_PASSWORD,
@@ -51,7 +51,7 @@ def api(data_dir: Path, snapshot: Snapshot, fast_hashing: None) -> Iterator[Test
     db = Database(data_dir / "store.sqlite3")
     try:
         HeatmapJob(
-            prices=PriceStore(db), heatmaps=SQLiteHeatmapStore(db), universe=snapshot.universe
+            prices=SqlitePriceStore(db), heatmaps=SQLiteHeatmapStore(db), universe=snapshot.universe
         ).run(JobOptions(windows=(252,)))
     finally:
         db.close()

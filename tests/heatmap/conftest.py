@@ -15,7 +15,7 @@ from app.core.db import Database
 from app.heatmap.job import HeatmapJob
 from app.heatmap.store import SQLiteHeatmapStore
 from app.market.snapshot import Snapshot
-from app.market.store import PriceStore
+from app.market.store import SqlitePriceStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "scripts" / "compute_heatmap.py"
@@ -43,7 +43,7 @@ def make_job(
 
     def build(**kwargs: Any) -> HeatmapJob:
         values: dict[str, Any] = {
-            "prices": PriceStore(db),
+            "prices": SqlitePriceStore(db),
             "heatmaps": heatmaps,
             "universe": snapshot.universe,
         }

@@ -422,13 +422,13 @@ def test_dry_run_skips_the_refresh(
     heatmaps: SQLiteHeatmapStore,
 ) -> None:
     from app.market.refresh import RefreshService
-    from app.market.store import PriceStore
+    from app.market.store import SqlitePriceStore
 
     calls: list[list[str]] = []
     fake = _fake_refresh(calls, new_day=dt.date(2024, 6, 24), updated=("TCS",))
     _cli_env(data_dir, monkeypatch)
     monkeypatch.setattr(RefreshService, "refresh", fake)
-    version = PriceStore(heatmaps.db).data_version()
+    version = SqlitePriceStore(heatmaps.db).data_version()
     code = _load_cli().main(["--refresh-data", "--dry-run", "--window", "126"])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -436,7 +436,7 @@ def test_dry_run_skips_the_refresh(
     assert "dry run: --refresh-data skipped (a dry run writes nothing, not even prices)" in out
     assert "dry_run: 499/501 completed" in out
     assert "as of 2024-06-21" in out
-    assert PriceStore(heatmaps.db).data_version() == version
+    assert SqlitePriceStore(heatmaps.db).data_version() == version
     assert heatmaps.read_window(126, "excess") is None
 
 

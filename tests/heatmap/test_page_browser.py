@@ -27,7 +27,7 @@ from app.heatmap.job import HeatmapJob, JobOptions
 from app.heatmap.store import SQLiteHeatmapStore
 from app.market.factors import FACTOR_NAMES
 from app.market.snapshot import Snapshot
-from app.market.store import PriceStore
+from app.market.store import SqlitePriceStore
 from tests.core.server import Server, start_commands, uvicorn_server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -59,7 +59,7 @@ def heatmap_store(tmp_path: Path, seeded_store_file: Path, snapshot: Snapshot) -
     shutil.copy(seeded_store_file, path)
     db = Database(path)
     HeatmapJob(
-        prices=PriceStore(db), heatmaps=SQLiteHeatmapStore(db), universe=snapshot.universe
+        prices=SqlitePriceStore(db), heatmaps=SQLiteHeatmapStore(db), universe=snapshot.universe
     ).run(JobOptions(windows=(252,)))
     db.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()

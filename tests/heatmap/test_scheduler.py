@@ -20,7 +20,7 @@ from app.heatmap.schedule import CRON_LEASE, HeatmapSchedule
 from app.heatmap.store import SQLiteHeatmapStore
 from app.main import create_app
 from app.market.snapshot import Snapshot
-from app.market.store import PriceStore
+from app.market.store import SqlitePriceStore
 from app.scheduler import parse_cron
 from tests.conftest import make_settings
 from tests.heatmap.conftest import REPO_ROOT
@@ -42,7 +42,7 @@ def _schedule(
 
     def run_job() -> JobResult:
         ran.append(name)
-        job = HeatmapJob(prices=PriceStore(db), heatmaps=store, universe=snapshot.universe)
+        job = HeatmapJob(prices=SqlitePriceStore(db), heatmaps=store, universe=snapshot.universe)
         return job.run(JobOptions(windows=(126,)))
 
     return HeatmapSchedule(parse_cron(CRON, "Asia/Kolkata"), store, run_job, instance=name)

@@ -11,7 +11,7 @@ from app.core.db import Database
 from app.heatmap.compute import load_panel
 from app.market.panel import ReturnsPanel
 from app.market.snapshot import Snapshot
-from app.market.store import PriceStore
+from app.market.store import SqlitePriceStore
 
 
 def _same(a: ReturnsPanel, b: ReturnsPanel) -> None:
@@ -33,7 +33,7 @@ def _same(a: ReturnsPanel, b: ReturnsPanel) -> None:
 def test_chunked_load_equals_one_read(
     db: Database, snapshot: Snapshot, chunk: int, as_of: dt.date | None
 ) -> None:
-    store = PriceStore(db)
+    store = SqlitePriceStore(db)
     whole = load_panel(store, snapshot.universe, as_of=as_of)
     chunked = load_panel(store, snapshot.universe, as_of=as_of, chunk_size=chunk)
     assert len(chunked.tickers) > 100
@@ -44,7 +44,7 @@ def test_chunked_load_equals_one_read(
 def test_a_slice_of_the_universe_reads_only_its_tickers_with_the_same_columns(
     db: Database, snapshot: Snapshot, chunk: int | None
 ) -> None:
-    store = PriceStore(db)
+    store = SqlitePriceStore(db)
     whole = load_panel(store, snapshot.universe)
     wanted = list(snapshot.universe.symbols)[40:61]
     part = load_panel(store, snapshot.universe, symbols=wanted, chunk_size=chunk)

@@ -16,7 +16,7 @@ from openpyxl import load_workbook
 
 from app.core.db import Database
 from app.core.settings import SNAPSHOT_DIR, Settings
-from app.market.store import PriceStore
+from app.market.store import SqlitePriceStore
 from tests.margin.support import ADMIN_PASSWORD, ADMIN_USERNAME, login
 
 BANKS = [
@@ -52,7 +52,7 @@ def store_closes(data_dir: Path, symbols: list[str]) -> dict[str, dict[dt.date, 
     windows these tests compare, and the names have a traded close on every day there)."""
     db = Database(data_dir / "store.sqlite3")
     try:
-        store = PriceStore(db)
+        store = SqlitePriceStore(db)
         return {s: dict(store.quote_closes(s)) for s in symbols}
     finally:
         db.close()

@@ -24,7 +24,7 @@ from app.core.db import Database
 from app.core.settings import SNAPSHOT_DIR
 from app.indices.custom_schemas import CustomIndexCreate
 from app.main import create_app
-from app.market.store import PriceStore
+from app.market.store import SqlitePriceStore
 from tests.indices.conftest import auth_settings
 from tests.indices.test_compute_limits import FUTURES, Gate, _serving, _until
 from tests.margin.support import ADMIN_PASSWORD, ADMIN_USERNAME
@@ -40,7 +40,7 @@ def client(logged_in_client: TestClient) -> TestClient:
 def _closes(data_dir: Path, symbol: str, table: str) -> dict[dt.date, float]:
     db = Database(data_dir / "store.sqlite3")
     try:
-        store = PriceStore(db)
+        store = SqlitePriceStore(db)
         rows = store.quote_closes(symbol) if table == "quotes" else store.closes(symbol)
         return dict(rows)
     finally:

@@ -21,7 +21,7 @@ from app.margin.service import MarginService
 from app.margin.sweep import run_margin_sweep
 from app.market.quotes import PriceReader
 from app.market.snapshot import Snapshot
-from app.market.store import PriceStore
+from app.market.store import SqlitePriceStore
 
 SYMBOLS = ["RELIANCE", "TCS", "INFY", "ITC", "SBIN", "360ONE", "KOTAKBANK", "WIPRO"]
 DAY = dt.date(2024, 6, 21)
@@ -58,7 +58,7 @@ def test_report_adds_up_and_sweep_agrees(
     with tempfile.TemporaryDirectory() as tmp:
         db = Database(Path(tmp) / "store.sqlite3")
         try:
-            store = PriceStore(db)
+            store = SqlitePriceStore(db)
             repo = SQLiteMarginRepository(db)
             service = MarginService(
                 repo, PriceReader(store, today=lambda: DAY), snapshot.universe, default_rate=0.25

@@ -15,7 +15,7 @@ import pytest
 from app.core.db import Database
 from app.core.errors import InvalidInput
 from app.market.refresh import MARKET_TZ, RefreshService, last_completed_session
-from app.market.store import Bar, PriceStore
+from app.market.store import Bar, PriceStore, SqlitePriceStore
 from app.market.yfinance_provider import YFinanceProvider
 from tests.market.yahoo_fixtures import (
     OfflineYahoo,
@@ -46,7 +46,7 @@ def frames() -> dict[str, Any]:
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[PriceStore]:
     db = Database(tmp_path / "store.sqlite3")
-    yield PriceStore(db)
+    yield SqlitePriceStore(db)
     db.close()
 
 
@@ -80,7 +80,7 @@ def test_delta_fetch_requests_only_days_after_the_store(
 ) -> None:
     # The store seeded from the bundled snapshot ends on Friday 2024-06-21.
     db = Database(data_dir / "store.sqlite3")
-    store = PriceStore(db)
+    store = SqlitePriceStore(db)
     tickers = ["RELIANCE", "TCS", "^NSEI"]
     before = {t: store.closes(t) for t in tickers}
     assert {t: rows[-1][0] for t, rows in before.items()} == dict.fromkeys(
@@ -223,7 +223,7 @@ def test_unreachable_provider_fails_everything_and_writes_nothing(
     assert {t: store.closes(t) for t in stored} == stored
 
 
-def test_new_tickers_start_at_history_start_and_batches_are_one_write_each(
+def test_new_tickers_start_at_history_start_and_the_refresh_is_one_ingest(
     store: PriceStore, frames: dict[str, Any]
 ) -> None:
     yahoo = OfflineYahoo(frames)
@@ -235,7 +235,15 @@ def test_new_tickers_start_at_history_start_and_batches_are_one_write_each(
     )
 
     assert report.requests == 2
-    assert store.data_version() == version + 2  # one transaction per batch
+    # Two provider batches, one commit: one new data version with its ingest-log row.
+    assert store.data_version() == version + 1
+    record = store.current_ingest()
+    assert record is not None
+    assert record.data_version == version + 1
+    assert record.as_of == dt.date(2024, 6, 28)
+    assert record.source == "yfinance"
+    assert record.bars_written == 3 * 19
+    assert record.rescaled == 0
     for ticker, symbol in (("RELIANCE", "RELIANCE.NS"), ("TCS", "TCS.NS"), ("^NSEI", "^NSEI")):
         assert [r.window for r in yahoo.history_requests(symbol)] == [
             (start, end + dt.timedelta(days=1))
@@ -321,7 +329,7 @@ def test_cli_fetches_through_yfinance_and_prints_the_report(
     assert report["failed"] == {}
     assert report["end"] == "2024-07-31"
     db = Database(data_dir / "store.sqlite3")
-    stored = PriceStore(db).closes("TCS", start=dt.date(2024, 6, 24))
+    stored = SqlitePriceStore(db).closes("TCS", start=dt.date(2024, 6, 24))
     db.close()
     assert_closes(stored, adj_closes(frames["TCS.NS"], dt.date(2024, 6, 24), dt.date(2024, 7, 31)))
 
@@ -335,14 +343,14 @@ def test_cli_offline_fails_every_ticker_and_writes_nothing(
     monkeypatch.setenv("MARKET_DATA_PROVIDER", "offline")
     monkeypatch.setenv("LOG_LEVEL", "WARNING")
     db = Database(data_dir / "store.sqlite3")
-    version = PriceStore(db).data_version()
+    version = SqlitePriceStore(db).data_version()
     db.close()
 
     assert cli.main(["--tickers", "RELIANCE,TCS"]) == cli.EXIT_FAILED
     out = capsys.readouterr().out
     assert "failed RELIANCE: provider is offline" in out
     db = Database(data_dir / "store.sqlite3")
-    assert PriceStore(db).data_version() == version
+    assert SqlitePriceStore(db).data_version() == version
     db.close()
     assert cli.main(["--tickers", " , "]) == cli.EXIT_USAGE
     assert cli.exit_code(failed=2, fetched=3, skipped=0) == cli.EXIT_PARTIAL

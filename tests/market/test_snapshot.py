@@ -285,12 +285,12 @@ def test_traded_closes_manifest_and_gaps(
 def test_snapshot_seeds_traded_closes_into_quotes(tmp_path: Path) -> None:
     from app.core.db import Database
     from app.market.snapshot import Snapshot
-    from app.market.store import PriceStore
+    from app.market.store import SqlitePriceStore
 
     snapshot = Snapshot.load(SNAPSHOT)
     db = Database(tmp_path / "store.sqlite3")
     try:
-        store = PriceStore(db)
+        store = SqlitePriceStore(db)
         assert snapshot.seed(store) is True
         latest = store.latest_quotes(["RELIANCE", "BCG", "ZOMATO"])
         assert set(latest) == {"RELIANCE", "ZOMATO"}  # BCG has no price anywhere

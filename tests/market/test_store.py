@@ -1,4 +1,5 @@
-"""PriceStore on real closes: write semantics, reads, versions, and two processes at once."""
+"""PriceStore on real closes, on both back ends (embedded SQLite, PostgreSQL 15): write
+semantics, reads, versions, the ingest log; and two SQLite processes at once."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ import pytest
 
 from app.core.db import Database
 from app.core.settings import SNAPSHOT_DIR
-from app.market.store import Bar, PriceStore
+from app.market.ingest import Committed, Ingest, Rescale
+from app.market.pg_store import PostgresPriceStore
+from app.market.store import Bar, PriceStore, SqlitePriceStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,11 +61,35 @@ def full_panel(n_tickers: int, n_days: int) -> dict[str, list[tuple[dt.date, flo
     return real_closes(symbols, days[0], days[-1])
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[PriceStore]:
-    db = Database(tmp_path / "store.sqlite3")
-    yield PriceStore(db)
-    db.close()
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PriceStore]:
+    """Each back end behind the one interface: embedded SQLite, and PostgreSQL 15."""
+    if request.param == "sqlite":
+        db = Database(tmp_path / "store.sqlite3")
+        yield SqlitePriceStore(db)
+        db.close()
+        return
+    pg = PostgresPriceStore(request.getfixturevalue("market_pg"))
+    yield pg
+    pg.close()
+
+
+def sources(store: PriceStore, ticker: str) -> list[tuple[str, int]]:
+    """(source, rows) of a ticker's adjusted closes, read with each back end's own SQL."""
+    if isinstance(store, SqlitePriceStore):
+        rows = store.db.connection().execute(
+            "SELECT source, COUNT(*) FROM bars WHERE ticker = ? GROUP BY source ORDER BY source",
+            (ticker,),
+        )
+        return [(str(s), int(n)) for s, n in rows]
+    assert isinstance(store, PostgresPriceStore)
+    with store.pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT b.source, count(*) FROM market_bars b JOIN market_tickers t "
+            "ON t.id = b.ticker_id WHERE t.ticker = %s GROUP BY b.source ORDER BY b.source",
+            (ticker,),
+        ).fetchall()
+    return [(str(s), int(n)) for s, n in rows]
 
 
 JUNE = (dt.date(2024, 6, 3), dt.date(2024, 6, 21))
@@ -87,10 +114,7 @@ def test_upsert_overwrite_and_keep_semantics(store: PriceStore) -> None:
     assert store.upsert_bars({"TCS": later + extra}, source="snapshot", overwrite=False) == 1
     assert store.closes("TCS")[-4:-1] == revised
     assert store.closes("TCS")[-1] == extra[0]
-    sources = store.db.connection().execute(
-        "SELECT source, COUNT(*) FROM bars WHERE ticker = 'TCS' GROUP BY source ORDER BY source"
-    )
-    assert [tuple(r) for r in sources] == [("snapshot", 12), ("yfinance", 3)]
+    assert sources(store, "TCS") == [("snapshot", 12), ("yfinance", 3)]
 
 
 def test_coverage_last_dates_and_closes_filters(store: PriceStore) -> None:
@@ -181,17 +205,105 @@ def test_rescale_history_keeps_returns(store: PriceStore) -> None:
         store.rescale_history("RELIANCE", before=cut, factor=0.0)
 
 
+def test_one_ingest_is_one_version_with_its_log_row(store: PriceStore) -> None:
+    real = real_closes(["RELIANCE", "TCS"], *JUNE)
+    first = store.commit_ingest(Ingest(source="snapshot", bars=real))
+    assert first == Committed(data_version=1, bars=28, quotes=0, rescaled=0)
+    traded = {"RELIANCE": [(JUNE[1], 2908.40)], "TCS": [(JUNE[1], 3840.55)]}
+    later = {"RELIANCE": [(dt.date(2024, 6, 24), 1440.0)]}
+    rescale = Rescale("TCS", before=dt.date(2024, 6, 14), factor=0.99)
+
+    second = store.commit_ingest(
+        Ingest(source="yfinance", bars=later, quotes=traded, rescales=(rescale,))
+    )
+
+    assert second == Committed(data_version=2, bars=1, quotes=2, rescaled=9)
+    assert store.data_version() == 2
+    log = store.ingests()
+    assert [(r.data_version, r.as_of, r.source) for r in log] == [
+        (2, dt.date(2024, 6, 24), "yfinance"),
+        (1, JUNE[1], "snapshot"),
+    ]
+    assert (log[0].bars_written, log[0].quotes_written, log[0].rescaled) == (1, 2, 9)
+    assert store.current_ingest() == log[0]
+    assert log[0].committed_at.tzinfo is not None
+    # The rescale applied to the history before the cut, not to the closes of the same commit.
+    tcs = dict(store.closes("TCS"))
+    assert tcs[dt.date(2024, 6, 13)] == pytest.approx(
+        dict(real["TCS"])[dt.date(2024, 6, 13)] * 0.99
+    )
+    assert tcs[JUNE[1]] == dict(real["TCS"])[JUNE[1]]
+    assert store.quote_closes("RELIANCE") == [(JUNE[1], 2908.40)]
+    assert {
+        t: (q.date, q.close, q.source)
+        for t, q in store.latest_quotes(["TCS", "RELIANCE", "X"]).items()
+    } == {
+        "RELIANCE": (JUNE[1], 2908.40, "yfinance"),
+        "TCS": (JUNE[1], 3840.55, "yfinance"),
+    }
+    assert store.recent_closes("RELIANCE", limit=2) == [c for _, c in store.closes("RELIANCE")[-2:]]
+    assert store.last_source("RELIANCE") == "yfinance"
+
+
+def test_traded_closes_alone_keep_the_version(store: PriceStore) -> None:
+    store.upsert_bars(real_closes(["RELIANCE"], *JUNE), source="snapshot")
+    committed = store.commit_ingest(Ingest(source="nse", quotes={"RELIANCE": [(JUNE[1], 2908.40)]}))
+    assert committed == Committed(data_version=1, bars=0, quotes=1, rescaled=0)
+    assert [r.data_version for r in store.ingests()] == [1]
+
+
+def test_a_refused_ingest_writes_nothing(store: PriceStore) -> None:
+    real = real_closes(["RELIANCE", "TCS"], *JUNE)
+    store.upsert_bars({"RELIANCE": real["RELIANCE"]}, source="snapshot")
+    poisoned = Ingest(
+        source="yfinance",
+        bars={"TCS": real["TCS"]},
+        quotes={"TCS": [(JUNE[1], float("nan"))]},
+        rescales=(Rescale("RELIANCE", JUNE[1], 2.0),),
+    )
+    with pytest.raises(ValueError, match="traded close for TCS"):
+        store.commit_ingest(poisoned)
+    assert store.closes("RELIANCE") == real["RELIANCE"]
+    assert store.closes("TCS") == []
+    assert store.quote_closes("TCS") == []
+    assert store.data_version() == 1
+    assert len(store.ingests()) == 1
+
+
+def test_metadata_round_trip(store: PriceStore) -> None:
+    assert store.get_meta("snapshot_fingerprint") is None
+    store.set_meta("snapshot_fingerprint", "abc")
+    store.set_meta("snapshot_fingerprint", "def")
+    assert store.get_meta("snapshot_fingerprint") == "def"
+
+
+def test_read_panel_of_every_ticker_in_name_order(store: PriceStore) -> None:
+    real = real_closes(["TCS", "INFY", "RELIANCE"], *JUNE)
+    real["INFY"] = real["INFY"][3:]
+    store.upsert_bars(real, source="snapshot")
+    panel = store.read_panel()
+    assert panel.tickers == ("INFY", "RELIANCE", "TCS")
+    assert panel.dates.tolist() == [d for d, _ in real["TCS"]]
+    for j, ticker in enumerate(panel.tickers):
+        column = panel.values[:, j]
+        assert [c for c in column if np.isfinite(c)] == [c for _, c in real[ticker]]
+    assert np.isnan(panel.values[:3, 0]).all()
+    empty = store.read_panel(["TCS"], table="quotes")
+    assert empty.dates.size == 0
+    assert empty.values.shape == (0, 1)
+
+
 # --- two processes -----------------------------------------------------------------------
 
 WRITER = """
 import datetime as dt, json, sys
 from pathlib import Path
-from app.market.store import PriceStore
+from app.market.store import PriceStore, SqlitePriceStore
 from app.core.db import Database
 
 db_path, data_path, batches = sys.argv[1], sys.argv[2], int(sys.argv[3])
 real = json.loads(Path(data_path).read_text())
-store = PriceStore(Database(Path(db_path)))
+store = SqlitePriceStore(Database(Path(db_path)))
 for k in range(1, batches + 1):
     scale = 1.0 + k / 1000.0
     bars = {
@@ -206,7 +318,7 @@ import json, sys
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from app.market.store import PriceStore
+from app.market.store import PriceStore, SqlitePriceStore
 from app.core.db import Database
 
 db_path, data_path, stop_path = sys.argv[1], sys.argv[2], Path(sys.argv[3])
@@ -215,7 +327,7 @@ tickers = sorted(real)
 ref = pd.DataFrame(
     {t: pd.Series({pd.Timestamp(d): c for d, c in rows}) for t, rows in real.items()}
 )[tickers]
-store = PriceStore(Database(Path(db_path)))
+store = SqlitePriceStore(Database(Path(db_path)))
 reads, torn, scales, versions = 0, 0, set(), []
 while True:
     finished = stop_path.exists()
@@ -247,7 +359,7 @@ def _spawn(script: str, *args: str | Path) -> subprocess.Popen[str]:
 
 def _seed(path: Path, real: dict[str, list[tuple[dt.date, float]]]) -> Path:
     db = Database(path)
-    PriceStore(db).upsert_bars(real, source="batch-0")
+    SqlitePriceStore(db).upsert_bars(real, source="batch-0")
     db.close()
     data = path.parent / "real.json"
     data.write_text(json.dumps({t: [(d.isoformat(), c) for d, c in r] for t, r in real.items()}))
@@ -279,7 +391,7 @@ def test_concurrent_writer_and_reader_processes_see_whole_batches(tmp_path: Path
     assert len(seen["scales"]) >= 3, seen  # the reader really ran while batches committed
     assert json.loads(w_out)["version"] == batches + 1
     db = Database(db_path)
-    final = PriceStore(db).read_wide(sorted(real))
+    final = SqlitePriceStore(db).read_wide(sorted(real))
     first = sorted(real)[0]
     assert final[first].iloc[0] == pytest.approx(real[first][0][1] * (1 + batches / 1000))
     db.close()
@@ -288,12 +400,12 @@ def test_concurrent_writer_and_reader_processes_see_whole_batches(tmp_path: Path
 KILLED_WRITER = """
 import datetime as dt, json, sys, time
 from pathlib import Path
-from app.market.store import PriceStore
+from app.market.store import PriceStore, SqlitePriceStore
 from app.core.db import Database
 
 db_path, data_path = sys.argv[1], sys.argv[2]
 real = json.loads(Path(data_path).read_text())
-store = PriceStore(Database(Path(db_path)))
+store = SqlitePriceStore(Database(Path(db_path)))
 conn = store.db.connection()
 calls = {"n": 0}
 
@@ -326,7 +438,7 @@ def test_kill_9_mid_transaction_keeps_previous_data_and_db_usable(tmp_path: Path
         line = writer.stdout.readline().strip()
         assert line == "IN_TRANSACTION", writer.stderr.read() if writer.stderr else line
         # While the writer holds its transaction, readers still see the committed data.
-        during = PriceStore(reader_db).read_wide(tickers)
+        during = SqlitePriceStore(reader_db).read_wide(tickers)
         reader_db.close()
         os.kill(writer.pid, signal.SIGKILL)
         writer.wait(timeout=30)
@@ -337,7 +449,7 @@ def test_kill_9_mid_transaction_keeps_previous_data_and_db_usable(tmp_path: Path
     assert writer.returncode == -signal.SIGKILL
 
     db = Database(db_path)
-    store = PriceStore(db)
+    store = SqlitePriceStore(db)
     conn = db.connection()
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     after = store.read_wide(tickers)
@@ -372,7 +484,7 @@ def test_opening_the_store_while_another_process_writes(
         assert writer.stdout.readline().strip() == "IN_TRANSACTION"
         db = Database(db_path)  # a new process (the API starting) opens the store
         try:
-            assert PriceStore(db).closes(sorted(real)[0]) == real[sorted(real)[0]]
+            assert SqlitePriceStore(db).closes(sorted(real)[0]) == real[sorted(real)[0]]
         finally:
             db.close()
     finally:

@@ -10,15 +10,17 @@ import numpy as np
 import pytest
 
 from app.core.db import Database
-from app.market.store import PriceStore
+from app.market.pg_store import PostgresPriceStore
+from app.market.snapshot import Snapshot
+from app.market.store import SqlitePriceStore
 
 
 @pytest.fixture
-def store(seeded_store_file: Path) -> PriceStore:
-    return PriceStore(Database(seeded_store_file))
+def store(seeded_store_file: Path) -> SqlitePriceStore:
+    return SqlitePriceStore(Database(seeded_store_file))
 
 
-def test_read_panel_matches_sql_for_both_tables(store: PriceStore) -> None:
+def test_read_panel_matches_sql_for_both_tables(store: SqlitePriceStore) -> None:
     tickers = ["PEL", "RELIANCE", "NOSUCH", "BAJAJFINSV"]
     start, end = dt.date(2022, 8, 1), dt.date(2022, 9, 30)
     for table in ("bars", "quotes"):
@@ -44,7 +46,7 @@ def test_read_panel_matches_sql_for_both_tables(store: PriceStore) -> None:
         store.read_panel(["PEL"], table="bars; DROP TABLE bars")  # type: ignore[arg-type]
 
 
-def test_wide_read_of_500_symbols_holds_memory_linear_in_the_cells(store: PriceStore) -> None:
+def test_wide_read_of_500_symbols_holds_memory_linear_in_the_cells(store: SqlitePriceStore) -> None:
     tickers = sorted(store.last_dates())[:500]
     tracemalloc.start()
     try:
@@ -59,3 +61,25 @@ def test_wide_read_of_500_symbols_holds_memory_linear_in_the_cells(store: PriceS
     np.testing.assert_array_equal(wide.to_numpy(), panel.values)
     # The matrix is ~3.3 MB; one Python tuple per fetched row cost > 100 MB before.
     assert peak / 2**20 < 10 * cells_mb + 10, f"peak {peak / 2**20:.1f} MB"
+
+
+def test_postgres_seeded_from_the_snapshot_reads_the_same_panels(
+    store: SqlitePriceStore, snapshot: Snapshot, market_pg: str
+) -> None:
+    pg = PostgresPriceStore(market_pg)
+    try:
+        assert snapshot.seed(pg)
+        assert not snapshot.seed(pg)  # once per snapshot version
+        assert pg.data_version() == 1
+        assert pg.get_meta("snapshot_fingerprint") is not None
+        assert pg.coverage() == store.coverage()
+        for table in ("bars", "quotes"):
+            ours, theirs = pg.read_panel(table=table), store.read_panel(table=table)
+            assert ours.tickers == theirs.tickers
+            assert np.array_equal(ours.dates, theirs.dates)
+            assert np.array_equal(ours.values, theirs.values, equal_nan=True)
+        symbols = ["RELIANCE", "PEL", "BCG", "^NSEI"]
+        assert pg.latest_quotes(symbols) == store.latest_quotes(symbols)
+        assert pg.recent_closes("PEL", limit=30) == store.recent_closes("PEL", limit=30)
+    finally:
+        pg.close()

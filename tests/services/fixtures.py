@@ -5,6 +5,8 @@
   ``stop_postgrest()``/``start_postgrest()``, ``set_delay()``, ``psql()``, ``reset()``).
 * ``clean_supabase``: the same stack, healthy and with every table empty, for one test.
 * ``redis_url``: ``redis://127.0.0.1:PORT/0`` of a throwaway redis-server.
+* ``market_pg``: the libpq URI of the stack's PostgreSQL with the market tables
+  (``supabase/migrations/0008_market_store.sql``) empty, for one test.
 
 When a binary is missing the tests that need it skip with the reason; when ``CI=true`` they
 fail instead, so a missing install step cannot hide behind a green run.
@@ -66,3 +68,20 @@ def redis_url() -> Iterator[str]:
             yield server.url
     except ServiceStartError as exc:
         unavailable(str(exc))
+
+
+MARKET_TABLES = ("market_bars", "market_quotes", "market_meta", "market_ingests", "market_tickers")
+
+
+def empty_market_tables(stack: SupabaseStack) -> None:
+    """Truncate the market store's tables (ticker ids restart at 1)."""
+    tables = ", ".join(f"public.{t}" for t in MARKET_TABLES)
+    stack.psql(f"truncate {tables} restart identity cascade;")
+
+
+@pytest.fixture
+def market_pg(supabase_stack: SupabaseStack) -> Iterator[str]:
+    """The stack's PostgreSQL as a price store of record, empty before and after the test."""
+    empty_market_tables(supabase_stack)
+    yield supabase_stack.cluster.dsn("postgres", "postgres")
+    empty_market_tables(supabase_stack)
