@@ -15,12 +15,23 @@ class Betas(BaseModel):
     volatility: float | None = Field(examples=[-0.01])
 
 
-class FactorStats(BaseModel):
-    """A statistic per parameter (alpha and the five factors)."""
+class FactorValues(BaseModel):
+    """A number per factor."""
 
-    alpha: float | None = None
     market: float | None = None
     value: float | None = None
     momentum: float | None = None
     size: float | None = None
     volatility: float | None = None
+
+
+class _Alpha(BaseModel):
+    """The intercept's field, listed first by :class:`FactorStats`."""
+
+    alpha: float | None = None
+
+
+class FactorStats(FactorValues, _Alpha):
+    """A statistic per parameter (alpha and the five factors)."""
+
+    # pydantic lists fields from the last base to the first: alpha, then the five factors.

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.factors.schemas import FactorValues
+
 FactorName = Literal["market", "value", "momentum", "size", "volatility"]
 Mode = Literal["excess", "raw"]
 CovarianceMethod = Literal["sample", "ewma"]
@@ -218,16 +220,6 @@ class BookStressRequest(ModelOptions):
 
 
 # --- responses ------------------------------------------------------------------------------
-class FactorValues(BaseModel):
-    """A number per factor."""
-
-    market: float | None = None
-    value: float | None = None
-    momentum: float | None = None
-    size: float | None = None
-    volatility: float | None = None
-
-
 class CovarianceOut(BaseModel):
     """The factor covariance used (annualised)."""
 
