@@ -15,6 +15,12 @@ class Betas(BaseModel):
     volatility: float | None = Field(examples=[-0.01])
 
 
+class _Alpha(BaseModel):
+    """The intercept's field, listed first by :class:`FactorStats`."""
+
+    alpha: float | None = None
+
+
 class FactorValues(BaseModel):
     """A number per factor."""
 
@@ -23,12 +29,6 @@ class FactorValues(BaseModel):
     momentum: float | None = None
     size: float | None = None
     volatility: float | None = None
-
-
-class _Alpha(BaseModel):
-    """The intercept's field, listed first by :class:`FactorStats`."""
-
-    alpha: float | None = None
 
 
 class FactorStats(FactorValues, _Alpha):
