@@ -219,13 +219,12 @@ DIVISOR_RESPONSE: Example = {
 }
 
 # --- /analytics/concentration ----------------------------------------------------------------
+_DOMAIN_SYMBOLS = ["A", "B", "C", "D", "E", "F"]
+_DOMAIN_WEIGHTS = [0.40, 0.30, 0.10, 0.10, 0.05, 0.05]
 CONCENTRATION: dict[str, Example] = {
     "domain": {
         "summary": "DOMAIN 5: .40 .30 .10 .10 .05 .05 give HHI 0.275, effective N 3.64",
-        "value": {
-            "weights": [0.40, 0.30, 0.10, 0.10, 0.05, 0.05],
-            "symbols": ["A", "B", "C", "D", "E", "F"],
-        },
+        "value": {"weights": _DOMAIN_WEIGHTS, "symbols": _DOMAIN_SYMBOLS},
     },
     "equal_20": {
         "summary": "20 equal weights: HHI 0.05, effective N 20",
@@ -241,13 +240,9 @@ CONCENTRATION_RESPONSE: Example = {
     "max_weight": 0.4,
     "top5_weight": 0.95,
     "top10_weight": 1.0,
-    "largest": [
-        {"symbol": "A", "weight": 0.4},
-        {"symbol": "B", "weight": 0.3},
-        {"symbol": "C", "weight": 0.1},
-        {"symbol": "D", "weight": 0.1},
-        {"symbol": "E", "weight": 0.05},
-        {"symbol": "F", "weight": 0.05},
+    "largest": [  # all six, largest first: the order they are posted in
+        {"symbol": symbol, "weight": weight}
+        for symbol, weight in zip(_DOMAIN_SYMBOLS, _DOMAIN_WEIGHTS, strict=True)
     ],
 }
 
