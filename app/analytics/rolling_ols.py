@@ -42,6 +42,7 @@ from numpy.typing import ArrayLike
 
 from app.analytics._arrays import FloatArray, IntArray
 from app.analytics._checks import integer
+from app.analytics.ols.pages import plain_pages
 from app.analytics.ols.prepare import prepare, row_sum, stock_means
 from app.analytics.ols.pvalues import t_pvalues_integer_df
 from app.analytics.ols.solver import require, solve
@@ -182,6 +183,7 @@ class LatestOLSResult(_OLSStatistics):
     min_nobs: int
 
 
+@plain_pages()
 def rolling_ols(
     y: ArrayLike,
     x: ArrayLike,
@@ -478,6 +480,7 @@ def _bartlett_hac_meat(scores: FloatArray, lags: int) -> FloatArray:
     return meat
 
 
+@plain_pages()
 def latest_ols(
     y: ArrayLike,
     x: ArrayLike,

@@ -10,12 +10,13 @@ Method
 ------
 For degrees of freedom :math:`\\nu` and :math:`m = (\\nu + 1)/2`, the two-sided p-value is
 :math:`p(t) = 2 \\int_{|t|}^\\infty f(s)\\,ds` with density
-:math:`f(s) = c_\\nu (1 + s^2/\\nu)^{-m}`. Nodes :math:`t_j` are placed where
-:math:`w(t) = m \\log(1 + t^2/\\nu)` (:math:`-\\log` of the relative density) crosses
-``j * STEP``, so the density changes by at most :math:`e^{STEP}` between neighbours and the
-cells are a small fraction of the distance :math:`\\sqrt{\\nu + t^2}` to the density's complex
-singularities. At every node the p-value is computed exactly (the continued fraction), and
-for a statistic in the cell below node :math:`t_j`
+:math:`f(s) = c_\\nu (1 + s^2/\\nu)^{-m}`. Nodes :math:`t_j = j h` are evenly spaced with
+:math:`h = STEP \\sqrt{\\nu} / m`: the logarithmic derivative of the density is at most
+:math:`m / \\sqrt{\\nu}`, so the density changes by at most :math:`e^{STEP}` between
+neighbours, and a statistic's node is one multiplication away
+(:math:`j = \\lceil |t| / h \\rceil`). At every node the p-value is known (the continued
+fraction at every :data:`_ANCHOR`-th node, exact positive cell integrals in between), and for
+a statistic in the cell below node :math:`t_j`
 
 .. math:: p(t) = p(t_j) + 2 \\int_t^{t_j} f(s)\\,ds
           = p(t_j) - 2 f(t_j) \\sum_{i=0}^{J-1} g_i \\frac{\\delta^{i+1}}{i+1},
@@ -25,10 +26,11 @@ with :math:`g_i` the Taylor coefficients of :math:`f(t_j + \\delta) / f(t_j) =
 (1 + \\beta\\delta + \\gamma\\delta^2)^{-m}` (:math:`\\beta = 2 t_j / (\\nu A)`,
 :math:`\\gamma = 1/(\\nu A)`, :math:`A = 1 + t_j^2/\\nu`), from the recurrence
 :math:`(i+1) g_{i+1} = -[\\beta (i + m) g_i + \\gamma (i - 1 + 2m) g_{i-1}]`. Both terms are
-positive, so tiny p-values keep their relative precision. Degrees of freedom below
-:data:`MIN_DF` and statistics beyond the last node go to the continued fraction directly.
-Tables depend on the degrees of freedom only and are cached, so a p-value never depends on
-the other statistics of the call.
+positive, so tiny p-values keep their relative precision. Nodes reach
+:math:`m \\log(1 + t^2/\\nu) \\le` :data:`W_TABLE` (p-values down to about 1e-83) and
+:math:`|t| \\le` :data:`T_TABLE`; degrees of freedom below :data:`MIN_DF` and statistics beyond
+the last node go to the continued fraction directly. Tables depend on the degrees of freedom
+only and are cached, so a p-value never depends on the other statistics of the call.
 """
 
 from __future__ import annotations
@@ -36,48 +38,51 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from app.analytics._arrays import FloatArray, IntArray
+from app.analytics._arrays import FloatArray
 from app.analytics.stats import student_t_two_sided_pvalue
 
 __all__ = ["t_pvalues_integer_df"]
 
 #: Smallest degrees of freedom handled by the node table (below: the continued fraction).
 MIN_DF = 30
-#: Spacing of the nodes in ``w = m log(1 + t^2 / nu)``.
-STEP = 1.0 / 16.0
+#: Largest change of the log-density between neighbouring nodes.
+STEP = 1.0 / 32.0
 #: Taylor terms per cell.
-TERMS = 12
-#: Nodes cover ``w <= W_TABLE`` (``|t|`` up to about 25 at 250 degrees of freedom, 80 at
-#: 30); statistics beyond go to the continued fraction.
+TERMS = 6
+#: Nodes cover ``m log(1 + t^2 / nu) <= W_TABLE`` ...
 W_TABLE = 192.0
+#: ... and ``|t| <= T_TABLE``; statistics beyond go to the continued fraction.
+T_TABLE = 64.0
 #: Every this many nodes the p-value is computed exactly (the continued fraction).
 _ANCHOR = 64
-#: Node tables kept (one per degrees of freedom, about 0.35 MB each).
+#: Node tables kept (one per degrees of freedom, at most about 0.6 MB each).
 _CACHE_SIZE = 256
 #: Statistics evaluated together (keeps the temporaries in cache).
-_CHUNK = 32_768
+_CHUNK = 16_384
 
-_TABLES: OrderedDict[int, tuple[FloatArray, FloatArray, FloatArray]] = OrderedDict()
+
+class _Table(NamedTuple):
+    """Nodes ``j * h``, ``j = 0 .. n - 1``, of one degrees of freedom."""
+
+    h: float
+    n: int
+    rows: FloatArray  # (TERMS + 1, n): Taylor coefficients (Horner order), then p(t_j)
+
+
+_TABLES: OrderedDict[int, _Table] = OrderedDict()
 _LOCK = threading.Lock()
 
 
-def _density_log_const(nu: FloatArray) -> FloatArray:
-    """log c_nu = lgamma((nu+1)/2) - lgamma(nu/2) - log(nu pi)/2."""
-    lg = np.vectorize(math.lgamma, otypes=[np.float64])
-    return np.asarray(lg((nu + 1.0) / 2.0) - lg(nu / 2.0) - 0.5 * np.log(nu * math.pi))
+def _table(nu_int: int) -> _Table:
+    """The node table of one degrees of freedom (built once, cached).
 
-
-def _table(nu_int: int) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Nodes, exact node p-values and Taylor coefficients of one degrees of freedom.
-
-    Returns ``t_node`` (n,), ``p_node`` (n,) and ``coef`` (TERMS, n) with
-    ``p(t_node + d) = p_node + d * poly(d)``, ``poly`` in Horner order (highest power first).
-    The table depends on ``nu`` only (built once, cached), so a statistic's p-value never
-    depends on the other statistics of a call.
+    ``p(j h + d) = rows[TERMS, j] + d * poly(d)`` with ``poly`` the first ``TERMS`` rows in
+    Horner order (highest power first), for ``-h <= d <= 0``.
     """
     with _LOCK:
         hit = _TABLES.get(nu_int)
@@ -86,42 +91,44 @@ def _table(nu_int: int) -> tuple[FloatArray, FloatArray, FloatArray]:
             return hit
     nu = float(nu_int)
     m = (nu + 1.0) / 2.0
-    w = np.arange(int(W_TABLE / STEP) + 1) * STEP
-    t_node = np.sqrt(nu * np.expm1(w / m))
+    h = STEP * math.sqrt(nu) / m
+    t_max = min(T_TABLE, math.sqrt(nu * math.expm1(W_TABLE / m)))
+    n = int(t_max / h) + 1
+    t_node = np.arange(n) * h
     a_big = 1.0 + t_node * t_node / nu
     beta = 2.0 * t_node / (nu * a_big)
     gamma = 1.0 / (nu * a_big)
     log_c = math.lgamma(m) - math.lgamma(nu / 2.0) - 0.5 * math.log(nu * math.pi)
-    f_node = np.exp(log_c - w)
+    f_node = np.exp(log_c - m * np.log1p(t_node * t_node / nu))
+    rows = np.empty((TERMS + 1, n))
+    coef = rows[:TERMS]
     g_prev = np.zeros_like(t_node)
     g_cur = np.ones_like(t_node)
-    coef = np.empty((TERMS, t_node.size))
     for i in range(TERMS):
         coef[TERMS - 1 - i] = -2.0 * f_node * g_cur / (i + 1)
         g_next = -(beta * (i + m) * g_cur + gamma * (i - 1 + 2.0 * m) * g_prev) / (i + 1)
         g_prev, g_cur = g_cur, g_next
     # Node p-values: exact (continued fraction) at every ANCHOR-th node; in between, the
     # positive integral over each cell from the node above (all terms positive).
-    anchors = np.arange(0, t_node.size, _ANCHOR)
-    if anchors[-1] != t_node.size - 1:
-        anchors = np.append(anchors, t_node.size - 1)
+    anchors = np.arange(0, n, _ANCHOR)
+    if anchors[-1] != n - 1:
+        anchors = np.append(anchors, n - 1)
     p_anchor = student_t_two_sided_pvalue(t_node[anchors], np.full(anchors.size, nu))
-    delta = t_node[:-1] - t_node[1:]
     inc = coef[0][1:].copy()  # inc[j] = p(t_j) - p(t_{j+1}) > 0, from node j + 1's series
     for i in range(1, TERMS):
-        inc *= delta
+        inc *= -h
         inc += coef[i][1:]
-    inc *= delta
+    inc *= -h
     # p_j = p(next anchor) + sum of inc from j to the next anchor, segment by segment.
-    n_seg = -(-(t_node.size - 1) // _ANCHOR)
+    n_seg = -(-(n - 1) // _ANCHOR)
     pad = np.zeros(n_seg * _ANCHOR)
     pad[: inc.size] = inc
     seg = np.cumsum(pad.reshape(n_seg, _ANCHOR)[:, ::-1], axis=1)[:, ::-1]
     top = np.append(p_anchor[1:], 0.0)[:n_seg, None]
-    p_node = np.empty_like(t_node)
-    p_node[:-1] = (top + seg).reshape(-1)[: t_node.size - 1]
+    p_node = rows[TERMS]
+    p_node[:-1] = (top + seg).reshape(-1)[: n - 1]
     p_node[anchors] = p_anchor
-    table = (t_node, p_node, coef)
+    table = _Table(h=h, n=n, rows=rows)
     with _LOCK:
         _TABLES[nu_int] = table
         while len(_TABLES) > _CACHE_SIZE:
@@ -168,67 +175,70 @@ def t_pvalues_integer_df(
     d2 = _row_view(d_arr, shape)
     o2 = out.reshape(t2.shape)
     n_rows, width = t2.shape
+    # Per degrees of freedom (offset by the smallest): node spacing, its inverse (NaN: no
+    # table, every statistic to the continued fraction), last node and first column.
+    d_flat = d_arr.reshape(-1).astype(np.int64)
+    big = d_flat[d_flat >= MIN_DF]
+    d_lo = int(big.min()) if big.size else 0
+    n_df = int(big.max()) - d_lo + 1 if big.size else 0
+    spacing = np.ones(n_df + 1)
+    inv_h = np.full(n_df + 1, np.nan)
+    last = np.zeros(n_df + 1)
+    first = np.zeros(n_df + 1, dtype=np.int64)
+    parts = []
+    col = 0
+    for v in np.flatnonzero(np.bincount(big - d_lo, minlength=n_df) > 0) if big.size else ():
+        tab = _table(int(v) + d_lo)
+        spacing[v], inv_h[v], last[v], first[v] = tab.h, 1.0 / tab.h, tab.n - 1, col
+        parts.append(tab.rows)
+        col += tab.n
+    table = np.concatenate(parts, axis=1).T.copy() if parts else np.zeros((1, TERMS + 1))
+    # A df constant along the last axis (one per row, broadcast) is looked up once per row.
+    per_row = d2.strides[1] == 0
     step = max(1, _CHUNK // max(width, 1))
-    # Which degrees of freedom occur (their node tables are stacked, one block each): read
-    # from ``df`` itself, not its broadcast (a per-row df is not repeated per coefficient).
-    d_lo = d_hi = None
-    d_flat = d_arr.reshape(-1)
-    big = d_flat[d_flat >= MIN_DF].astype(np.int64)
-    present = np.zeros(0, dtype=bool)
-    if big.size:
-        d_lo, d_hi = int(big.min()), int(big.max())
-        present = np.bincount(big - d_lo, minlength=d_hi - d_lo + 1) > 0
-    nus = np.flatnonzero(present)
-    block = np.full(present.size, -1, dtype=np.int64)
-    block[nus] = np.arange(nus.size)
-    tables = [_table(int(v) + (d_lo or 0)) for v in nus]
-    n_node = int(W_TABLE / STEP) + 1
-    if tables:
-        t_node = np.concatenate([t for t, _, _ in tables])
-        p_node = np.concatenate([q for _, q, _ in tables])
-        coef = np.concatenate([c for _, _, c in tables], axis=1)
     for r0 in range(0, n_rows, step):
-        rows = slice(r0, r0 + step)
-        tc = t2[rows].ravel()
-        dc = d2[rows].ravel().astype(np.int64)
-        if not tables:
-            o2[rows] = student_t_two_sided_pvalue(tc, dc.astype(np.float64)).reshape(-1, width)
-            continue
-        o2[rows] = _chunk(tc, dc, d_lo or 0, block, t_node, p_node, coef, n_node).reshape(-1, width)
+        sl = slice(r0, r0 + step)
+        dc = (d2[sl, :1] if per_row else d2[sl]).astype(np.int64)
+        key = dc - d_lo
+        key[(key < 0) | (key >= n_df)] = n_df  # no table: the sentinel entry
+        _chunk(t2[sl], dc, spacing[key], inv_h[key], last[key], first[key], table, o2[sl])
     return out
 
 
 def _chunk(
     tc: FloatArray,
-    dc: IntArray,
-    d_lo: int,
-    block: IntArray,
-    t_node: FloatArray,
-    p_node: FloatArray,
-    coef: FloatArray,
-    n_node: int,
-) -> FloatArray:
-    """p-values of one chunk: table cells where they reach, the continued fraction elsewhere."""
+    dc: np.ndarray,
+    h: FloatArray,
+    inv_h: FloatArray,
+    last: FloatArray,
+    first: np.ndarray,
+    table: FloatArray,
+    out: FloatArray,
+) -> None:
+    """p-values of one chunk into ``out``: table cells where they reach, else the fraction."""
     ac = np.abs(tc)
+    j = ac * inv_h
+    np.ceil(j, out=j)
     with np.errstate(invalid="ignore"):
-        usable = (dc >= MIN_DF) & (dc - d_lo < block.size) & np.isfinite(ac)
-    nu = np.where(usable, dc, MIN_DF).astype(np.float64)
-    w = (nu + 1.0) / 2.0 * np.log1p(ac * ac / nu)
-    with np.errstate(invalid="ignore"):
-        j = np.ceil(w / STEP)
-        usable &= j <= n_node - 1
-    b = block[np.where(usable, dc - d_lo, 0)]
-    idx = np.where(usable, b * n_node + j, 0).astype(np.int64)
-    delta = np.where(usable, ac, 0.0) - t_node[idx]
-    acc = coef[0][idx]
-    buf = np.empty_like(acc)
-    for i in range(1, TERMS):
-        acc *= delta
-        acc += np.take(coef[i], idx, out=buf)
-    acc *= delta
-    acc += p_node[idx]
-    np.minimum(acc, 1.0, out=acc)
-    rest = ~usable
-    if rest.any():
-        acc[rest] = student_t_two_sided_pvalue(tc[rest], dc[rest].astype(np.float64))
-    return acc
+        usable = j <= last  # False for NaN (no table, NaN t) and beyond the last node
+    delta = ac - j * h if usable.all() else None
+    rest = None
+    if delta is None:  # read before ``out`` (possibly ``tc`` itself) is written
+        rest = ~usable & ~np.isnan(tc)
+        rest_p = student_t_two_sided_pvalue(
+            tc[rest], np.broadcast_to(dc, tc.shape)[rest].astype(np.float64)
+        )
+        np.copyto(j, 0.0, where=~usable)
+        delta = np.where(usable, ac, 0.0)
+        delta -= j * h
+    idx = j.astype(np.int64)
+    idx += first
+    cells = np.take(table, idx.ravel(), axis=0).reshape(*out.shape, TERMS + 1)
+    np.copyto(out, cells[..., 0])
+    for i in range(1, TERMS + 1):
+        out *= delta
+        out += cells[..., i]
+    np.minimum(out, 1.0, out=out)
+    if rest is not None:
+        out[~usable] = np.nan
+        out[rest] = rest_p
