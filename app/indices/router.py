@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, get_type_hints
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeVar, get_type_hints
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
@@ -12,7 +13,7 @@ from pydantic import BaseModel
 
 from app.auth.dependencies import AuthServiceDep, CurrentUser, oauth2_scheme
 from app.auth.service import Principal
-from app.core.compute import ComputeDep, ComputeRoute
+from app.core.compute import ComputeDep, ComputeLimiter, ComputeRoute
 from app.core.deps import provide
 from app.core.schemas import error_responses
 from app.indices import custom_schemas as s
@@ -35,6 +36,29 @@ async def optional_user(
 
 
 OptionalUser = Annotated[Principal | None, Depends(optional_user)]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class IndexReads:
+    """The custom-index service as one caller (None: anonymous) reads it, each call behind the
+    app's compute limiter (503 busy when no slot frees up in time)."""
+
+    service: CustomIndexService
+    user: Principal | None
+    limiter: ComputeLimiter
+
+    async def __call__(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``method(service, *args, user=user, **kwargs)`` on a compute slot."""
+        return await self.limiter.run(method, self.service, *args, user=self.user, **kwargs)
+
+
+async def index_reads(svc: IndexServiceDep, user: OptionalUser, limiter: ComputeDep) -> IndexReads:
+    """The running custom-index service, read by the caller behind the compute limiter."""
+    return IndexReads(svc, user, limiter)
+
+
+ReadsDep = Annotated[IndexReads, Depends(index_reads)]
 NamePath = Annotated[
     str, Path(**INDEX_NAME_RULES, description="Index name (slug).", examples=["bank-rank-capped"])
 ]
@@ -181,14 +205,10 @@ async def list_custom_indices(svc: IndexServiceDep, user: OptionalUser) -> s.Cus
 
 @custom.get("/indices/{name}", response_model=s.CustomIndexInfo, responses=_READ_ERRORS)
 async def get_custom_index(
-    name: NamePath,
-    svc: IndexServiceDep,
-    user: OptionalUser,
-    limiter: ComputeDep,
-    variant: VariantQuery = "price",
+    name: NamePath, reads: ReadsDep, variant: VariantQuery = "price"
 ) -> s.CustomIndexInfo:
     """A custom index definition with its latest level (price or total-return variant)."""
-    return await limiter.run(svc.get, name, user, variant)
+    return await reads(CustomIndexService.get, name, variant=variant)
 
 
 @custom.patch("/indices/{name}", response_model=s.CustomIndexInfo, responses=_WRITE_ERRORS)
@@ -210,42 +230,19 @@ async def delete_custom_index(name: NamePath, svc: IndexServiceDep, user: Curren
     return Response(status_code=204)
 
 
+@custom.get(
+    "/indices/{name}/history", response_model=s.IndexHistoryResponse, responses=_READ_ERRORS
+)
 async def custom_index_history(
     name: NamePath,
-    svc: IndexServiceDep,
-    user: OptionalUser,
-    limiter: ComputeDep,
+    reads: ReadsDep,
     start: StartQuery = None,
     end: EndQuery = None,
     variant: VariantQuery = "price",
 ) -> s.IndexHistoryResponse:
     """Level, daily and compounded cumulative return, divisor and events between two dates
     (price or total-return variant)."""
-    return await limiter.run(svc.history, name, start, end, user, variant)
-
-
-custom.get(
-    "/indices/{name}/history", response_model=s.IndexHistoryResponse, responses=_READ_ERRORS
-)(custom_index_history)
-
-
-def _between_dates(view: str, response_model: type[BaseModel], doc: str) -> None:
-    """Add ``GET /indices/{name}/<view>``: the service's ``view`` method between two dates."""
-
-    async def endpoint(
-        name: NamePath,
-        svc: IndexServiceDep,
-        user: OptionalUser,
-        limiter: ComputeDep,
-        start: StartQuery = None,
-        end: EndQuery = None,
-    ) -> Any:
-        return await limiter.run(getattr(svc, view), name, start, end, user)
-
-    endpoint.__name__ = endpoint.__qualname__ = f"custom_index_{view}"
-    endpoint.__doc__ = doc
-    path = f"/indices/{{name}}/{view}"
-    custom.get(path, response_model=response_model, responses=_READ_ERRORS)(endpoint)
+    return await reads(CustomIndexService.history, name, start, end, variant=variant)
 
 
 @custom.get(
@@ -253,23 +250,22 @@ def _between_dates(view: str, response_model: type[BaseModel], doc: str) -> None
 )
 async def custom_index_composition(
     name: NamePath,
-    svc: IndexServiceDep,
-    user: OptionalUser,
-    limiter: ComputeDep,
+    reads: ReadsDep,
     date: Annotated[
         dt.date | None, Query(description="Date (default: last close; earlier if shut).")
     ] = None,
     variant: VariantQuery = "price",
 ) -> s.CompositionResponse:
     """Members with weights, capping factors, shares and traded prices on a date."""
-    return await limiter.run(svc.composition, name, date, user, variant)
+    return await reads(CustomIndexService.composition, name, date, variant=variant)
 
 
-_between_dates(
-    "changes",
-    s.ChangesResponse,
-    "Rebalance adds, drops and weight changes effective between two dates.",
-)
+@custom.get("/indices/{name}/changes", response_model=s.ChangesResponse, responses=_READ_ERRORS)
+async def custom_index_changes(
+    name: NamePath, reads: ReadsDep, start: StartQuery = None, end: EndQuery = None
+) -> s.ChangesResponse:
+    """Rebalance adds, drops and weight changes effective between two dates."""
+    return await reads(CustomIndexService.changes, name, start, end)
 
 
 @custom.get(
@@ -289,9 +285,7 @@ _between_dates(
 )
 async def export_custom_index(
     name: NamePath,
-    svc: IndexServiceDep,
-    user: OptionalUser,
-    limiter: ComputeDep,
+    reads: ReadsDep,
     fmt: Annotated[
         Literal["csv", "xlsx"], Query(alias="format", description="csv or xlsx")
     ] = "csv",
@@ -299,7 +293,9 @@ async def export_custom_index(
 ) -> Response:
     """Download the index history as CSV or Excel (the file name and X-Index-Variant say which
     variant)."""
-    content, media_type, filename = await limiter.run(svc.export, name, fmt, user, variant)
+    content, media_type, filename = await reads(
+        CustomIndexService.export, name, fmt, variant=variant
+    )
     return Response(
         content=content,
         media_type=media_type,
