@@ -61,7 +61,7 @@ __all__ = ["LatestOLSResult", "RollingOLSResult", "latest_ols", "rolling_ols"]
 #: Target size in bytes of one (rows, features, stocks) work array; bounds peak memory.
 _CHUNK_BYTES = 24 * 2**20
 #: Number of (window end, stock) systems solved together: keeps temporaries in cache.
-_SOLVE_SYSTEMS = 2**15
+_SOLVE_SYSTEMS = 2**13
 
 
 @dataclass(frozen=True)
@@ -599,14 +599,14 @@ def latest_ols(
         z_c = zw[order]  # (n_rows, n_stocks, p)
         scores = (z_c * resid_c[:, :, None]).transpose(1, 0, 2)  # (n_stocks, n_rows, p)
         meat = _bartlett_hac_meat(scores, hac_lags)
-        # (Z'Z)^-1 in centred coordinates from the scaled inverse Cholesky factor.
-        linv = np.zeros((p, p, n_stocks))
+        # (Z'Z)^-1 = M' D^-1 M in centred coordinates (M = L^-1, unit lower triangular).
+        minv = np.zeros((p, p, n_stocks))
         for i in range(p):
-            for j in range(i + 1):
-                linv[i, j] = factor.linv[i][j]
-        inv_d = np.stack(factor.inv_d)  # (p, n_stocks)
-        a_inv_s = np.einsum("ijs,iks->sjk", linv, linv)
-        a_inv = a_inv_s * (inv_d.T[:, :, None] * inv_d.T[:, None, :])
+            minv[i, i] = 1.0
+            for j in range(i):
+                minv[i, j] = factor.minv[i][j]
+        inv_piv = np.stack([np.broadcast_to(v, (n_stocks,)) for v in factor.inv_piv])
+        a_inv = np.einsum("ijs,is,iks->sjk", minv, inv_piv, minv)
         a_inv = np.where(ok[:, None, None], a_inv, 0.0)
         cov_c = a_inv @ meat @ a_inv
         transform = np.eye(p)

@@ -42,10 +42,10 @@ class Stats:
 class Factor:
     """The factorisation of the solved systems, kept for the diagnostics of :func:`latest_ols`."""
 
-    inv_diag: FloatArray  # diag of (Z'Z)^-1, centred coordinates
-    linv: list[list[FloatArray]]  # inverse Cholesky factor of the scaled Gram
-    inv_d: list[FloatArray]  # 1 / sqrt(diag(Z'Z))
-    theta_c: FloatArray  # centred-coordinate coefficients
+    inv_diag: FloatArray  # (p, *S) diag of (Z'Z)^-1, centred coordinates
+    minv: list[list[FloatArray]]  # M = L^-1 (unit lower triangular; minv[i][j], i > j)
+    inv_piv: list[FloatArray]  # 1 / pivots of the LDL' factorisation: (Z'Z)^-1 = M' D^-1 M
+    theta_c: FloatArray  # (p, *S) centred-coordinate coefficients
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,8 @@ def solve(
     ----------
     gram : list of p (p + 1) / 2 arrays
         Window sums of ``z_i z_j`` (i >= j, order of :func:`~app.analytics.ols.windows.tri_pairs`),
-        centred
-        coordinates; each broadcastable to the systems' shape S (a Gram matrix shared by
-        many stocks is passed once, with a length-1 stock axis).
+        centred coordinates; each broadcastable to the systems' shape S (a Gram matrix shared
+        by many stocks is passed once, with a length-1 stock axis).
     xty : list of p arrays, shape S
         Window sums of ``z_i * y_c``.
     yty : array of shape S, or None
@@ -91,101 +90,93 @@ def solve(
 
     Notes
     -----
-    The Gram matrix ``A = Z'Z`` is scaled to unit diagonal, ``S = D^{-1/2} A D^{-1/2}``, and
-    factored ``S = L L'`` by a Cholesky decomposition vectorised across systems. A pivot at or
-    below ``rank_tol`` (``1 - R^2`` of a column on the previous ones) marks the system
-    rank-deficient. Then ``c = L^{-1} D^{-1/2} Z'y``, ``theta = D^{-1/2} L^{-T} c``,
-    ``SSR = y'y - c'c``, ``(Z'Z)^{-1} = D^{-1/2} L^{-T} L^{-1} D^{-1/2}``. Alpha in original
-    coordinates is ``theta_0 + mean(y) - theta_{1:}' mean(x)`` with variance factor
-    ``u' (Z'Z)^{-1} u``, ``u = (1, -mean(x))``.
+    The Gram matrix ``A = Z'Z`` is factored ``A = L D L'`` (``L`` unit lower triangular),
+    elementwise across systems, with ``Z'y`` as an extra row: its factor entries are
+    ``c = D^{-1} L^{-1} Z'y`` and its pivot is ``SSR = y'y - c' D c``. A pivot
+    ``d_j <= rank_tol * A_jj`` (``d_j / A_jj`` is ``1 - R^2`` of column ``j`` on the previous
+    ones) marks the system rank-deficient. Then ``theta = L^{-T} c`` and, with ``M = L^{-1}``,
+    ``(Z'Z)^{-1} = M' D^{-1} M``. Alpha in original coordinates is
+    ``theta_0 + mean(y) - theta_{1:}' mean(x)`` with variance factor ``u' (Z'Z)^{-1} u``,
+    ``u = (1, -mean(x))``. Every operation is elementwise (no BLAS), so a system's result does
+    not depend on the batch around it.
     """
     p = len(xty)
     pos = {pair: f for f, pair in enumerate(tri_pairs(p))}
-
-    def a(i: int, j: int) -> FloatArray:
-        return gram[pos[(i, j)] if i >= j else pos[(j, i)]]
-
     shape = np.broadcast_shapes(*(g.shape for g in gram), *(b.shape for b in xty))
-    nobs = a(0, 0)
-    diag = [a(i, i) for i in range(p)]
-    ok_g = nobs >= min_nobs - 0.5
-    for dg in diag:
-        ok_g = ok_g & (dg > 0)
+    nobs = gram[pos[(0, 0)]]
+    ok = nobs >= min_nobs - 0.5
+
+    def rhs(i: int, j: int) -> FloatArray:
+        """Entry (i, j), i > j, of the Gram matrix extended by the row ``Z'y`` (i = p)."""
+        return xty[j] if i == p else gram[pos[(i, j)]]
+
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        inv_d = [1.0 / np.sqrt(np.where(dg > 0, dg, 1.0)) for dg in diag]
-        # Cholesky factor of the unit-diagonal Gram matrix, column by column.
-        low: list[list[FloatArray]] = [[np.empty(0)] * p for _ in range(p)]
+        # LDL': w[i][j] = L_ij d_j and low[i][j] = L_ij, column by column; row p is Z'y.
+        w: list[list[FloatArray]] = [[] for _ in range(p + 1)]
+        low: list[list[FloatArray]] = [[] for _ in range(p + 1)]
+        inv_piv: list[FloatArray] = []
         for j in range(p):
-            piv = diag[j] * inv_d[j] * inv_d[j]
-            for q in range(j):
-                piv = piv - low[j][q] * low[j][q]
-            ok_g = ok_g & (piv > rank_tol)
-            ljj = np.sqrt(np.where(ok_g, piv, 1.0))
-            low[j][j] = ljj
-            for i in range(j + 1, p):
-                acc = a(i, j) * inv_d[i] * inv_d[j]
-                for q in range(j):
-                    acc = acc - low[i][q] * low[j][q]
-                low[i][j] = acc / ljj
-        # Forward substitution on the scaled right-hand side, then back substitution.
-        c: list[FloatArray] = []
-        for i in range(p):
-            acc = xty[i] * inv_d[i]
-            for q in range(i):
-                acc = acc - low[i][q] * c[q]
-            c.append(acc / low[i][i])
-        th: list[FloatArray] = [np.empty(0)] * p
+            a_jj = gram[pos[(j, j)]]
+            piv = _minus_dots(a_jj, w[j], low[j], j)
+            ok = ok & (piv > rank_tol * a_jj)
+            inv = 1.0 / piv
+            inv_piv.append(inv)
+            for i in range(j + 1, p + 1):
+                wij = _minus_dots(rhs(i, j), w[i], low[j], j)
+                w[i].append(wij)
+                low[i].append(wij * inv)
+        c = low[p]
+        th: list[FloatArray] = [c[0]] * p
         for i in reversed(range(p)):
-            acc = c[i]
-            for q in range(i + 1, p):
-                acc = acc - low[q][i] * th[q]
-            th[i] = acc / low[i][i]
-        theta_c = np.stack([np.broadcast_to(th[i] * inv_d[i], shape) for i in range(p)])
+            th[i] = _minus_dots(c[i], [low[q][i] for q in range(i + 1, p)], th[i + 1 :], p - i - 1)
+        theta_c = np.empty((p, *shape))
+        for i in range(p):
+            theta_c[i] = th[i]
         params = theta_c.copy()
-        # Elementwise (no BLAS dot): a system's result must not depend on the batch around it.
         shift = x_mean[0] * theta_c[1]
         for j in range(1, p - 1):
             shift += x_mean[j] * theta_c[j + 1]
         params[0] += y_mean - shift
-    ok = np.broadcast_to(ok_g, shape).copy()
-    params[:, ~ok] = np.nan
+    ok = np.broadcast_to(ok, shape)
+    bad = ~ok
+    params[:, bad] = np.nan
     if yty is None:
         return Fit(params=params, ok=ok)
 
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        # Inverse of the (lower-triangular) Cholesky factor.
-        zero = np.zeros_like(low[0][0])
-        linv: list[list[FloatArray]] = [[zero] * p for _ in range(p)]
+        # M = L^-1 (unit lower triangular), column by column.
+        minv: list[list[FloatArray]] = [[] for _ in range(p)]
         for j in range(p):
-            linv[j][j] = 1.0 / low[j][j]
             for i in range(j + 1, p):
-                acc = low[i][j] * linv[j][j]
+                acc = low[i][j]
                 for q in range(j + 1, i):
-                    acc = acc + low[i][q] * linv[q][j]
-                linv[i][j] = -acc / low[i][i]
-        inv_diag = []
-        for j in range(p):
-            acc = linv[j][j] * linv[j][j]
+                    acc = acc + low[i][q] * minv[q][j]
+                minv[i].append(-acc)  # minv[i][j]
+        # diag (Z'Z)^-1_jj = sum_{i >= j} M_ij^2 / d_i.
+        inv_diag: list[FloatArray] = []
+        for j in range(0 if keep_factor else 1, p):
+            acc = inv_piv[j]
             for i in range(j + 1, p):
-                acc = acc + linv[i][j] * linv[i][j]
-            inv_diag.append(acc * inv_d[j] * inv_d[j])
-        # Variance factor of alpha in original coordinates: u' (Z'Z)^-1 u, u = (1, -x_mean).
-        u_s = [inv_d[0]] + [-x_mean[j - 1] * inv_d[j] for j in range(1, p)]
-        var_alpha = zero
-        for i in range(p):
-            v = linv[i][0] * u_s[0]
-            for j in range(1, i + 1):
-                v = v + linv[i][j] * u_s[j]
-            var_alpha = var_alpha + v * v
-        var_factor = np.stack([np.broadcast_to(v, shape) for v in [var_alpha, *inv_diag[1:]]])
+                acc = acc + minv[i][j] * minv[i][j] * inv_piv[i]
+            inv_diag.append(acc)
+        # Alpha's variance factor u' (Z'Z)^-1 u = sum_i (M u)_i^2 / d_i, u = (1, -mean(x)).
+        var_alpha = inv_piv[0]  # v_0 = 1
+        for i in range(1, p):
+            v = minv[i][0] - x_mean[i - 1]
+            for j in range(1, i):
+                v = v - x_mean[j - 1] * minv[i][j]
+            var_alpha = var_alpha + v * v * inv_piv[i]
+        var_factor = np.empty((p, *shape))
+        for j, v in enumerate([var_alpha, *inv_diag[-(p - 1) :]]):
+            var_factor[j] = v
 
-        ssr = yty
-        for ci in c:
-            ssr = ssr - ci * ci
-        ssr = np.maximum(ssr, 0.0)
+        ssr = _minus_dots(yty, w[p], c, p)
+        np.maximum(ssr, 0.0, out=ssr)
         df_resid = nobs - p
         s2 = ssr / df_resid
-        bse = np.sqrt(var_factor * s2)
+        bse = var_factor
+        bse *= s2
+        np.sqrt(bse, out=bse)
         tvalues = params / bse
         sy = xty[0]  # sum of centred y (the constant column times y)
         centered_tss = yty - sy * sy / nobs
@@ -197,8 +188,8 @@ def solve(
         pvalues[:, ok] = student_t_two_sided_pvalue(
             tvalues[:, ok], np.broadcast_to(df_resid, shape)[ok]
         )
-    bse[:, ~ok] = np.nan
-    tvalues[:, ~ok] = np.nan
+    bse[:, bad] = np.nan
+    tvalues[:, bad] = np.nan
     stats = Stats(
         bse=bse,
         tvalues=tvalues,
@@ -210,5 +201,15 @@ def solve(
     factor = None
     if keep_factor:
         inv_diag_s = np.stack([np.broadcast_to(v, shape) for v in inv_diag])
-        factor = Factor(inv_diag=inv_diag_s, linv=linv, inv_d=inv_d, theta_c=theta_c)
+        factor = Factor(inv_diag=inv_diag_s, minv=minv, inv_piv=inv_piv, theta_c=theta_c)
     return Fit(params=params, ok=ok, stats=stats, factor=factor)
+
+
+def _minus_dots(first: FloatArray, a: list[FloatArray], b: list[FloatArray], n: int) -> FloatArray:
+    """``first - sum(a[q] * b[q] for q < n)``, left to right (``first`` itself if n = 0)."""
+    if n == 0:
+        return first
+    acc = first - a[0] * b[0]
+    for q in range(1, n):
+        acc -= a[q] * b[q]
+    return acc
