@@ -14,6 +14,7 @@ from app.indices.fields import (
     IndexName,
     StrictModel,
     Symbol,
+    bounded_list,
 )
 
 Weighting = Literal["free_float", "full_market_cap", "equal"]
@@ -48,9 +49,7 @@ class CustomIndexCreate(StrictModel):
 
     name: IndexName
     description: Description = None
-    universe: list[Symbol] = Field(
-        min_length=1, max_length=MAX_UNIVERSE, description="NSE symbols of the Nifty 500 universe."
-    )
+    universe: list[Symbol] = bounded_list(MAX_UNIVERSE, "NSE symbols of the Nifty 500 universe.")
     weighting: Weighting = Field(
         "free_float",
         description="free_float uses the IWFs given (1.0 otherwise: NSE IWF data is not "

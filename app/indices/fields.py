@@ -62,6 +62,11 @@ IndexName = Annotated[
 ]
 
 
+def bounded_list(at_most: int, description: str, *, at_least: int = 1) -> Any:
+    """A required list field of ``at_least`` to ``at_most`` items."""
+    return Field(min_length=at_least, max_length=at_most, description=description)
+
+
 class StrictModel(BaseModel):
     """Base of every request body: no NaN/inf, no unknown fields."""
 
@@ -82,10 +87,8 @@ class RankCapRule(StrictModel):
     """The k-th largest weight <= rank_caps[k] (NSE 19/14/10 for Nifty Bank)."""
 
     type: Literal["rank"] = "rank"
-    rank_caps: list[Fraction] = Field(
-        min_length=1,
-        max_length=MAX_RANK_CAPS,
-        description=f"Caps for ranks 1, 2, ... (non-increasing); at most {MAX_RANK_CAPS:,}.",
+    rank_caps: list[Fraction] = bounded_list(
+        MAX_RANK_CAPS, f"Caps for ranks 1, 2, ... (non-increasing); at most {MAX_RANK_CAPS:,}."
     )
     rest_cap: Fraction | None = Field(
         None, description="Cap for ranks beyond the list; default the last rank cap."

@@ -29,6 +29,7 @@ from app.indices.fields import (
     Rate,
     StrictModel,
     Symbol,
+    bounded_list,
 )
 
 #: Custom index definitions stay importable from here (``scripts/index_evidence.py``).
@@ -66,10 +67,8 @@ class IndexConstituentIn(StrictModel):
 class IndexValueRequest(StrictModel):
     """Constituents and either a divisor or the base market value."""
 
-    constituents: list[IndexConstituentIn] = Field(
-        min_length=1,
-        max_length=MAX_CONSTITUENTS,
-        description=f"The index members, 1 to {MAX_CONSTITUENTS:,}.",
+    constituents: list[IndexConstituentIn] = bounded_list(
+        MAX_CONSTITUENTS, f"The index members, 1 to {MAX_CONSTITUENTS:,}."
     )
     divisor: Positive | None = Field(
         None, description="Divisor D (I = M / D). Give this or base_market_value, not both."
@@ -111,10 +110,9 @@ class IndexValueResponse(BaseModel):
 class CappingRequest(LabelledWeights):
     """Uncapped weights (or free-float market caps) and a capping rule."""
 
-    weights: list[Positive] = Field(
-        min_length=1,
-        max_length=MAX_CONSTITUENTS,
-        description="Uncapped weights or free-float market caps, > 0 (normalised to sum 1); "
+    weights: list[Positive] = bounded_list(
+        MAX_CONSTITUENTS,
+        "Uncapped weights or free-float market caps, > 0 (normalised to sum 1); "
         f"at most {MAX_CONSTITUENTS:,}.",
     )
     symbols: list[Symbol] | None = Field(
@@ -295,10 +293,8 @@ class DivisorResponse(BaseModel):
 class ConcentrationRequest(LabelledWeights):
     """Weights (or market caps) of a portfolio or index."""
 
-    weights: list[NonNegative] = Field(
-        min_length=1,
-        max_length=MAX_WEIGHTS,
-        description=f"Weights or market caps, >= 0; at most {MAX_WEIGHTS:,}.",
+    weights: list[NonNegative] = bounded_list(
+        MAX_WEIGHTS, f"Weights or market caps, >= 0; at most {MAX_WEIGHTS:,}."
     )
     symbols: list[Symbol] | None = Field(
         None,
@@ -341,15 +337,11 @@ class BookLevel(StrictModel):
 class ImpactCostRequest(StrictModel):
     """An order book (best level first) and an order given in shares or in INR."""
 
-    bids: list[BookLevel] = Field(
-        min_length=1,
-        max_length=MAX_BOOK_LEVELS,
-        description=f"Best (highest) bid first; at most {MAX_BOOK_LEVELS:,} levels.",
+    bids: list[BookLevel] = bounded_list(
+        MAX_BOOK_LEVELS, f"Best (highest) bid first; at most {MAX_BOOK_LEVELS:,} levels."
     )
-    asks: list[BookLevel] = Field(
-        min_length=1,
-        max_length=MAX_BOOK_LEVELS,
-        description=f"Best (lowest) ask first; at most {MAX_BOOK_LEVELS:,} levels.",
+    asks: list[BookLevel] = bounded_list(
+        MAX_BOOK_LEVELS, f"Best (lowest) ask first; at most {MAX_BOOK_LEVELS:,} levels."
     )
     side: Literal["buy", "sell"]
     quantity: Quantity | None = Field(None, description="Order size in shares.")
@@ -387,15 +379,11 @@ class ImpactCostResponse(BaseModel):
 class TrackingErrorRequest(StrictModel):
     """Aligned portfolio and benchmark series (returns or prices) and the conventions."""
 
-    portfolio: list[float | None] = Field(
-        min_length=2,
-        max_length=MAX_SERIES,
-        description=f"Null marks a missing value; 2 to {MAX_SERIES:,} points.",
+    portfolio: list[float | None] = bounded_list(
+        MAX_SERIES, f"Null marks a missing value; 2 to {MAX_SERIES:,} points.", at_least=2
     )
-    benchmark: list[float | None] = Field(
-        min_length=2,
-        max_length=MAX_SERIES,
-        description=f"Null marks a missing value; 2 to {MAX_SERIES:,} points.",
+    benchmark: list[float | None] = bounded_list(
+        MAX_SERIES, f"Null marks a missing value; 2 to {MAX_SERIES:,} points.", at_least=2
     )
     portfolio_dates: list[dt.date] | None = Field(
         None,
