@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
-from app.analytics._arrays import bool_array, float_array
+from app.analytics._arrays import BoolArray, FloatArray, bool_array, float_array
 from app.analytics._checks import is_integer
 from app.analytics._checks import non_negative as _non_negative
 from app.analytics._checks import positive as _positive
@@ -127,10 +127,10 @@ class CorporateActionPanel:
         so the series has no event jumps (for charts and returns; children are left as is).
     """
 
-    shares: NDArray[np.float64]
-    membership: NDArray[np.bool_]
-    price_adjustment: NDArray[np.float64]
-    adjusted_prices: NDArray[np.float64]
+    shares: FloatArray
+    membership: BoolArray
+    price_adjustment: FloatArray
+    adjusted_prices: FloatArray
 
 
 def apply_corporate_actions(
