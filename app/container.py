@@ -24,7 +24,7 @@ from app.cache.base import CACHE_PURGE_INTERVAL_S, BetaCache, purge_job
 from app.cache.sqlite import SQLiteBetaCache
 from app.core.db import Database
 from app.core.errors import ServiceError
-from app.core.lease import JobLease, Lease, SupabaseLease, process_owner
+from app.core.lease import JobLease, Lease, PostgresLease, SupabaseLease, process_owner
 from app.core.ratelimit import build_rate_limit_storage
 from app.core.resilience import CircuitBreaker, StoreGuard
 from app.core.settings import Settings
@@ -43,6 +43,7 @@ from app.margin.sweep import LEASE_INTERVALS, LEASE_NAME, margin_sweep_job
 from app.market.actions import CorporateActionBook
 from app.market.history import MarketHistoryService
 from app.market.panel import MODES, PanelCache
+from app.market.pg_store import PostgresPriceStore
 from app.market.provider import MarketDataProvider
 from app.market.quotes import PriceReader, StockService
 from app.market.refresh import (
@@ -160,13 +161,33 @@ def _lease(
     return Lease(db, name, owner=process_owner(), ttl_seconds=ttl_seconds)
 
 
+def _price_store(settings: Settings, db: Database) -> PriceStore:
+    """The shared store of record when ``MARKET_STORE_URL`` is set, else the embedded one."""
+    if settings.market_store_url is None:
+        return SqlitePriceStore(db)
+    return PostgresPriceStore(
+        settings.market_store_url.get_secret_value(), max_size=settings.market_store_pool_size
+    )
+
+
+def _refresh_lease(
+    store: PriceStore, db: Database, supabase: SupabaseConnection | None
+) -> JobLease:
+    """One price refresh at a time wherever the price store is shared: in the store of record
+    itself, else on Supabase, else per host (the embedded store is per host too)."""
+    owner, ttl = process_owner(), PRICE_REFRESH_LEASE_S
+    if isinstance(store, PostgresPriceStore):
+        return PostgresLease(store.pool, PRICE_REFRESH_LEASE, owner=owner, ttl_seconds=ttl)
+    return _lease(db, supabase, PRICE_REFRESH_LEASE, ttl)
+
+
 def build_container(settings: Settings, *, rate_limit_storage: Storage | None = None) -> Container:
     """Open the stores, seed the price store from the snapshot, and wire every domain; the
     login throttle counts in ``rate_limit_storage`` (the rate limit's; default: a new one)."""
     db = Database(settings.store_path)
-    store = SqlitePriceStore(db)
+    store = _price_store(settings, db)
     snapshot = Snapshot.load(settings.snapshot_dir)
-    snapshot.seed(store)
+    snapshot.seed(store)  # once per snapshot version: a current store of record is not re-seeded
     universe = snapshot.universe
     # The live provider never touches the network here: it probes lazily.
     provider = build_market_data_provider(settings)
@@ -223,10 +244,7 @@ def build_container(settings: Settings, *, rate_limit_storage: Storage | None = 
             settings, store=store, universe=universe, provider=provider
         )
 
-    # The price store is per host (SQLite), so its refresh lease is too.
-    refresh_lease = Lease(
-        db, PRICE_REFRESH_LEASE, owner=process_owner(), ttl_seconds=PRICE_REFRESH_LEASE_S
-    )
+    refresh_lease = _refresh_lease(store, db, supabase)
     sweep_minutes = settings.margin_sweep_minutes or 0
     sweep_lease = _lease(db, supabase, LEASE_NAME, max(sweep_minutes, 1) * 60 * LEASE_INTERVALS)
     jobs = Jobs(
@@ -278,7 +296,7 @@ def build_container(settings: Settings, *, rate_limit_storage: Storage | None = 
             margin=margin,
         ),
     )
-    for resource in (cache, supabase):
+    for resource in (cache, supabase, store):
         closer = getattr(resource, "close", None)
         if callable(closer):
             container._closers.append(closer)

@@ -29,6 +29,17 @@ def test_import_contracts_hold() -> None:
 #: the redesign made them one model with a unique name.
 RENAMED = {"app__api__factors__Betas": "Betas", "app__api__heatmap__Betas": "Betas"}
 DOCUMENTATION_KEYS = ("description", "summary", "examples", "example")
+#: Fields added by features after the redesign (schema -> properties), left out of the
+#: comparison; everything else must be as it was.
+ADDED_SINCE = {"DataLabel": ("data_version",)}
+
+
+def _without_additions(document: dict[str, Any]) -> dict[str, Any]:
+    schemas = document["components"]["schemas"]
+    for name, fields in ADDED_SINCE.items():
+        for field in fields:
+            del schemas[name]["properties"][field]
+    return document
 
 
 def _without_descriptions(node: Any) -> Any:
@@ -48,7 +59,7 @@ def _without_descriptions(node: Any) -> Any:
 
 def test_openapi_paths_and_shapes_unchanged_by_the_redesign(tmp_path: Path) -> None:
     """Every path, operation, parameter and schema is as before the move to domain packages."""
-    document = create_app(make_settings(tmp_path)).openapi()
+    document = _without_additions(create_app(make_settings(tmp_path)).openapi())
     before = json.loads(BEFORE.read_text())
     assert sorted(document["paths"]) == sorted(before["paths"])
     assert _without_descriptions(document) == _without_descriptions(before)

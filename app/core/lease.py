@@ -2,8 +2,9 @@
 
 :class:`Lease` is a row of the embedded ``leases`` table (every worker of one host);
 :class:`SupabaseLease` is the same on Supabase's ``job_leases`` (``acquire_lease`` RPC of
-migration 0001, database clock), so workers on several hosts share it. A lease expires by
-itself when its holder dies; its holder renews it by acquiring it again.
+migration 0001, database clock), so workers on several hosts share it; :class:`PostgresLease`
+calls the same functions over a direct connection (the price store of record's pool). A lease
+expires by itself when its holder dies; its holder renews it by acquiring it again.
 """
 
 from __future__ import annotations
@@ -94,3 +95,27 @@ class SupabaseLease:
         """Give the lease up if this owner holds it."""
         params = {"p_name": self.name, "p_owner": self.owner}
         call(f"lease {self.name}", lambda: self.client.rpc("release_lease", params).execute())
+
+
+class PostgresLease:
+    """The Supabase lease over a direct PostgreSQL connection pool (``psycopg_pool``)."""
+
+    def __init__(self, pool: Any, name: str, *, owner: str, ttl_seconds: float) -> None:
+        self.pool = pool
+        self.name = name
+        self.owner = owner
+        self.ttl_seconds = ttl_seconds
+
+    def acquire(self) -> bool:
+        """Take or renew the lease (database clock)."""
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT public.acquire_lease(%s, %s, %s)",
+                (self.name, self.owner, self.ttl_seconds),
+            ).fetchone()
+        return bool(row and row[0])
+
+    def release(self) -> None:
+        """Give the lease up if this owner holds it."""
+        with self.pool.connection() as conn:
+            conn.execute("SELECT public.release_lease(%s, %s)", (self.name, self.owner))

@@ -99,6 +99,15 @@ class Settings(BaseSettings):
         description="Bound of the in-process LRU of factor betas for non-canonical windows "
         "(not 126/252/504, which go to the shared cache); 0 = compute those each time.",
     )
+    market_store_url: SecretStr | None = Field(
+        None,
+        description="libpq URI of the shared PostgreSQL price store of record (on Supabase: "
+        "the pooler's URL; tables of supabase/migrations/0008_market_store.sql). Unset: the "
+        "embedded SQLite store under DATA_DIR (one process).",
+    )
+    market_store_pool_size: int = Field(
+        4, ge=1, le=64, description="Connections of this process to the price store of record."
+    )
     supabase_url: str | None = None
     supabase_key: SecretStr | None = None
     supabase_timeout_s: float = Field(

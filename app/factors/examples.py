@@ -60,6 +60,7 @@ RELIANCE_EXAMPLE: dict[str, Any] = {
         "last_price_date": "2024-06-21",
         "snapshot_date": "2024-06-21",
         "source": "bundled snapshot (real NSE data, see docs/DATA.md)",
+        "data_version": 1,
     },
     "cache": {
         "hit": False,

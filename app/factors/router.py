@@ -100,6 +100,13 @@ class DataLabel(BaseModel):
     last_price_date: dt.date | None
     snapshot_date: dt.date | None
     source: str
+    data_version: int | None = Field(
+        None,
+        description="Version of the price store the answer was computed from (one per "
+        "committed ingest; the same on every replica); null on answers cached before versions "
+        "were recorded.",
+        examples=[1],
+    )
 
 
 class HacStats(BaseModel):
@@ -187,6 +194,7 @@ class RollingBetasResponse(BaseModel):
                         "last_price_date": "2024-06-21",
                         "snapshot_date": "2024-06-21",
                         "source": "bundled snapshot (real NSE data, see docs/DATA.md)",
+                        "data_version": 1,
                     },
                 }
             ]

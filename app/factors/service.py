@@ -367,6 +367,7 @@ class FactorService:
             "last_price_date": last.isoformat() if last else None,
             "snapshot_date": self.snapshot_date.isoformat() if self.snapshot_date else None,
             "source": SOURCE_LABELS.get(source or "", source or "unknown"),
+            "data_version": panel.version,
         }
 
     # --- rolling series ------------------------------------------------------------------

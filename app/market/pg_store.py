@@ -16,6 +16,7 @@ what readers serve; a writer killed half-way leaves the previous version as it w
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -92,10 +93,19 @@ class PostgresPriceStore(PriceStore):
         Bounds of the connection pool.
     timeout_s
         How long a call waits for a pooled connection before failing.
+    version_ttl_s
+        How long :meth:`data_version` answers from memory before asking the database again
+        (request paths ask for it on every call; another replica's ingest shows within it).
     """
 
     def __init__(
-        self, dsn: str, *, min_size: int = 1, max_size: int = 4, timeout_s: float = 10.0
+        self,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 4,
+        timeout_s: float = 10.0,
+        version_ttl_s: float = 1.0,
     ) -> None:
         from psycopg_pool import ConnectionPool
 
@@ -110,6 +120,8 @@ class PostgresPriceStore(PriceStore):
             open=True,
             name="market-store",
         )
+        self.version_ttl_s = version_ttl_s
+        self._version: tuple[float, int] | None = None
         try:
             self._check_schema()
         except BaseException:
@@ -147,8 +159,13 @@ class PostgresPriceStore(PriceStore):
         )
 
     def data_version(self) -> int:
+        memo, now = self._version, time.monotonic()
+        if memo is not None and now - memo[0] < self.version_ttl_s:
+            return memo[1]
         value = self._one("SELECT max(data_version) FROM market_ingests")
-        return 0 if value is None else int(value)
+        version = 0 if value is None else int(value)
+        self._version = (now, version)
+        return version
 
     def ingests(self, *, limit: int = 20) -> list[IngestRecord]:
         rows = self._all(
@@ -189,6 +206,7 @@ class PostgresPriceStore(PriceStore):
                         rescaled,
                     ),
                 )
+        self._version = None
         return Committed(version, bars_written, quotes_written, rescaled)
 
     # --- reads ---------------------------------------------------------------------------

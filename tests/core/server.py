@@ -90,13 +90,15 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def uvicorn_server(
-    args: list[str], env: dict[str, str], *, data_from: Path, startup_s: float = 60
+    args: list[str], env: dict[str, str], *, data_from: Path | None, startup_s: float = 60
 ) -> Iterator[Server]:
     """Run ``python -m uvicorn <args>`` (``args`` get a free port and loopback host) with a
-    data dir copied from ``data_from`` (a seeded store), the offline provider and ``env``."""
+    data dir copied from ``data_from`` (a seeded store; None: an empty data dir), the offline
+    provider and ``env``."""
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="nseq-uvicorn-"))
-    shutil.copy(data_from, workdir / "store.sqlite3")
+    if data_from is not None:
+        shutil.copy(data_from, workdir / "store.sqlite3")
     log = workdir / "server.log"
     # The server reads its settings from ``env`` only, not from the test runner's environment.
     full_env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
