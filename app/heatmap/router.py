@@ -54,15 +54,26 @@ LimitQuery = Annotated[
 OffsetQuery = Annotated[int, Query(ge=0, le=100_000)]
 
 
-class TStats(BaseModel):
-    """t-statistics of alpha and the five betas."""
+class BetaSummary(BaseModel):
+    """A statistic of each beta across stocks."""
 
-    alpha: float | None
     market: float | None
     value: float | None
     momentum: float | None
     size: float | None
     volatility: float | None
+
+
+class _Alpha(BaseModel):
+    """The intercept's field, listed first by :class:`TStats`."""
+
+    alpha: float | None
+
+
+class TStats(BetaSummary, _Alpha):
+    """t-statistics of alpha and the five betas."""
+
+    # pydantic lists fields from the last base to the first: alpha, then the five betas.
 
 
 class HeatmapRow(BaseModel):
@@ -81,16 +92,6 @@ class HeatmapRow(BaseModel):
     n_obs: int = Field(description="Daily returns used in the regression.", examples=[251])
     n_excluded: int = Field(description="Returns excluded as bad prints.")
     n_missing: int = Field(description="Window days without a stock return.")
-
-
-class BetaSummary(BaseModel):
-    """A statistic of each beta across stocks."""
-
-    market: float | None
-    value: float | None
-    momentum: float | None
-    size: float | None
-    volatility: float | None
 
 
 class Aggregate(BaseModel):
