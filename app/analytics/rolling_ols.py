@@ -44,7 +44,6 @@ from app.analytics._arrays import FloatArray, IntArray
 from app.analytics._checks import integer
 from app.analytics.ols.pages import plain_pages
 from app.analytics.ols.prepare import prepare, row_sum, stock_means
-from app.analytics.ols.pvalues import t_pvalues_integer_df
 from app.analytics.ols.solver import require, solve
 from app.analytics.ols.windows import (
     Ends,
@@ -265,7 +264,7 @@ def rolling_ols(
     :math:`R^2 = 1 - SSR/TSS_c`, :math:`\bar R^2 = 1 - (1 - R^2)(n - 1)/(n - k - 1)`,
     resid_vol :math:`= \sqrt{s^2 \cdot \mathrm{periods\_per\_year}}`, and two-sided
     p-values from Student t with :math:`n - k - 1` degrees of freedom
-    (:func:`app.analytics.ols.pvalues.t_pvalues_integer_df`, one pass over all of them).
+    (:func:`app.analytics.ols.pvalues.t_pvalues_integer_df`, block by block with the fits).
 
     Window sums use block-restarted prefix sums (see :func:`app.analytics.ols.windows.sums_at`),
     so nothing drifts over long histories, and centring keeps ``SSR`` from sums free of
@@ -306,7 +305,7 @@ def rolling_ols(
         bse = tvalues = pvalues = nan3
         rsquared = rsquared_adj = resid_vol = nan2
     else:
-        bse, tvalues, pvalues = new(n_stocks, n_e, p), new(n_stocks, n_e, p), None
+        bse, tvalues, pvalues = new(n_stocks, n_e, p), new(n_stocks, n_e, p), new(n_stocks, n_e, p)
         rsquared, rsquared_adj = new(n_stocks, n_e), new(n_stocks, n_e)
         resid_vol = new(n_stocks, n_e)
 
@@ -368,7 +367,6 @@ def rolling_ols(
                         min_nobs=prep.min_nobs,
                         rank_tol=prep.rank_tol,
                         periods_per_year=prep.periods_per_year,
-                        with_pvalues=False,
                     )
                     rows = slice(first_fit + t0, first_fit + t0 + blk.shape[0])
                     params[where, rows] = fit.params.transpose(2, 1, 0)
@@ -381,6 +379,7 @@ def rolling_ols(
                     st = require(fit.stats)
                     bse[where, rows] = st.bse.transpose(2, 1, 0)
                     tvalues[where, rows] = st.tvalues.transpose(2, 1, 0)
+                    pvalues[where, rows] = st.pvalues.transpose(2, 1, 0)
                     rsquared[where, rows] = st.rsquared.T
                     rsquared_adj[where, rows] = st.rsquared_adj.T
                     resid_vol[where, rows] = st.resid_vol.T
@@ -406,11 +405,6 @@ def rolling_ols(
                 hac, (one.bse_hac, one.tvalues_hac, one.pvalues_hac), strict=True
             ):
                 arr[:, e] = require(value)
-    if pvalues is None:
-        # One pass over every t-value: degrees of freedom nobs - k - 1 (NaN t -> NaN p).
-        # Unfitted windows get df -1 (NaN p) so no node table is built for their counts.
-        df = np.where(np.isfinite(tvalues[:, :, 0]), nobs - p, -1)
-        pvalues = t_pvalues_integer_df(tvalues, df[:, :, None])
 
     def out(arr: np.ndarray) -> np.ndarray:
         return arr[0] if prep.squeeze else arr

@@ -30,20 +30,19 @@ positive, so tiny p-values keep their relative precision. Nodes reach
 :math:`m \\log(1 + t^2/\\nu) \\le` :data:`W_TABLE` (p-values down to about 1e-83) and
 :math:`|t| \\le` :data:`T_TABLE`; degrees of freedom below :data:`MIN_DF` and statistics beyond
 the last node go to the continued fraction directly. Tables depend on the degrees of freedom
-only and are cached, so a p-value never depends on the other statistics of the call.
+only and are kept, so a p-value never depends on the other statistics of the call.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections import OrderedDict
 from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from app.analytics._arrays import FloatArray
+from app.analytics._arrays import FloatArray, IntArray
 from app.analytics.stats import student_t_two_sided_pvalue
 
 __all__ = ["t_pvalues_integer_df"]
@@ -60,35 +59,57 @@ W_TABLE = 192.0
 T_TABLE = 64.0
 #: Every this many nodes the p-value is computed exactly (the continued fraction).
 _ANCHOR = 64
-#: Node tables kept (one per degrees of freedom, at most about 0.6 MB each).
+#: Degrees of freedom whose node tables are kept (at most about 0.6 MB each).
 _CACHE_SIZE = 256
 #: Statistics evaluated together (keeps the temporaries in cache).
 _CHUNK = 16_384
 
 
-class _Table(NamedTuple):
-    """Nodes ``j * h``, ``j = 0 .. n - 1``, of one degrees of freedom."""
+class _Stack(NamedTuple):
+    """The node tables built so far, stacked: one block of rows per degrees of freedom."""
 
-    h: float
-    n: int
-    rows: FloatArray  # (TERMS + 1, n): Taylor coefficients (Horner order), then p(t_j)
+    cells: FloatArray  # (nodes, TERMS + 1): Taylor coefficients (Horner order), then p(t_j)
+    blocks: dict[int, tuple[float, int, int]]  # df -> (node spacing h, nodes, first row)
 
 
-_TABLES: OrderedDict[int, _Table] = OrderedDict()
+_STACK = _Stack(np.zeros((0, TERMS + 1)), {})
 _LOCK = threading.Lock()
 
 
-def _table(nu_int: int) -> _Table:
-    """The node table of one degrees of freedom (built once, cached).
+def _tables(dfs: list[int]) -> _Stack:
+    """The stacked tables, with those of ``dfs`` built and added if missing (thread-safe).
+
+    Beyond :data:`_CACHE_SIZE` degrees of freedom the stack starts over from those asked.
+    A published stack is never modified, so a caller's snapshot stays valid.
+    """
+    global _STACK
+    stack = _STACK
+    if all(d in stack.blocks for d in dfs):
+        return stack
+    with _LOCK:
+        stack = _STACK
+        missing = [d for d in dfs if d not in stack.blocks]
+        if len(stack.blocks) + len(missing) > _CACHE_SIZE:
+            stack, missing = _Stack(np.zeros((0, TERMS + 1)), {}), dfs
+        blocks = dict(stack.blocks)
+        parts = [stack.cells]
+        row = stack.cells.shape[0]
+        for d in missing:
+            h, rows = _table(d)
+            blocks[d] = (h, rows.shape[1], row)
+            parts.append(rows.T)
+            row += rows.shape[1]
+        stack = _Stack(np.concatenate(parts), blocks)
+        _STACK = stack
+    return stack
+
+
+def _table(nu_int: int) -> tuple[float, FloatArray]:
+    """Node spacing ``h`` and table ``rows`` (TERMS + 1, n) of one degrees of freedom.
 
     ``p(j h + d) = rows[TERMS, j] + d * poly(d)`` with ``poly`` the first ``TERMS`` rows in
     Horner order (highest power first), for ``-h <= d <= 0``.
     """
-    with _LOCK:
-        hit = _TABLES.get(nu_int)
-        if hit is not None:
-            _TABLES.move_to_end(nu_int)
-            return hit
     nu = float(nu_int)
     m = (nu + 1.0) / 2.0
     h = STEP * math.sqrt(nu) / m
@@ -128,12 +149,7 @@ def _table(nu_int: int) -> _Table:
     p_node = rows[TERMS]
     p_node[:-1] = (top + seg).reshape(-1)[: n - 1]
     p_node[anchors] = p_anchor
-    table = _Table(h=h, n=n, rows=rows)
-    with _LOCK:
-        _TABLES[nu_int] = table
-        while len(_TABLES) > _CACHE_SIZE:
-            _TABLES.popitem(last=False)
-    return table
+    return h, rows
 
 
 def _row_view(arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -171,47 +187,46 @@ def t_pvalues_integer_df(
         out = np.empty(shape)
     elif out.shape != shape or not out.flags.c_contiguous:
         raise ValueError("out must be C-contiguous with the broadcast shape")
-    t2 = _row_view(t_arr, shape)
-    d2 = _row_view(d_arr, shape)
-    o2 = out.reshape(t2.shape)
-    n_rows, width = t2.shape
-    # Per degrees of freedom (offset by the smallest): node spacing, its inverse (NaN: no
-    # table, every statistic to the continued fraction), last node and first column.
-    d_flat = d_arr.reshape(-1).astype(np.int64)
-    big = d_flat[d_flat >= MIN_DF]
+    # Per degrees of freedom (offset by the smallest, the last entry a sentinel): node
+    # spacing, its inverse (NaN: no table, every statistic to the continued fraction), last
+    # node and first column in the stacked tables.
+    d_int = d_arr.astype(np.int64)
+    big = d_int[d_int >= MIN_DF]
     d_lo = int(big.min()) if big.size else 0
     n_df = int(big.max()) - d_lo + 1 if big.size else 0
+    present = (np.flatnonzero(np.bincount(big - d_lo)) + d_lo).tolist() if big.size else []
+    stack = _tables(present)
     spacing = np.ones(n_df + 1)
     inv_h = np.full(n_df + 1, np.nan)
     last = np.zeros(n_df + 1)
     first = np.zeros(n_df + 1, dtype=np.int64)
-    parts = []
-    col = 0
-    for v in np.flatnonzero(np.bincount(big - d_lo, minlength=n_df) > 0) if big.size else ():
-        tab = _table(int(v) + d_lo)
-        spacing[v], inv_h[v], last[v], first[v] = tab.h, 1.0 / tab.h, tab.n - 1, col
-        parts.append(tab.rows)
-        col += tab.n
-    table = np.concatenate(parts, axis=1).T.copy() if parts else np.zeros((1, TERMS + 1))
-    # A df constant along the last axis (one per row, broadcast) is looked up once per row.
-    per_row = d2.strides[1] == 0
+    for d in present:
+        h, n, row = stack.blocks[d]
+        v = d - d_lo
+        spacing[v], inv_h[v], last[v], first[v] = h, 1.0 / h, n - 1, row
+    table = stack.cells if stack.cells.size else np.zeros((1, TERMS + 1))
+    # Looked up once per degrees of freedom entry (``df`` is often smaller than ``t``).
+    key = d_int - d_lo
+    key[(key < 0) | (key >= n_df)] = n_df
+    t2 = _row_view(t_arr, shape)
+    o2 = out.reshape(t2.shape)
+    d2, h2, ih2, last2 = (_row_view(a, shape) for a in (d_int, spacing[key], inv_h[key], last[key]))
+    first2 = _row_view(first[key], shape)
+    n_rows, width = t2.shape
     step = max(1, _CHUNK // max(width, 1))
     for r0 in range(0, n_rows, step):
         sl = slice(r0, r0 + step)
-        dc = (d2[sl, :1] if per_row else d2[sl]).astype(np.int64)
-        key = dc - d_lo
-        key[(key < 0) | (key >= n_df)] = n_df  # no table: the sentinel entry
-        _chunk(t2[sl], dc, spacing[key], inv_h[key], last[key], first[key], table, o2[sl])
+        _chunk(t2[sl], d2[sl], h2[sl], ih2[sl], last2[sl], first2[sl], table, o2[sl])
     return out
 
 
 def _chunk(
     tc: FloatArray,
-    dc: np.ndarray,
+    dc: IntArray,
     h: FloatArray,
     inv_h: FloatArray,
     last: FloatArray,
-    first: np.ndarray,
+    first: IntArray,
     table: FloatArray,
     out: FloatArray,
 ) -> None:
@@ -225,9 +240,7 @@ def _chunk(
     rest = None
     if delta is None:  # read before ``out`` (possibly ``tc`` itself) is written
         rest = ~usable & ~np.isnan(tc)
-        rest_p = student_t_two_sided_pvalue(
-            tc[rest], np.broadcast_to(dc, tc.shape)[rest].astype(np.float64)
-        )
+        rest_p = student_t_two_sided_pvalue(tc[rest], dc[rest].astype(np.float64))
         np.copyto(j, 0.0, where=~usable)
         delta = np.where(usable, ac, 0.0)
         delta -= j * h

@@ -10,8 +10,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.analytics._arrays import FloatArray
+from app.analytics.ols.pvalues import t_pvalues_integer_df
 from app.analytics.ols.windows import tri_pairs
-from app.analytics.stats import student_t_two_sided_pvalue
 
 __all__ = ["Factor", "Fit", "Stats", "require", "solve"]
 
@@ -69,7 +69,6 @@ def solve(
     rank_tol: float,
     periods_per_year: int,
     keep_factor: bool = False,
-    with_pvalues: bool = True,
 ) -> Fit:
     """Solve many independent p x p normal-equation systems given their sums.
 
@@ -183,13 +182,9 @@ def solve(
         rsquared = np.where(centered_tss > 0, 1.0 - ssr / centered_tss, np.nan)
         rsquared_adj = 1.0 - (nobs - 1.0) / df_resid * (1.0 - rsquared)
         resid_vol = np.sqrt(s2 * periods_per_year)
-    pvalues = np.full_like(tvalues, np.nan)
-    if with_pvalues and ok.any():
-        pvalues[:, ok] = student_t_two_sided_pvalue(
-            tvalues[:, ok], np.broadcast_to(df_resid, shape)[ok]
-        )
     bse[:, bad] = np.nan
     tvalues[:, bad] = np.nan
+    pvalues = t_pvalues_integer_df(tvalues, np.where(ok, df_resid, -1))  # NaN t: NaN p
     stats = Stats(
         bse=bse,
         tvalues=tvalues,
