@@ -53,7 +53,7 @@ from app.market.refresh import (
     price_refresh_job,
 )
 from app.market.snapshot import Snapshot
-from app.market.store import PriceStore, SqlitePriceStore
+from app.market.store import PriceStore, open_price_store
 from app.market.tickers import TickerService
 from app.market.yfinance_provider import build_market_data_provider
 from app.portfolio.model import RiskModels
@@ -161,15 +161,6 @@ def _lease(
     return Lease(db, name, owner=process_owner(), ttl_seconds=ttl_seconds)
 
 
-def _price_store(settings: Settings, db: Database) -> PriceStore:
-    """The shared store of record when ``MARKET_STORE_URL`` is set, else the embedded one."""
-    if settings.market_store_url is None:
-        return SqlitePriceStore(db)
-    return PostgresPriceStore(
-        settings.market_store_url.get_secret_value(), max_size=settings.market_store_pool_size
-    )
-
-
 def _refresh_lease(
     store: PriceStore, db: Database, supabase: SupabaseConnection | None
 ) -> JobLease:
@@ -185,7 +176,7 @@ def build_container(settings: Settings, *, rate_limit_storage: Storage | None = 
     """Open the stores, seed the price store from the snapshot, and wire every domain; the
     login throttle counts in ``rate_limit_storage`` (the rate limit's; default: a new one)."""
     db = Database(settings.store_path)
-    store = _price_store(settings, db)
+    store = open_price_store(settings, db)
     snapshot = Snapshot.load(settings.snapshot_dir)
     snapshot.seed(store)  # once per snapshot version: a current store of record is not re-seeded
     universe = snapshot.universe

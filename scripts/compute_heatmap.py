@@ -79,7 +79,7 @@ from app.heatmap.shards import Shard, ShardError, read_shards, write_shard  # no
 from app.heatmap.store import Lease  # noqa: E402
 from app.market.factors import FACTOR_PROXIES  # noqa: E402
 from app.market.panel import MODES  # noqa: E402
-from app.market.store import PriceStore, SqlitePriceStore  # noqa: E402
+from app.market.store import PriceStore, open_price_store  # noqa: E402
 from app.market.universe import Universe, normalise_ticker  # noqa: E402
 
 EXIT_OK = 0
@@ -387,8 +387,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     configure_logging(settings.log_level, json_lines=settings.log_json)
     db = Database(settings.store_path)
+    store: PriceStore | None = None
     try:
-        store = SqlitePriceStore(db)
+        store = open_price_store(settings, db)
         refreshed: RefreshOutcome | None = None
         try:
             snapshot = Snapshot.load(settings.snapshot_dir)
@@ -461,6 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_result(result)
         return _exit_code(result, refreshed)
     finally:
+        if store is not None:
+            store.close()
         db.close()
 
 

@@ -108,13 +108,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.core.settings import Settings
     from app.market.refresh import RefreshService
     from app.market.snapshot import Snapshot
-    from app.market.store import SqlitePriceStore
+    from app.market.store import PriceStore, open_price_store
 
     settings = Settings()  # a fresh read of the environment (and .env) for this run
     configure_logging(settings.log_level, json_lines=settings.log_json)
     db = Database(settings.store_path)
+    store: PriceStore | None = None
     try:
-        store = SqlitePriceStore(db)
+        store = open_price_store(settings, db)
         options: dict[str, Any] = {"overlap": args.overlap}
         if args.batch_size is not None:
             options["batch_size"] = args.batch_size
@@ -132,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc.message}", file=sys.stderr)
             return EXIT_FAILED
     finally:
+        if store is not None:
+            store.close()
         db.close()
 
     if args.json:

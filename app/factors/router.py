@@ -189,13 +189,7 @@ class RollingBetasResponse(BaseModel):
                     "std_errors": None,
                     "t_stats": None,
                     "p_values": None,
-                    "data": {
-                        "as_of": "2024-06-21",
-                        "last_price_date": "2024-06-21",
-                        "snapshot_date": "2024-06-21",
-                        "source": "bundled snapshot (real NSE data, see docs/DATA.md)",
-                        "data_version": 1,
-                    },
+                    "data": RELIANCE_EXAMPLE["data"],
                 }
             ]
         }

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.market.ingest import Bar, Committed, Ingest, IngestRecord, Rescale, Row, latest_day
-from app.market.store import ClosePanel, PriceStore, Quote, Table, check_table, panel_from_rows
+from app.market.store import Bound, PanelRows, PriceStore, Quote, Table, check_table
 
 # Binary COPY of (integer, date, double precision): int16 field count, then per field an int32
 # length and the value; dates are days since 2000-01-01.
@@ -273,16 +273,10 @@ class PostgresPriceStore(PriceStore):
         )
         return {str(t): Quote(str(t), d, float(c), str(s)) for t, d, c, s in rows}
 
-    def read_panel(
-        self,
-        tickers: Sequence[str] | None = None,
-        *,
-        start: dt.date | None = None,
-        end: dt.date | None = None,
-        table: Table = "bars",
-    ) -> ClosePanel:
+    def _panel_rows(
+        self, tickers: Sequence[str] | None, start: Bound, end: Bound, table: Table
+    ) -> PanelRows:
         # One binary COPY inside one REPEATABLE READ transaction: a consistent snapshot.
-        check_table(table)
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             known = {
@@ -304,7 +298,7 @@ class PostgresPriceStore(PriceStore):
         for j, name in enumerate(names):
             if name in known:
                 lookup[known[name]] = j
-        return panel_from_rows(
+        return (
             names,
             (rows["date"].astype(np.int64) + _PG_EPOCH_DAYS).astype("datetime64[D]"),
             lookup[rows["id"].astype(np.int64)],

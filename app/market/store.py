@@ -31,9 +31,10 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from app.core.db import Database, closes_table, register_migration
+from app.core.settings import Settings
 from app.market.ingest import Bar, Committed, Ingest, IngestRecord, Rescale, Row, latest_day
 
-__all__ = ["Bar", "ClosePanel", "PriceStore", "Quote", "SqlitePriceStore"]
+__all__ = ["Bar", "ClosePanel", "PriceStore", "Quote", "SqlitePriceStore", "open_price_store"]
 
 register_migration("0004_quotes", closes_table("quotes"))
 register_migration(
@@ -78,6 +79,9 @@ class Quote:
 
 
 Table = Literal["bars", "quotes"]
+Bound = dt.date | None  # an inclusive first or last date; None: unbounded
+#: Names, then per close: its day, its ticker's index in the names, its value.
+PanelRows = tuple[Sequence[str], NDArray[np.datetime64], NDArray[np.int64], NDArray[np.float64]]
 
 
 class PriceStore(abc.ABC):
@@ -180,7 +184,6 @@ class PriceStore(abc.ABC):
     def latest_quotes(self, tickers: Sequence[str]) -> dict[str, Quote]:
         """Latest traded close per ticker; tickers without any are absent."""
 
-    @abc.abstractmethod
     def read_panel(
         self,
         tickers: Sequence[str] | None = None,
@@ -193,6 +196,16 @@ class PriceStore(abc.ABC):
         float64 matrix, NaN where a ticker has no close (``table``: adjusted ``bars`` or traded
         ``quotes``); every ticker when ``tickers`` is None, in name order. One consistent
         snapshot (a concurrent writer cannot tear it), memory linear in the cells returned."""
+        if table not in ("bars", "quotes"):
+            raise ValueError(f"table must be bars or quotes, got {table!r}")
+        return panel_from_rows(*self._panel_rows(tickers, start, end, table))
+
+    @abc.abstractmethod
+    def _panel_rows(
+        self, tickers: Sequence[str] | None, start: Bound, end: Bound, table: Table
+    ) -> PanelRows:
+        """The rows of :meth:`read_panel` in one read: the tickers' names and, per close, its
+        day, the index of its ticker in the names and its value."""
 
     def closes(
         self, ticker: str, *, start: dt.date | None = None, end: dt.date | None = None
@@ -223,6 +236,18 @@ class PriceStore(abc.ABC):
             columns=list(panel.tickers),
             copy=False,
         )
+
+
+def open_price_store(settings: Settings, db: Database) -> PriceStore:
+    """The shared PostgreSQL store of record when ``MARKET_STORE_URL`` is set, else the
+    embedded SQLite store in ``db`` (the API, the scripts and the jobs all choose here)."""
+    if settings.market_store_url is None:
+        return SqlitePriceStore(db)
+    from app.market.pg_store import PostgresPriceStore
+
+    return PostgresPriceStore(
+        settings.market_store_url.get_secret_value(), max_size=settings.market_store_pool_size
+    )
 
 
 def check_table(table: str) -> None:
@@ -392,17 +417,11 @@ class SqlitePriceStore(PriceStore):
         )
         return [float(r[0]) for r in reversed(rows)]
 
-    def read_panel(
-        self,
-        tickers: Sequence[str] | None = None,
-        *,
-        start: dt.date | None = None,
-        end: dt.date | None = None,
-        table: Table = "bars",
-    ) -> ClosePanel:
+    def _panel_rows(
+        self, tickers: Sequence[str] | None, start: Bound, end: Bound, table: Table
+    ) -> PanelRows:
         # One ticker at a time into arrays inside one read transaction: no Python tuple per
         # row of the whole result is ever held (that cost ~170 MB for 500 symbols).
-        check_table(table)
         sql, bounds = _series_query(table, start, end)
         conn = self.db.connection()
         conn.execute("BEGIN")
@@ -421,11 +440,10 @@ class SqlitePriceStore(PriceStore):
                 del rows
         finally:
             conn.execute("COMMIT")
-        columns = np.repeat(np.arange(len(names)), [d.size for d in days])
-        return panel_from_rows(
+        return (
             names,
             np.concatenate(days) if days else np.array([], dtype="datetime64[D]"),
-            columns,
+            np.repeat(np.arange(len(names)), [d.size for d in days]),
             np.concatenate(closes) if closes else np.array([], dtype=np.float64),
         )
 
