@@ -152,11 +152,23 @@ def _table(nu_int: int) -> tuple[float, FloatArray]:
     return h, rows
 
 
-def _row_view(arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """``arr`` broadcast to ``shape`` as a 2-D (rows, last axis) view (no copy if possible)."""
-    b = np.broadcast_to(arr, shape)
-    last = shape[-1] if shape else 1
-    return b.reshape(-1, last) if shape else b.reshape(1, 1)
+def _pieces(shape: tuple[int, ...], size: int) -> list[tuple[int | slice, ...]]:
+    """Index tuples cutting ``shape`` into pieces of at most about ``size`` elements.
+
+    The cut is along the first axis whose trailing block fits: every piece is a run along that
+    axis (under fixed indices of the axes before it), so it is a view of any C-ordered array.
+    """
+    if not shape:
+        return [()]
+    axis = 0
+    while math.prod(shape[axis + 1 :]) > size:  # stops at the last axis at the latest
+        axis += 1
+    step = max(1, size // max(math.prod(shape[axis + 1 :]), 1))
+    return [
+        (*lead, slice(i, i + step))
+        for lead in np.ndindex(*shape[:axis])
+        for i in range(0, shape[axis], step)
+    ]
 
 
 def t_pvalues_integer_df(
@@ -208,15 +220,14 @@ def t_pvalues_integer_df(
     # Looked up once per degrees of freedom entry (``df`` is often smaller than ``t``).
     key = d_int - d_lo
     key[(key < 0) | (key >= n_df)] = n_df
-    t2 = _row_view(t_arr, shape)
-    o2 = out.reshape(t2.shape)
-    d2, h2, ih2, last2 = (_row_view(a, shape) for a in (d_int, spacing[key], inv_h[key], last[key]))
-    first2 = _row_view(first[key], shape)
-    n_rows, width = t2.shape
-    step = max(1, _CHUNK // max(width, 1))
-    for r0 in range(0, n_rows, step):
-        sl = slice(r0, r0 + step)
-        _chunk(t2[sl], d2[sl], h2[sl], ih2[sl], last2[sl], first2[sl], table, o2[sl])
+    # Broadcast views: a df shared along an axis stays shared (a stride-0 axis).
+    views = [
+        np.broadcast_to(a, shape)
+        for a in (t_arr, d_int, spacing[key], inv_h[key], last[key], first[key])
+    ]
+    for piece in _pieces(shape, _CHUNK):
+        tc, dc, hc, ihc, lc, fc = (v[piece] for v in views)
+        _chunk(tc, dc, hc, ihc, lc, fc, table, out[piece])
     return out
 
 
@@ -231,7 +242,7 @@ def _chunk(
     out: FloatArray,
 ) -> None:
     """p-values of one chunk into ``out``: table cells where they reach, else the fraction."""
-    ac = np.abs(tc)
+    ac = np.abs(tc, order="C")  # the statistics in the order of ``out`` (C)
     j = ac * inv_h
     np.ceil(j, out=j)
     with np.errstate(invalid="ignore"):

@@ -184,7 +184,11 @@ def solve(
         resid_vol = np.sqrt(s2 * periods_per_year)
     bse[:, bad] = np.nan
     tvalues[:, bad] = np.nan
-    pvalues = t_pvalues_integer_df(tvalues, np.where(ok, df_resid, -1))  # NaN t: NaN p
+    # NaN t: NaN p. Along the last axis first (a stock's consecutive window ends in the
+    # rolling fits), neighbouring statistics are close and share table cells.
+    df_p = np.where(ok, df_resid, -1)
+    pvalues = t_pvalues_integer_df(np.moveaxis(tvalues, -1, 1), np.moveaxis(df_p, -1, 0))
+    pvalues = np.moveaxis(pvalues, 1, -1)
     stats = Stats(
         bse=bse,
         tvalues=tvalues,
