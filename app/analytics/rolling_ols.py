@@ -315,9 +315,12 @@ def rolling_ols(
     mask_all = np.isfinite(y2)
     mask_all &= prep.x_ok[:, None]
     nobs = np.empty((n_stocks, n_e), dtype=np.int64)
-    count_cols = max(1, budget // (8 * (int(end_rows[-1]) + 1)))
-    for c0 in range(0, n_stocks, count_cols):
-        nobs[c0 : c0 + count_cols] = counts_at(mask_all[:, c0 : c0 + count_cols], w, end_rows).T
+    if first_fit:  # partial windows; the fitted ends' counts are the Gram sums' (0, 0) entry
+        warm = end_rows[:first_fit]
+        count_cols = max(1, budget // (8 * (int(warm[-1]) + 1)))
+        for c0 in range(0, n_stocks, count_cols):
+            sl = slice(c0, c0 + count_cols)
+            nobs[sl, :first_fit] = counts_at(mask_all[:, sl], w, warm).T
 
     if fit_rows.size:
         # Rows read: from the block (of w rows) holding the first window's start, so block
@@ -341,6 +344,8 @@ def rolling_ols(
                 where = _as_slice(cols)
                 mask = mask_all[r0:r1, where]
                 yc = np.where(mask, y2[r0:r1, where] - y_mean[where], 0.0)
+                if own_gram:
+                    mask = mask.astype(np.float64)  # float x float multiplies faster
                 g = np.empty((r1 - r0, n_feat, cols.size))
                 np.multiply(zr[:, :, None], yc[:, None, :], out=g[:, :p])
                 if n_yy:
@@ -370,6 +375,7 @@ def rolling_ols(
                     )
                     rows = slice(first_fit + t0, first_fit + t0 + blk.shape[0])
                     params[where, rows] = fit.params.transpose(2, 1, 0)
+                    nobs[where, rows] = np.broadcast_to(gram[0], fit.ok.shape).T
                     if cond is not None:
                         cond[where, rows] = _condition_numbers(
                             gram, prep.x_mean, prep.min_nobs, (blk.shape[0], cols.size)

@@ -128,17 +128,17 @@ def solve(
         th: list[FloatArray] = [c[0]] * p
         for i in reversed(range(p)):
             th[i] = _minus_dots(c[i], [low[q][i] for q in range(i + 1, p)], th[i + 1 :], p - i - 1)
-        theta_c = np.empty((p, *shape))
+        params = np.empty((p, *shape))
         for i in range(p):
-            theta_c[i] = th[i]
-        params = theta_c.copy()
-        shift = x_mean[0] * theta_c[1]
+            params[i] = th[i]
+        theta_c = params.copy() if keep_factor else params  # alpha is transformed in place
+        shift = x_mean[0] * params[1]
         for j in range(1, p - 1):
-            shift += x_mean[j] * theta_c[j + 1]
+            shift += x_mean[j] * params[j + 1]
         params[0] += y_mean - shift
     ok = np.broadcast_to(ok, shape)
     bad = ~ok
-    params[:, bad] = np.nan
+    np.copyto(params, np.nan, where=bad)
     if yty is None:
         return Fit(params=params, ok=ok)
 
@@ -182,8 +182,8 @@ def solve(
         rsquared = np.where(centered_tss > 0, 1.0 - ssr / centered_tss, np.nan)
         rsquared_adj = 1.0 - (nobs - 1.0) / df_resid * (1.0 - rsquared)
         resid_vol = np.sqrt(s2 * periods_per_year)
-    bse[:, bad] = np.nan
-    tvalues[:, bad] = np.nan
+    np.copyto(bse, np.nan, where=bad)
+    np.copyto(tvalues, np.nan, where=bad)
     # NaN t: NaN p. Along the last axis first (a stock's consecutive window ends in the
     # rolling fits), neighbouring statistics are close and share table cells.
     df_p = np.where(ok, df_resid, -1)
