@@ -1,4 +1,9 @@
-"""Liveness and readiness."""
+"""Liveness and readiness.
+
+Readiness is ``degraded`` (with a reason in plain words) when the data is stale, a backend
+runs on its fallback, or the served heatmap was computed from other prices than the store
+holds now (its ``data_version`` differs from the price store's).
+"""
 
 from __future__ import annotations
 
@@ -41,6 +46,8 @@ READY_EXAMPLE: dict[str, Any] = {
         "completed": 498,
         "without_enough_data": 3,
         "failed": 0,
+        "data_version": 4,
+        "price_data_version": 4,
     },
     "started_at": "2026-11-20T17:59:58+00:00",
 }
@@ -53,12 +60,19 @@ READY_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _last_heatmap_run(container: Container) -> dict[str, Any]:
-    """Latest precompute of the default heatmap (252 days, excess); never fails the probe."""
+#: The heatmap the probe reports on: GET /heatmap's default (window, mode).
+PROBED_HEATMAP = (252, "excess")
+
+
+def _heatmap(container: Container, price_version: int) -> dict[str, Any]:
+    """Latest precompute of the default heatmap, the price data version its served heatmap was
+    computed from (``data_version``, null when none is stored or it was not recorded) and the
+    price store's (``price_data_version``); never fails the probe."""
     try:
-        status = container.heatmap.status(252, "excess")
+        status = container.heatmap.status(*PROBED_HEATMAP)
+        served = container.heatmap.served_window(*PROBED_HEATMAP)
     except Exception as exc:  # a broken heatmap backend is reported, not raised, by a probe
-        return {"state": "unknown", "error": str(exc)}
+        return {"state": "unknown", "error": str(exc), "price_data_version": price_version}
     keys = (
         "state",
         "run_id",
@@ -69,7 +83,22 @@ def _last_heatmap_run(container: Container) -> dict[str, Any]:
         "without_enough_data",
         "failed",
     )
-    return {key: status.get(key) for key in keys}
+    return {
+        **{key: status.get(key) for key in keys},
+        "data_version": None if served is None else served.data_version,
+        "price_data_version": price_version,
+    }
+
+
+def _heatmap_behind(heatmap: dict[str, Any]) -> str | None:
+    """Why the served heatmap is not of the current prices, or None when it is (or unknown)."""
+    served, prices = heatmap.get("data_version"), heatmap["price_data_version"]
+    if served is None or served == prices:
+        return None
+    return (
+        f"the served heatmap was computed from price data version {served}; prices are at "
+        f"version {prices} (a precompute will catch up)"
+    )
 
 
 def _readiness(container: Container, rate_limit_storage: RateLimitStorage) -> dict[str, Any]:
@@ -94,6 +123,10 @@ def _readiness(container: Container, rate_limit_storage: RateLimitStorage) -> di
             f"rate-limit storage {rate_limit['backend']} is unreachable; rate limit and login "
             "throttle count per process in memory"
         )
+    heatmap = _heatmap(container, container.store.data_version())
+    behind = _heatmap_behind(heatmap)
+    if behind is not None:
+        reasons.append(behind)
     return {
         "status": "degraded" if reasons else "ok",
         "reasons": reasons,
@@ -112,7 +145,7 @@ def _readiness(container: Container, rate_limit_storage: RateLimitStorage) -> di
             "reachable": bool(provider.reachable()) if provider else False,
         },
         "rate_limit": rate_limit,
-        "heatmap": _last_heatmap_run(container),
+        "heatmap": heatmap,
         "started_at": container.started_at.isoformat(),
     }
 
@@ -120,7 +153,7 @@ def _readiness(container: Container, rate_limit_storage: RateLimitStorage) -> di
 @router.get("/health", responses=READY_RESPONSES)
 async def health(request: Request, container: ContainerDep) -> dict[str, Any]:
     """Readiness: version, data as-of date and age, cache state, provider, rate-limit storage,
-    last heatmap run."""
+    last heatmap run and the price data version of the served heatmap."""
     storage = request.app.state.rate_limit_storage
     return await run_in_threadpool(_readiness, container, storage)
 

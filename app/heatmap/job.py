@@ -4,6 +4,10 @@ One batched regression per (window, mode) covers all stocks at once
 (:func:`app.heatmap.compute.fit_window`), so each heatmap row equals the single-ticker
 response for the same window, mode and as-of date.
 
+Every run, checkpoint and served window records the price data version of the panel it was
+computed from (``ReturnsPanel.version``, the price store's ``data_version()``); a resume reuses
+a checkpoint, or skips a served heatmap, only of the same as-of date *and* data version.
+
 Rows are then assembled in chunks; after each chunk the rows so far go to the store's resume
 checkpoint (never to the served heatmap), the run's progress and heartbeat are updated and the
 single-runner lease is renewed. Only a finished (window, mode) replaces the served heatmap, in
@@ -20,7 +24,8 @@ breaks one is ``refused`` and writes nothing):
 * a run over **part of the universe** (``symbols``) never shrinks the served heatmap: its rows
   are merged into a served heatmap of the **same** as-of date (its tickers' rows are replaced,
   a ticker it could not compute is dropped, every other row is kept), in the same single
-  atomic ``replace_window``; with no served heatmap, or one of another date, it is refused;
+  atomic ``replace_window``; with no served heatmap, or one of another date or computed from
+  another price data version, it is refused;
 * an explicit ``as_of`` must lie within the stored factor history, late enough for every
   requested window.
 
@@ -123,7 +128,13 @@ class HeatmapJob(ShardRuns):
         if not options.dry_run:
             pairs = [(window, mode) for mode in options.modes for window in options.windows]
             checked = self._check_publishing(
-                pairs, panel.as_of, symbols, partial=partial, result=result, what="heatmap job"
+                pairs,
+                panel.as_of,
+                symbols,
+                data_version=panel.version,
+                partial=partial,
+                result=result,
+                what="heatmap job",
             )
             if checked is None:
                 return
@@ -178,8 +189,11 @@ class HeatmapJob(ShardRuns):
         served: StoredHeatmap | None,
     ) -> WindowOutcome:
         store = self.heatmaps
-        as_of = panel.as_of
-        outcome = WindowOutcome(window=window, mode=mode, state="complete", as_of=as_of)
+        as_of, version = panel.as_of, panel.version
+        basis = (as_of, version)  # what a checkpoint or served heatmap must be of, to be reused
+        outcome = WindowOutcome(
+            window=window, mode=mode, state="complete", as_of=as_of, data_version=version
+        )
         outcome.total = len(symbols)
         rows: list[HeatmapRow] = []
         failures: list[TickerFailure] = []
@@ -188,7 +202,7 @@ class HeatmapJob(ShardRuns):
             pass
         elif options.resume:
             checkpoint = store.load_checkpoint(window, mode)
-            if checkpoint is not None and checkpoint.as_of == as_of:
+            if checkpoint is not None and (checkpoint.as_of, checkpoint.data_version) == basis:
                 rows = [r for r in checkpoint.rows if r["symbol"] in wanted]
                 failures = [f for f in checkpoint.failures if f.symbol in wanted]
                 logger.info(
@@ -200,12 +214,12 @@ class HeatmapJob(ShardRuns):
                 )
             else:
                 if checkpoint is not None:
-                    store.clear_checkpoint(window, mode)  # computed for another date: useless
-                # Skip only when the served heatmap is of this date and accounts for every
-                # requested ticker (a row, or a failure recorded by a run of that date).
+                    store.clear_checkpoint(window, mode)  # of other prices: useless
+                # Skip only when the served heatmap is of this date and price data and accounts
+                # for every requested ticker (a row, or a failure recorded by a run of that date).
                 covered = (
                     self._covered(served, symbols, window, mode)
-                    if served is not None and served.as_of == as_of
+                    if served is not None and (served.as_of, served.data_version) == basis
                     else None
                 )
                 if covered is not None:
@@ -227,6 +241,7 @@ class HeatmapJob(ShardRuns):
                 as_of=as_of,
                 total=len(symbols),
                 owner=self.owner,
+                data_version=version,
                 completed=len(rows),
                 failures=failures,
             )
@@ -241,7 +256,7 @@ class HeatmapJob(ShardRuns):
                     else:
                         rows.append(item)
                 if not options.dry_run:
-                    self._checkpoint(run_id, window, mode, as_of, rows, failures)
+                    self._checkpoint(run_id, window, mode, panel, rows, failures)
                 reporter.advance(len(chunk))
             rows.sort(key=lambda r: str(r["symbol"]))
             failures.sort(key=lambda f: f.symbol)
@@ -258,10 +273,10 @@ class HeatmapJob(ShardRuns):
                     "the previous heatmap stays served"
                 )
             self._renew_lease()
-            published = self._published(rows, symbols, window, mode, as_of, partial=partial)
+            published = self._published(rows, symbols, window, mode, panel, partial=partial)
             if partial:
                 outcome.merged_into = len(published)
-            store.replace_window(window, mode, run_id, as_of, published)
+            store.replace_window(window, mode, run_id, as_of, published, data_version=version)
             store.finish_run(run_id, window, mode, completed=len(rows), failures=failures)
             store.clear_checkpoint(window, mode)
             return outcome
@@ -291,7 +306,7 @@ class HeatmapJob(ShardRuns):
         symbols: list[str],
         window: int,
         mode: str,
-        as_of: dt.date,
+        panel: ReturnsPanel,
         *,
         partial: bool,
     ) -> list[HeatmapRow]:
@@ -300,7 +315,9 @@ class HeatmapJob(ShardRuns):
         The publishing rules are checked again on what is served now (the lease makes a
         change since the start unlikely, not impossible: a lease can lapse).
         """
-        served, refusal = self._publish_check(window, mode, as_of, symbols, partial=partial)
+        served, refusal = self._publish_check(
+            window, mode, panel.as_of, symbols, data_version=panel.version, partial=partial
+        )
         if refusal is not None:
             raise RuntimeError(f"not published: {refusal}")
         if not partial or served is None:
@@ -314,7 +331,7 @@ class HeatmapJob(ShardRuns):
         run_id: str,
         window: int,
         mode: str,
-        as_of: dt.date,
+        panel: ReturnsPanel,
         rows: list[HeatmapRow],
         failures: list[TickerFailure],
     ) -> None:
@@ -325,10 +342,11 @@ class HeatmapJob(ShardRuns):
                 window=window,
                 mode=mode,
                 run_id=run_id,
-                as_of=as_of,
+                as_of=panel.as_of,
                 rows=rows,
                 failures=failures,
                 updated_at=dt.datetime.now(dt.UTC),
+                data_version=panel.version,
             )
         )
         store.progress_run(run_id, window, mode, completed=len(rows), failures=failures)

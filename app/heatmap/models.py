@@ -67,14 +67,25 @@ Failures = Sequence[TickerFailure]
 
 
 @dataclass(frozen=True)
-class StoredHeatmap:
-    """The served heatmap of one window and mode."""
+class ServedWindow:
+    """Which run, date and price data the served heatmap of one window and mode comes from.
+
+    ``data_version`` is the price store's data version of the panel the rows were computed
+    from (None for a heatmap stored before it was recorded).
+    """
 
     window: int
     mode: str
     run_id: str
     as_of: dt.date
     computed_at: dt.datetime
+    data_version: int | None = field(default=None, kw_only=True)
+
+
+@dataclass(frozen=True)
+class StoredHeatmap(ServedWindow):
+    """The served heatmap of one window and mode, with its rows."""
+
     rows: list[HeatmapRow]
 
 
@@ -89,6 +100,7 @@ class Checkpoint:
     rows: list[HeatmapRow]
     failures: list[TickerFailure]
     updated_at: dt.datetime
+    data_version: int | None = None  # of the panel the rows were computed from
 
     def done(self) -> set[str]:
         """Symbols already processed (computed or failed)."""
@@ -117,6 +129,7 @@ class RunRecord:
     heartbeat_at: dt.datetime | None = None
     error: str | None = None
     owner: str | None = None
+    data_version: int | None = None  # of the panel the run computes from
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,7 @@ class PastHeatmapService:
         rows = sorted(rows, key=lambda r: str(r["symbol"]))
         entry = {
             "as_of": day,
+            "data_version": panel.version,
             "list_date": list_date,
             "computed_at": dt.datetime.now(dt.UTC),
             "rows": rows,
@@ -152,6 +153,7 @@ class PastHeatmapService:
             "computed_at": entry["computed_at"].isoformat(),
             "run_id": None,
             "source": SOURCE,
+            "data_version": entry["data_version"],
             "sector": sector_name,
             "sort": query.sort,
             "total": len(ordered),

@@ -83,6 +83,7 @@ def publish_refusal(
     served: StoredHeatmap | None,
     as_of: dt.date,
     *,
+    data_version: int | None,
     window: int,
     mode: str,
     partial: bool,
@@ -110,6 +111,12 @@ def publish_refusal(
             f"{where} serves a heatmap as of {served.as_of}; a run over part of the universe "
             f"is only merged into a heatmap of its own date ({as_of}). Run the whole universe "
             f"to publish {as_of} (or use --dry-run)"
+        )
+    if served.data_version is not None and served.data_version != data_version:
+        return (
+            f"{where} serves a heatmap computed from price data version {served.data_version}; "
+            "a run over part of the universe is only merged into a heatmap of its own price "
+            f"data (version {data_version}). Run the whole universe (or use --dry-run)"
         )
     return None
 
@@ -246,14 +253,23 @@ class JobBase:
         return stored
 
     def _publish_check(
-        self, window: int, mode: str, as_of: dt.date, symbols: list[str], *, partial: bool
+        self,
+        window: int,
+        mode: str,
+        as_of: dt.date,
+        symbols: list[str],
+        *,
+        data_version: int | None,
+        partial: bool,
     ) -> tuple[StoredHeatmap | None, str | None]:
-        """What (window, mode) serves now, and why a run over ``symbols`` as of ``as_of`` may
-        not publish over it (:func:`publish_refusal`; None when it may)."""
+        """What (window, mode) serves now, and why a run over ``symbols`` as of ``as_of``,
+        from the price data ``data_version``, may not publish over it
+        (:func:`publish_refusal`; None when it may)."""
         served = self._served(window, mode)
         refusal = publish_refusal(
             served,
             as_of,
+            data_version=data_version,
             window=window,
             mode=mode,
             partial=partial,
@@ -268,6 +284,7 @@ class JobBase:
         as_of: dt.date,
         symbols: list[str],
         *,
+        data_version: int | None,
         partial: bool,
         result: JobResult,
         what: str,
@@ -276,7 +293,9 @@ class JobBase:
         refuse any of them (every refusal recorded in ``result`` and logged for ``what``)."""
         served: dict[tuple[int, str], StoredHeatmap | None] = {}
         for window, mode in pairs:
-            stored, refusal = self._publish_check(window, mode, as_of, symbols, partial=partial)
+            stored, refusal = self._publish_check(
+                window, mode, as_of, symbols, data_version=data_version, partial=partial
+            )
             served[(window, mode)] = stored
             if refusal is not None:
                 result.refused.append(refusal)

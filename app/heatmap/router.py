@@ -139,6 +139,13 @@ class HeatmapResponse(BaseModel):
         description="computed_as_of: a past date (as_of), computed in memory with the members "
         "of that date."
     )
+    data_version: int | None = Field(
+        None,
+        description="Price data version the rows were computed from (the precompute run's; "
+        "the current or past panel's when computed in memory); null for a heatmap stored "
+        "before it was recorded.",
+        examples=[4],
+    )
     sector: str | None = Field(description="The sector filter, if any.")
     sort: str = Field(examples=["-market"])
     total: int = Field(description="Rows matching the filter, before paging.")
@@ -181,6 +188,11 @@ class HeatmapStatus(BaseModel):
     finished_at: dt.datetime | None
     heartbeat_at: dt.datetime | None = Field(description="Last progress write of the runner.")
     as_of: dt.date | None
+    data_version: int | None = Field(
+        None,
+        description="Price data version the run computes from (null: not recorded).",
+        examples=[4],
+    )
     error: str | None
     degraded: bool = Field(
         description="True when the run store (Supabase) is unreachable: the answer is the "

@@ -23,6 +23,7 @@ from app.heatmap.models import (
     Lease,
     RunRecord,
     RunState,
+    ServedWindow,
     StoredHeatmap,
     TickerFailure,
 )
@@ -93,31 +94,35 @@ def failures_from(value: Any, d: Dialect) -> list[TickerFailure]:
 
 
 # --- served heatmap ------------------------------------------------------------------------
-def window_row(
-    window: int, mode: str, run_id: str, as_of: dt.date, computed_at: dt.datetime, d: Dialect
-) -> dict[str, Any]:
-    """The row naming the run and date a served (window, mode) comes from."""
+def window_row(served: ServedWindow, d: Dialect) -> dict[str, Any]:
+    """The row naming the run, date and price data a served (window, mode) comes from."""
     return {
-        d.window: window,
-        "mode": mode,
-        "run_id": run_id,
-        "as_of": as_of.isoformat(),
-        "computed_at": d.timestamp(computed_at),
+        d.window: served.window,
+        "mode": served.mode,
+        "run_id": served.run_id,
+        "as_of": served.as_of.isoformat(),
+        "computed_at": d.timestamp(served.computed_at),
+        "data_version": served.data_version,
     }
+
+
+def served_window(window: int, mode: str, meta: Row, d: Dialect) -> ServedWindow:
+    """Inverse of :func:`window_row`."""
+    return ServedWindow(
+        window=window,
+        mode=mode,
+        run_id=str(meta["run_id"]),
+        as_of=dt.date.fromisoformat(meta["as_of"]),
+        computed_at=d.parse_timestamp(meta["computed_at"]),
+        data_version=_opt(int, meta["data_version"]),
+    )
 
 
 def stored_heatmap(
     window: int, mode: str, meta: Row, rows: list[HeatmapRow], d: Dialect
 ) -> StoredHeatmap:
     """The served heatmap from its :func:`window_row` and its (decoded) rows."""
-    return StoredHeatmap(
-        window=window,
-        mode=mode,
-        run_id=str(meta["run_id"]),
-        as_of=dt.date.fromisoformat(meta["as_of"]),
-        computed_at=d.parse_timestamp(meta["computed_at"]),
-        rows=rows,
-    )
+    return StoredHeatmap(**vars(served_window(window, mode, meta, d)), rows=rows)
 
 
 # --- run records ---------------------------------------------------------------------------
@@ -137,6 +142,7 @@ def run_row(record: RunRecord, d: Dialect) -> dict[str, Any]:
         d.heartbeat: _opt(d.timestamp, record.heartbeat_at),
         "error": record.error,
         "owner": record.owner,
+        "data_version": record.data_version,
     }
     if d.postgrest:
         row["failed"] = len(record.failures)
@@ -159,6 +165,7 @@ def run_record(row: Row, d: Dialect) -> RunRecord:
         heartbeat_at=_opt(d.parse_timestamp, row[d.heartbeat]),
         error=row["error"],
         owner=row["owner"],
+        data_version=_opt(int, row["data_version"]),
     )
 
 
@@ -201,6 +208,7 @@ def checkpoint_row(checkpoint: Checkpoint, d: Dialect) -> dict[str, Any]:
         d.checkpoint_rows: d.dump_json(list(checkpoint.rows)),
         "failures": failures_value(checkpoint.failures, d),
         "updated_at": d.timestamp(checkpoint.updated_at),
+        "data_version": checkpoint.data_version,
     }
 
 
@@ -214,6 +222,7 @@ def checkpoint_from(window: int, mode: str, row: Row, d: Dialect) -> Checkpoint:
         rows=list(d.load_json(row[d.checkpoint_rows])),
         failures=failures_from(row["failures"], d),
         updated_at=d.parse_timestamp(row["updated_at"]),
+        data_version=_opt(int, row["data_version"]),
     )
 
 

@@ -36,6 +36,7 @@ class WindowOutcome:
     mode: str
     state: OutcomeState
     as_of: dt.date | None = None
+    data_version: int | None = None  # of the prices computed from (None: nothing computed)
     total: int = 0
     completed: int = 0
     failures: list[TickerFailure] = field(default_factory=list)

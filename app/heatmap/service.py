@@ -8,7 +8,8 @@ the price store with the same batched fit as the job and memoised by panel versi
 never writes to the store.
 
 Every heatmap also lists the universe members it has no row for (``missing``), with the reason
-recorded by the run that left them out (precomputed) or given by the on-demand fit.
+recorded by the run that left them out (precomputed) or given by the on-demand fit, and the
+price data version it was computed from (``data_version``: the run's, or the panel's).
 
 While the heatmap store is degraded (Supabase down, reads from the embedded mirror), the
 status endpoints serve the last run record this process saw, flagged ``degraded``, or state
@@ -39,6 +40,7 @@ from app.heatmap.store import (
     HeatmapRow,
     HeatmapStore,
     RunRecord,
+    ServedWindow,
     SQLiteHeatmapStore,
     StoredHeatmap,
     TickerFailure,
@@ -143,6 +145,7 @@ class _Prepared:
     run_id: str | None
     as_of: dt.date
     computed_at: dt.datetime
+    data_version: int | None  # of the prices computed from (None: not recorded)
     rows: list[HeatmapRow]  # sorted by symbol here
     failures: list[TickerFailure]
     missing: list[TickerFailure] = field(default_factory=list)  # universe members without a row
@@ -322,6 +325,7 @@ class HeatmapService:
                     run_id=stored.run_id,
                     as_of=stored.as_of,
                     computed_at=stored.computed_at,
+                    data_version=stored.data_version,
                     rows=stored.rows,
                     failures=[],
                     missing=missing,
@@ -358,6 +362,7 @@ class HeatmapService:
             run_id=None,
             as_of=panel.as_of,
             computed_at=dt.datetime.now(dt.UTC),
+            data_version=panel.version,
             rows=rows,
             failures=failures,
             missing=[f for f in failures if self.universe.get(f.symbol) is not None],
@@ -391,6 +396,7 @@ class HeatmapService:
             "computed_at": entry.computed_at.isoformat(),
             "run_id": entry.run_id,
             "source": entry.source,
+            "data_version": entry.data_version,
             "sector": sector_name,
             "sort": query.sort,
             "total": total,
@@ -439,6 +445,11 @@ class HeatmapService:
         )
 
     # --- status --------------------------------------------------------------------------
+    def served_window(self, window: int, mode: str) -> ServedWindow | None:
+        """Which run, date and price data version (window, mode) serves (no rows read), or
+        None when nothing was precomputed (``GET /heatmap`` computes it on demand then)."""
+        return self.store.served_window(window, mode)
+
     def _latest_run(self, window: int, mode: str) -> tuple[RunRecord | None, bool, bool]:
         """(latest run, degraded, known): the store's answer, or its mirror's while degraded.
 
@@ -480,6 +491,7 @@ class HeatmapService:
                 "finished_at": None,
                 "heartbeat_at": None,
                 "as_of": None,
+                "data_version": None,
                 "error": None,
                 "degraded": degraded,
             }
@@ -519,6 +531,7 @@ class HeatmapService:
             "finished_at": _iso(record.finished_at),
             "heartbeat_at": _iso(record.heartbeat_at),
             "as_of": _iso(record.as_of),
+            "data_version": record.data_version,
             "error": error,
             "degraded": degraded,
         }

@@ -58,6 +58,7 @@ class ShardRuns(JobBase):
                     mode=mode,
                     state="dry_run",
                     as_of=panel.as_of,
+                    data_version=panel.version,
                     total=len(symbols),
                     completed=len(rows),
                     failures=failures,
@@ -68,6 +69,7 @@ class ShardRuns(JobBase):
         payload = shard_payload(
             shard,
             as_of=panel.as_of,
+            data_version=panel.version,
             windows=options.windows,
             modes=options.modes,
             universe=universe_fingerprint(self.universe.symbols),
@@ -83,7 +85,9 @@ class ShardRuns(JobBase):
         Under the job lease, every (window, mode) is checked against the publishing rules
         first (the shards cover the whole universe, so only "never older than served"
         applies); one refusal writes nothing. Each (window, mode) is then replaced in one
-        atomic write, with its run record.
+        atomic write, with its run record, both naming the price data version every shard
+        computed from (:func:`~app.heatmap.shards.read_shards` refuses shards of different
+        versions).
         """
         result = JobResult(run_id=new_run_id())
         if merged.universe != universe_fingerprint(self.universe.symbols):
@@ -105,6 +109,7 @@ class ShardRuns(JobBase):
                 merged.results,
                 merged.as_of,
                 symbols,
+                data_version=merged.data_version,
                 partial=False,
                 result=result,
                 what="heatmap merge",
@@ -134,6 +139,7 @@ class ShardRuns(JobBase):
             mode=mode,
             state="complete",
             as_of=merged.as_of,
+            data_version=merged.data_version,
             total=total,
             completed=len(rows),
             failures=failures,
@@ -145,6 +151,7 @@ class ShardRuns(JobBase):
             as_of=merged.as_of,
             total=total,
             owner=self.owner,
+            data_version=merged.data_version,
             completed=0,
             failures=[],
         )
@@ -154,7 +161,9 @@ class ShardRuns(JobBase):
             self._fail_run(run_id, window, mode, outcome.error)
             return outcome
         self._renew_lease()
-        store.replace_window(window, mode, run_id, merged.as_of, rows)
+        store.replace_window(
+            window, mode, run_id, merged.as_of, rows, data_version=merged.data_version
+        )
         store.finish_run(run_id, window, mode, completed=len(rows), failures=failures)
         store.clear_checkpoint(window, mode)
         return outcome

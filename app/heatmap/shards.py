@@ -3,11 +3,11 @@
 ``compute_heatmap --shard i/n`` computes the ``i``-th of ``n`` contiguous slices of the sorted
 universe and writes one shard file (rows and failures of every requested (window, mode)); it
 touches no heatmap store. ``compute_heatmap --merge-shards DIR`` reads the files, checks that
-they are complete and consistent -- every shard ``1..n`` exactly once, one as-of date, the
-same windows and modes, the same universe and the same factor returns, slices that partition
-the universe -- and only then publishes every (window, mode) through the job's usual rules
-(:meth:`app.heatmap.job.HeatmapJob.publish_shards`). A missing or failed shard therefore
-publishes nothing and the previous heatmap stays served.
+they are complete and consistent -- every shard ``1..n`` exactly once, one as-of date, one
+price data version, the same windows and modes, the same universe and the same factor
+returns, slices that partition the universe -- and only then publishes every (window, mode)
+through the job's usual rules (:meth:`app.heatmap.job.HeatmapJob.publish_shards`). A missing
+or failed shard therefore publishes nothing and the previous heatmap stays served.
 
 Each stock's fit depends only on its own column (:func:`app.analytics.rolling_ols.latest_ols`
 adds rows in the same order for any batch), and floats are written in their shortest
@@ -43,8 +43,8 @@ __all__ = [
     "write_shard",
 ]
 
-#: Version of the shard file layout.
-SHARD_FORMAT = 1
+#: Version of the shard file layout (2: with the price data version).
+SHARD_FORMAT = 2
 _NAME = re.compile(r"^shard-(\d+)-of-(\d+)\.json$")
 
 
@@ -100,6 +100,7 @@ def shard_payload(
     shard: Shard,
     *,
     as_of: dt.date,
+    data_version: int,
     windows: Sequence[int],
     modes: Sequence[str],
     universe: str,
@@ -113,6 +114,7 @@ def shard_payload(
         "shard": shard.index,
         "count": shard.count,
         "as_of": as_of.isoformat(),
+        "data_version": data_version,
         "windows": list(windows),
         "modes": list(modes),
         "universe": universe,
@@ -146,6 +148,7 @@ class MergedShards:
 
     count: int
     as_of: dt.date
+    data_version: int  # of the prices every shard computed from
     windows: tuple[int, ...]
     modes: tuple[str, ...]
     universe: str
@@ -153,7 +156,21 @@ class MergedShards:
     results: dict[tuple[int, str], tuple[list[HeatmapRow], list[TickerFailure]]]
 
 
-_SAME_KEYS = ("format", "count", "as_of", "windows", "modes", "universe", "factors")
+_SAME_KEYS = (
+    "format",
+    "count",
+    "as_of",
+    "data_version",
+    "windows",
+    "modes",
+    "universe",
+    "factors",
+)
+#: Why shards may disagree on a key (a change of prices between shards, for these).
+_HINTS = {
+    "data_version": " (prices were ingested between shards: rerun them all)",
+    "factors": " (prices changed between shards: rerun all)",
+}
 
 
 def read_shards(directory: Path) -> MergedShards:
@@ -176,10 +193,10 @@ def read_shards(directory: Path) -> MergedShards:
     for doc in docs[1:]:
         for key in _SAME_KEYS:
             if doc.get(key) != first.get(key):
-                hint = " (prices changed between shards: rerun all)" if key == "factors" else ""
                 raise ShardError(
                     f"shards disagree on {key}: shard {first.get('shard')} has "
-                    f"{first.get(key)!r}, shard {doc.get('shard')} has {doc.get(key)!r}{hint}"
+                    f"{first.get(key)!r}, shard {doc.get('shard')} has {doc.get(key)!r}"
+                    f"{_HINTS.get(key, '')}"
                 )
     count = int(first["count"])
     seen = sorted(int(d["shard"]) for d in docs)
@@ -215,6 +232,7 @@ def read_shards(directory: Path) -> MergedShards:
     return MergedShards(
         count=count,
         as_of=dt.date.fromisoformat(str(first["as_of"])),
+        data_version=int(first["data_version"]),
         windows=windows,
         modes=modes,
         universe=str(first["universe"]),

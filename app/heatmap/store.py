@@ -3,9 +3,11 @@
 A heatmap store keeps, per (window, mode):
 
 * the **served heatmap**: the rows of the last complete run, replaced atomically by
-  :meth:`HeatmapStore.replace_window` (readers see the old rows or the new ones, never a mix);
-* the **run records**: state (running, complete, failed), progress and per-ticker failures of
-  each run, for ``GET /heatmap/status``;
+  :meth:`HeatmapStore.replace_window` (readers see the old rows or the new ones, never a mix),
+  with the run, the as-of date and the price data version they were computed from
+  (:meth:`HeatmapStore.served_window` reads those without the rows);
+* the **run records**: state (running, complete, failed), progress, per-ticker failures and
+  price data version of each run, for ``GET /heatmap/status``;
 * the **resume checkpoint**: rows an unfinished run has computed so far, kept apart from the
   served rows, so a run killed half-way never touches what is served and ``--resume`` can
   continue from it.
@@ -46,6 +48,7 @@ from app.heatmap.models import (
     HeatmapRow,
     Lease,
     RunRecord,
+    ServedWindow,
     StoredHeatmap,
     TickerFailure,
     recorded_failures,
@@ -59,6 +62,7 @@ from app.heatmap.rows import (
     run_record,
     run_row,
     run_update,
+    served_window,
     stored_heatmap,
     utc,
     window_row,
@@ -75,6 +79,7 @@ __all__ = [
     "RunRecord",
     "RunStart",
     "SQLiteHeatmapStore",
+    "ServedWindow",
     "StoreBase",
     "StoredHeatmap",
     "TickerFailure",
@@ -84,11 +89,13 @@ __all__ = [
 
 class RunStart(TypedDict):
     """What a run starts with (:meth:`HeatmapStore.start_run`): the day it computes, how many
-    tickers, who runs it, and on resume the ``completed`` count and ``failures`` so far."""
+    tickers, who runs it, the price data version it computes from, and on resume the
+    ``completed`` count and ``failures`` so far."""
 
     as_of: dt.date
     total: int
     owner: str
+    data_version: NotRequired[int | None]
     completed: NotRequired[int]
     failures: NotRequired[Failures]
 
@@ -106,13 +113,25 @@ class HeatmapStore(Protocol):
 
     # --- served heatmap ------------------------------------------------------------------
     def replace_window(
-        self, window: int, mode: str, run_id: str, as_of: dt.date, rows: Sequence[HeatmapRow]
+        self,
+        window: int,
+        mode: str,
+        run_id: str,
+        as_of: dt.date,
+        rows: Sequence[HeatmapRow],
+        *,
+        data_version: int | None = None,
     ) -> dt.datetime:
-        """Atomically replace the served rows of (window, mode); return computed_at (UTC)."""
+        """Atomically replace the served rows of (window, mode), computed from the price data
+        ``data_version``; return computed_at (UTC)."""
         ...
 
     def read_window(self, window: int, mode: str) -> StoredHeatmap | None:
         """The served heatmap of (window, mode), or None when none was ever completed."""
+        ...
+
+    def served_window(self, window: int, mode: str) -> ServedWindow | None:
+        """What (window, mode) serves, without its rows (one small read), or None."""
         ...
 
     def window_stamp(self, window: int, mode: str) -> str | None:
@@ -223,6 +242,16 @@ register_migration(
     );
     """,
 )
+# The price data version (``PriceStore.data_version()``) each served window, run and
+# checkpoint was computed from; NULL for those stored before it was recorded.
+register_migration(
+    "heatmap_0002_data_version",
+    """
+    ALTER TABLE heatmap_windows ADD COLUMN data_version INTEGER;
+    ALTER TABLE heatmap_runs ADD COLUMN data_version INTEGER;
+    ALTER TABLE heatmap_checkpoints ADD COLUMN data_version INTEGER;
+    """,
+)
 
 
 class StoreBase(ABC):
@@ -230,7 +259,7 @@ class StoreBase(ABC):
 
     A subclass names its :class:`~app.heatmap.rows.Dialect`, sets ``_clock`` (UTC seconds) and
     does the I/O: :meth:`_write_window`, :meth:`_insert_run`, :meth:`_update_run` and the
-    reads.
+    reads (:meth:`served_window`, ``read_window``, :meth:`recent_runs`, ...).
     """
 
     backend: str
@@ -258,14 +287,31 @@ class StoreBase(ABC):
     def recent_runs(self, window: int, mode: str, *, limit: int = RUNS_KEPT) -> list[RunRecord]:
         """The ``limit`` most recently started runs of (window, mode), newest first."""
 
+    @abstractmethod
+    def served_window(self, window: int, mode: str) -> ServedWindow | None:
+        """What (window, mode) serves, without its rows, or None."""
+
     # --- served heatmap ------------------------------------------------------------------
     def replace_window(
-        self, window: int, mode: str, run_id: str, as_of: dt.date, rows: Sequence[HeatmapRow]
+        self,
+        window: int,
+        mode: str,
+        run_id: str,
+        as_of: dt.date,
+        rows: Sequence[HeatmapRow],
+        *,
+        data_version: int | None = None,
     ) -> dt.datetime:
-        """Atomically replace the served rows of (window, mode); return computed_at (UTC)."""
-        computed_at = self._now()
-        self._write_window(window_row(window, mode, run_id, as_of, computed_at, self.dialect), rows)
-        return computed_at
+        """Atomically replace the served rows of (window, mode), computed from the price data
+        ``data_version``; return computed_at (UTC)."""
+        served = ServedWindow(window, mode, run_id, as_of, self._now(), data_version=data_version)
+        self._write_window(window_row(served, self.dialect), rows)
+        return served.computed_at
+
+    def window_stamp(self, window: int, mode: str) -> str | None:
+        """run_id of the served heatmap without its rows, or None."""
+        served = self.served_window(window, mode)
+        return None if served is None else served.run_id
 
     # --- run status ----------------------------------------------------------------------
     def start_run(self, run_id: str, window: int, mode: str, **start: Unpack[RunStart]) -> None:
@@ -284,6 +330,7 @@ class StoreBase(ABC):
                 started_at=now,
                 heartbeat_at=now,
                 owner=start["owner"],
+                data_version=start.get("data_version"),
             )
         )
 
@@ -344,24 +391,24 @@ class SQLiteHeatmapStore(StoreBase):
         with self.db.transaction() as conn:
             _upsert(conn, "heatmap_windows", {**meta, "payload": SQLITE.dump_json(list(rows))})
 
-    def read_window(self, window: int, mode: str) -> StoredHeatmap | None:
-        """The served heatmap of (window, mode), or None."""
-        row = self._one(
-            "SELECT run_id, as_of, computed_at, payload FROM heatmap_windows "
-            "WHERE window_days = ? AND mode = ?",
+    def _window(self, columns: str, window: int, mode: str) -> Any:
+        return self._one(
+            f"SELECT {columns} FROM heatmap_windows WHERE window_days = ? AND mode = ?",
             window,
             mode,
         )
+
+    def read_window(self, window: int, mode: str) -> StoredHeatmap | None:
+        """The served heatmap of (window, mode), or None."""
+        row = self._window("*", window, mode)
         if row is None:
             return None
         return stored_heatmap(window, mode, row, SQLITE.load_json(row["payload"]), SQLITE)
 
-    def window_stamp(self, window: int, mode: str) -> str | None:
-        """run_id of the served heatmap, or None."""
-        row = self._one(
-            "SELECT run_id FROM heatmap_windows WHERE window_days = ? AND mode = ?", window, mode
-        )
-        return None if row is None else str(row[0])
+    def served_window(self, window: int, mode: str) -> ServedWindow | None:
+        """What (window, mode) serves, without its rows, or None."""
+        row = self._window("run_id, as_of, computed_at, data_version", window, mode)
+        return None if row is None else served_window(window, mode, row, SQLITE)
 
     # --- run status ----------------------------------------------------------------------
     def _insert_run(self, record: RunRecord) -> None:

@@ -1,6 +1,7 @@
 """The Supabase adapter of :class:`app.heatmap.store.HeatmapStore` (supabase-py, service key).
 
-Tables and RPCs are in ``supabase/migrations/0001_cache.sql``:
+Tables and RPCs are in ``supabase/migrations/0001_cache.sql`` (with the price data version
+columns and the RPCs that write them in ``0009_heatmap_data_version.sql``):
 
 * served heatmap: one ``heatmap_cache`` row per ticker plus a ``heatmap_windows`` row naming
   the run, both written by the ``replace_heatmap_window`` RPC in one transaction; reads page
@@ -38,6 +39,7 @@ from app.heatmap.rows import (
     lease_from,
     run_record,
     run_row,
+    served_window,
     stored_heatmap,
 )
 from app.heatmap.store import (
@@ -47,6 +49,7 @@ from app.heatmap.store import (
     HeatmapStore,
     Lease,
     RunRecord,
+    ServedWindow,
     SQLiteHeatmapStore,
     StoreBase,
     StoredHeatmap,
@@ -75,6 +78,7 @@ START_COLUMNS = (
     "completed",
     "failures",
     "started_at",
+    "data_version",
 )
 
 
@@ -110,7 +114,7 @@ class SupabaseHeatmapStore(StoreBase):
         return response.data[0] if response.data else None  # type: ignore[return-value]
 
     def _window_meta(self, window: int, mode: str) -> dict[str, Any] | None:
-        columns = "run_id,as_of,computed_at,row_count"
+        columns = "run_id,as_of,computed_at,row_count,data_version"
         return self._first("heatmap window read", WINDOWS, columns, self._key(window, mode))
 
     def read_window(self, window: int, mode: str) -> StoredHeatmap | None:
@@ -137,10 +141,10 @@ class SupabaseHeatmapStore(StoreBase):
             details={"window": window, "mode": mode},
         )
 
-    def window_stamp(self, window: int, mode: str) -> str | None:
-        """run_id of the served heatmap without its rows, or None."""
+    def served_window(self, window: int, mode: str) -> ServedWindow | None:
+        """What (window, mode) serves, without its rows, or None."""
         meta = self._window_meta(window, mode)
-        return None if meta is None else str(meta["run_id"])
+        return None if meta is None else served_window(window, mode, meta, SUPABASE)
 
     # --- run status ----------------------------------------------------------------------
     def _insert_run(self, record: RunRecord) -> None:
@@ -244,7 +248,7 @@ def _same_run(mirrored: RunRecord | None, record: RunRecord) -> bool:
     stores them as float seconds)."""
     if mirrored is None:
         return False
-    fields = ("state", "as_of", "total", "completed", "failures", "error", "owner")
+    fields = ("state", "as_of", "total", "completed", "failures", "error", "owner", "data_version")
     return all(getattr(mirrored, f) == getattr(record, f) for f in fields) and all(
         _stamp(getattr(mirrored, f)) == _stamp(getattr(record, f))
         for f in ("started_at", "finished_at", "heartbeat_at")
@@ -269,7 +273,8 @@ def _on_primary(
 class ResilientHeatmapStore(Resilient[HeatmapStore, SQLiteHeatmapStore]):
     """Supabase heatmap store whose *reads* survive an outage through an embedded mirror.
 
-    * ``read_window``, ``window_stamp`` and ``recent_runs`` use the primary while the circuit
+    * ``read_window``, ``served_window``, ``window_stamp`` and ``recent_runs`` use the primary
+      while the circuit
       is closed; every served window and run record read (or written) through it is mirrored
       into ``fallback``, and while the circuit is open they are answered from that mirror, so
       ``GET /heatmap`` and ``GET /heatmap/status`` keep serving what this process last saw
@@ -317,19 +322,33 @@ class ResilientHeatmapStore(Resilient[HeatmapStore, SQLiteHeatmapStore]):
     def _mirror(self, stored: StoredHeatmap) -> None:
         if self.fallback.window_stamp(stored.window, stored.mode) != stored.run_id:
             self.fallback.replace_window(
-                stored.window, stored.mode, stored.run_id, stored.as_of, stored.rows
+                stored.window,
+                stored.mode,
+                stored.run_id,
+                stored.as_of,
+                stored.rows,
+                data_version=stored.data_version,
             )
 
     # --- served heatmap (degrades to the mirror) -------------------------------------------
     def replace_window(
-        self, window: int, mode: str, run_id: str, as_of: dt.date, rows: Sequence[HeatmapRow]
+        self,
+        window: int,
+        mode: str,
+        run_id: str,
+        as_of: dt.date,
+        rows: Sequence[HeatmapRow],
+        *,
+        data_version: int | None = None,
     ) -> dt.datetime:
         """Replace on the primary (required), then in the mirror."""
         computed_at = self._required(
             "replacing the heatmap",
-            lambda: self.primary.replace_window(window, mode, run_id, as_of, rows),
+            lambda: self.primary.replace_window(
+                window, mode, run_id, as_of, rows, data_version=data_version
+            ),
         )
-        self.fallback.replace_window(window, mode, run_id, as_of, rows)
+        self.fallback.replace_window(window, mode, run_id, as_of, rows, data_version=data_version)
         return computed_at
 
     def read_window(self, window: int, mode: str) -> StoredHeatmap | None:
@@ -341,10 +360,15 @@ class ResilientHeatmapStore(Resilient[HeatmapStore, SQLiteHeatmapStore]):
             self._mirror(stored)
         return stored
 
+    def served_window(self, window: int, mode: str) -> ServedWindow | None:
+        """What the primary serves, or the mirror while degraded (without the rows)."""
+        answered, served = self._attempt(lambda: self.primary.served_window(window, mode))
+        return served if answered else self.fallback.served_window(window, mode)
+
     def window_stamp(self, window: int, mode: str) -> str | None:
         """The primary's stamp, or the mirror's while degraded."""
-        answered, stamp = self._attempt(lambda: self.primary.window_stamp(window, mode))
-        return stamp if answered else self.fallback.window_stamp(window, mode)
+        served = self.served_window(window, mode)
+        return None if served is None else served.run_id
 
     # --- run status (mirrored while degraded) ----------------------------------------------
     def recent_runs(self, window: int, mode: str, *, limit: int = RUNS_KEPT) -> list[RunRecord]:
