@@ -89,32 +89,53 @@ def _tables(dfs: list[int]) -> _Stack:
     with _LOCK:
         stack = _STACK
         missing = [d for d in dfs if d not in stack.blocks]
+        if not missing:  # built by another thread meanwhile
+            return stack
         if len(stack.blocks) + len(missing) > _CACHE_SIZE:
             stack, missing = _Stack(np.zeros((0, TERMS + 1)), {}), dfs
         blocks = dict(stack.blocks)
         parts = [stack.cells]
         row = stack.cells.shape[0]
-        for d in missing:
-            h, rows = _table(d)
-            blocks[d] = (h, rows.shape[1], row)
+        # The anchors' continued fractions of every new table in one call (a Python loop).
+        grids = [_grid(d) for d in missing]
+        nus = [np.full(g[2].size, float(d)) for d, g in zip(missing, grids, strict=True)]
+        p_anchor = student_t_two_sided_pvalue(
+            np.concatenate([anchors * h for h, _, anchors in grids]), np.concatenate(nus)
+        )
+        start = 0
+        for d, (h, n, anchors) in zip(missing, grids, strict=True):
+            rows = _table(d, h, n, anchors, p_anchor[start : start + anchors.size])
+            start += anchors.size
+            blocks[d] = (h, n, row)
             parts.append(rows.T)
-            row += rows.shape[1]
+            row += n
         stack = _Stack(np.concatenate(parts), blocks)
         _STACK = stack
     return stack
 
 
-def _table(nu_int: int) -> tuple[float, FloatArray]:
-    """Node spacing ``h`` and table ``rows`` (TERMS + 1, n) of one degrees of freedom.
-
-    ``p(j h + d) = rows[TERMS, j] + d * poly(d)`` with ``poly`` the first ``TERMS`` rows in
-    Horner order (highest power first), for ``-h <= d <= 0``.
-    """
+def _grid(nu_int: int) -> tuple[float, int, IntArray]:
+    """Node spacing ``h``, node count and anchor nodes (every :data:`_ANCHOR`-th, and the last)."""
     nu = float(nu_int)
     m = (nu + 1.0) / 2.0
     h = STEP * math.sqrt(nu) / m
     t_max = min(T_TABLE, math.sqrt(nu * math.expm1(W_TABLE / m)))
     n = int(t_max / h) + 1
+    anchors = np.arange(0, n, _ANCHOR)
+    if anchors[-1] != n - 1:
+        anchors = np.append(anchors, n - 1)
+    return h, n, anchors
+
+
+def _table(nu_int: int, h: float, n: int, anchors: IntArray, p_anchor: FloatArray) -> FloatArray:
+    """The table ``rows`` (TERMS + 1, n) of one degrees of freedom (grid from :func:`_grid`).
+
+    ``p(j h + d) = rows[TERMS, j] + d * poly(d)`` with ``poly`` the first ``TERMS`` rows in
+    Horner order (highest power first), for ``-h <= d <= 0``; ``p_anchor`` are the exact
+    p-values at the anchor nodes.
+    """
+    nu = float(nu_int)
+    m = (nu + 1.0) / 2.0
     t_node = np.arange(n) * h
     a_big = 1.0 + t_node * t_node / nu
     beta = 2.0 * t_node / (nu * a_big)
@@ -129,12 +150,8 @@ def _table(nu_int: int) -> tuple[float, FloatArray]:
         coef[TERMS - 1 - i] = -2.0 * f_node * g_cur / (i + 1)
         g_next = -(beta * (i + m) * g_cur + gamma * (i - 1 + 2.0 * m) * g_prev) / (i + 1)
         g_prev, g_cur = g_cur, g_next
-    # Node p-values: exact (continued fraction) at every ANCHOR-th node; in between, the
-    # positive integral over each cell from the node above (all terms positive).
-    anchors = np.arange(0, n, _ANCHOR)
-    if anchors[-1] != n - 1:
-        anchors = np.append(anchors, n - 1)
-    p_anchor = student_t_two_sided_pvalue(t_node[anchors], np.full(anchors.size, nu))
+    # Node p-values: exact at the anchors; in between, the positive integral over each cell
+    # from the node above (all terms positive).
     inc = coef[0][1:].copy()  # inc[j] = p(t_j) - p(t_{j+1}) > 0, from node j + 1's series
     for i in range(1, TERMS):
         inc *= -h
@@ -149,7 +166,7 @@ def _table(nu_int: int) -> tuple[float, FloatArray]:
     p_node = rows[TERMS]
     p_node[:-1] = (top + seg).reshape(-1)[: n - 1]
     p_node[anchors] = p_anchor
-    return h, rows
+    return rows
 
 
 def _pieces(shape: tuple[int, ...], size: int) -> list[tuple[int | slice, ...]]:
