@@ -20,7 +20,7 @@ from tests.core.server import start_commands, uvicorn_server
 from tests.support import skip_or_fail
 
 REPO = Path(__file__).resolve().parents[1]
-SECRETS = ("SUPABASE_URL", "SUPABASE_KEY")
+SECRETS = ("SUPABASE_URL", "SUPABASE_KEY", "MARKET_STORE_URL")
 PLATFORM_VARIABLES = {"PYTHON_VERSION"}  # read by Render's Python runtime, not by the app
 
 
@@ -87,6 +87,14 @@ def test_every_setting_is_documented() -> None:
     for name in Settings.model_fields:
         assert name.upper() in env, name
         assert f"`{name.upper()}`" in readme, name
+
+
+def test_render_reads_prices_from_the_store_of_record() -> None:
+    """Replicas start from the shared store (no fetch at start); one scheduled ingest writes."""
+    values = {e["key"]: e.get("value") for e in _entries(_blueprint()) if "key" in e}
+    assert "MARKET_STORE_URL" in values  # a secret of the environment group
+    assert values["PRICE_REFRESH_ON_START"] == "false"
+    assert values["PRICE_REFRESH_CRON"]  # the daily ingest, under the store's lease
 
 
 def test_render_runs_only_the_web_service_on_an_always_on_plan() -> None:

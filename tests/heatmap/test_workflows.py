@@ -120,6 +120,10 @@ def test_weekly_heatmap_workflow_setup() -> None:
     assert weekday.isdigit()  # once a week
     assert workflow["env"]["SUPABASE_URL"] == "${{ secrets.SUPABASE_URL }}"
     assert workflow["env"]["SUPABASE_KEY"] == "${{ secrets.SUPABASE_KEY }}"
+    # Shards read the price store of record (the API's data version) and fetch nothing.
+    assert workflow["env"]["MARKET_STORE_URL"] == "${{ secrets.MARKET_STORE_URL }}"
+    assert workflow["env"]["MARKET_DATA_PROVIDER"] == "offline"
+    assert "refresh" not in on["workflow_dispatch"].get("inputs", {})
     # The shards run as a matrix of 1..SHARDS; publishing waits for all of them.
     shards = workflow["jobs"]["shards"]
     assert shards["strategy"]["matrix"]["shard"] == list(
@@ -186,7 +190,6 @@ def test_weekly_heatmap_shard_step_maps_exit_codes(
         "shards",
         "Compute the heatmap shard",
         code,
-        REFRESH="true",
         AS_OF="2024-06-21",
         SHARD="2",
         SHARDS="4",
@@ -202,14 +205,13 @@ def test_weekly_heatmap_shard_step_maps_exit_codes(
         "2/4",
         "--shard-dir",
         "shards",
-        "--refresh-data",
         "--as-of",
         "2024-06-21",
     ]
     # The arguments the workflow passes are ones the CLI accepts.
     parsed = _load_cli().build_parser().parse_args(args[1:])
     assert parsed.mode == "both"
-    assert parsed.refresh_data
+    assert not parsed.refresh_data
     assert (parsed.shard.index, parsed.shard.count) == (2, 4)
     assert parsed.require_supabase
 
