@@ -117,6 +117,7 @@ def solve(
         for j in range(p):
             a_jj = gram[pos[(j, j)]]
             piv = _minus_dots(a_jj, w[j], low[j], j)
+            w[j] = []  # row j is done: freed memory is reused while still in cache
             ok = ok & (piv > rank_tol * a_jj)
             inv = 1.0 / piv
             inv_piv.append(inv)
