@@ -47,11 +47,13 @@ from app.analytics.ols.prepare import prepare, row_sum, stock_means
 from app.analytics.ols.solver import require, solve
 from app.analytics.ols.windows import (
     Ends,
+    block_prefix,
     counts_at,
     gram_rows,
     sums_at,
     tri_pairs,
     window_ends,
+    window_sums,
 )
 from app.analytics.stats import normal_two_sided_pvalue
 
@@ -353,12 +355,11 @@ def rolling_ols(
                 if own_gram:
                     np.multiply(rows_gram[:, :, None], mask[:, None, :], out=g[:, p + n_yy :])
                 del yc, mask
-                sums = sums_at(g, w, rel)  # (n_fit, n_feat, n_cols)
-                del g
-                # Solve in cache-sized blocks of window ends (fewer, smaller temporaries).
+                block_prefix(g, w, r1 - r0)
+                # Window sums and fits in cache-sized blocks of window ends.
                 t_block = max(1, _SOLVE_SYSTEMS // cols.size)
                 for t0 in range(0, n_fit, t_block):
-                    blk = sums[t0 : t0 + t_block]
+                    blk = window_sums(g, w, rel[t0 : t0 + t_block])  # (ends, n_feat, n_cols)
                     if own_gram:
                         gram = [blk[:, p + n_yy + f] for f in range(n_pairs)]
                     else:
@@ -389,7 +390,7 @@ def rolling_ols(
                     rsquared[where, rows] = st.rsquared.T
                     rsquared_adj[where, rows] = st.rsquared_adj.T
                     resid_vol[where, rows] = st.resid_vol.T
-                del sums
+                del g
     hac: list[FloatArray] = []
     if hac_lags is not None:
         hac_lags = integer("hac_lags", hac_lags)

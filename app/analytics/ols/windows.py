@@ -15,7 +15,16 @@ from numpy.typing import NDArray
 
 from app.analytics._arrays import FloatArray, IntArray
 
-__all__ = ["Ends", "gram_rows", "sums_at", "tri_pairs", "window_ends"]
+__all__ = [
+    "Ends",
+    "block_prefix",
+    "counts_at",
+    "gram_rows",
+    "sums_at",
+    "tri_pairs",
+    "window_ends",
+    "window_sums",
+]
 
 #: What ``ends`` may be: None (every row), one row, a slice of rows, or row indices.
 Ends = int | slice | NDArray[np.integer[Any]] | list[int] | tuple[int, ...] | None
@@ -89,7 +98,7 @@ def sums_at(g: FloatArray, window: int, ends: IntArray) -> FloatArray:
     Parameters
     ----------
     g : ndarray, shape (n_rows, ...)
-        Per-row terms. **Overwritten** with its block prefix sums.
+        Per-row terms. **Overwritten** with its block prefix sums (:func:`block_prefix`).
     window : int
         ``w``; every end must be at least ``w - 1``.
     ends : ndarray of int64, shape (n_ends,)
@@ -98,41 +107,54 @@ def sums_at(g: FloatArray, window: int, ends: IntArray) -> FloatArray:
     Returns
     -------
     ndarray, shape (n_ends, ...)
-        Entry ``e`` is the sum of rows ``ends[e] - w + 1 .. ends[e]``.
+        Entry ``e`` is the sum of rows ``ends[e] - w + 1 .. ends[e]``
+        (:func:`window_sums`). Only rows up to the last end are read.
+    """
+    block_prefix(g, window, int(ends[-1]) + 1)
+    return window_sums(g, window, ends)
 
-    Notes
-    -----
-    Rows are cut into blocks of ``w`` and prefix sums restart at every block (``P``). A
-    window starting at ``j`` is one whole block (``j % w == 0``: its sum is ``P[end]``) or
-    the tail of block ``b = j // w`` plus the head of block ``b + 1``:
-    ``P[end] + (P[b w + w - 1] - P[j - 1])``. Every term sums at most ``w`` rows, so rounding
-    does not grow with the history length as differences of one long cumulative sum would.
-    Only rows up to the last end are read.
+
+def block_prefix(g: FloatArray, window: int, n_rows: int) -> None:
+    """Prefix sums of the first ``n_rows`` rows of ``g``, in place, restarting every ``window``.
+
+    Row ``r`` becomes ``P[r]``, the sum of rows ``(r // w) w .. r``. Every term sums at most
+    ``w`` rows, so rounding does not grow with the history length as differences of one
+    long cumulative sum would.
     """
     w = window
-    last = int(ends[-1]) + 1
-    for r in range(1, last):  # row-wise in-place adds beat np.cumsum on a non-last axis
+    for r in range(1, n_rows):  # row-wise in-place adds beat np.cumsum on a non-last axis
         if r % w:
             g[r] += g[r - 1]
+
+
+def window_sums(pre: FloatArray, window: int, ends: IntArray) -> FloatArray:
+    """Window sums at ``ends`` from block prefix sums ``pre`` (:func:`block_prefix`).
+
+    A window starting at ``j`` is one whole block (``j % w == 0``: its sum is ``P[end]``) or
+    the tail of block ``b = j // w`` plus the head of block ``b + 1``:
+    ``P[end] + (P[b w + w - 1] - P[j - 1])``. An end's value does not depend on the other
+    ends asked, so the sums can be taken a few ends at a time.
+    """
+    w = window
     start = ends - w + 1
     if ends.size > 1 and int(ends[-1]) - int(ends[0]) + 1 == ends.size:
         # Contiguous ends: the same sums from slices (one subtraction per block of starts).
         j0, j1 = int(start[0]), int(start[-1]) + 1
-        out = np.empty((ends.size, *g.shape[1:]))
+        out = np.empty((ends.size, *pre.shape[1:]))
         for b0 in range((j0 // w) * w, j1, w):
             lo, hi = max(b0, j0), min(b0 + w, j1)
             if lo == b0:  # a window starting a block: no tail term
                 out[lo - j0] = 0.0
                 lo += 1
             if lo < hi:
-                np.subtract(g[b0 + w - 1], g[lo - 1 : hi - 1], out=out[lo - j0 : hi - j0])
-        out += g[int(ends[0]) : int(ends[-1]) + 1]
+                np.subtract(pre[b0 + w - 1], pre[lo - 1 : hi - 1], out=out[lo - j0 : hi - j0])
+        out += pre[int(ends[0]) : int(ends[-1]) + 1]
         return out
-    out = g[ends]
+    out = pre[ends]
     split = np.flatnonzero(start % w)
     if split.size:
         j = start[split]
-        out[split] += g[(j // w) * w + w - 1] - g[j - 1]
+        out[split] += pre[(j // w) * w + w - 1] - pre[j - 1]
     return out
 
 
