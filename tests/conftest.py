@@ -76,8 +76,29 @@ def data_dir(tmp_path: Path, seeded_store_file: Path) -> Path:
 
 
 @pytest.fixture
-def app_settings(data_dir: Path) -> Settings:
-    """Settings of the test app."""
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """The price store of the test app: ``sqlite`` (embedded), or each of ``sqlite`` and
+    ``postgres`` in a module marked ``pytestmark = BOTH_STORES``."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+#: Run a module's tests that use the app on the embedded store and on the store of record.
+BOTH_STORES = pytest.mark.both_stores
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests of a ``both_stores`` module that use the app run once per price store."""
+    if "store_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "both_stores"
+    ):
+        metafunc.parametrize("store_backend", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture
+def app_settings(data_dir: Path, store_backend: str, request: pytest.FixtureRequest) -> Settings:
+    """Settings of the test app (prices in the store ``store_backend`` names)."""
+    if store_backend == "postgres":
+        return make_settings(data_dir, market_store_url=request.getfixturevalue("seeded_market_pg"))
     return make_settings(data_dir)
 
 

@@ -13,7 +13,12 @@ from fastapi.testclient import TestClient
 from app.core.settings import SNAPSHOT_DIR
 from app.main import create_app
 from app.market.factors import FACTOR_NAMES, FACTOR_PROXIES
-from tests.conftest import make_settings
+from app.market.pg_store import PostgresPriceStore
+from app.market.store import SqlitePriceStore
+from tests.conftest import BOTH_STORES, make_settings
+
+# The API over both price stores: embedded SQLite and the PostgreSQL store of record.
+pytestmark = BOTH_STORES
 
 
 @pytest.fixture(scope="module")
@@ -252,3 +257,12 @@ def test_current_symbols_of_renamed_members_resolve(
     body = client.get(f"/factors/{current}").json()
     assert body["ticker"] == listed
     assert body["betas"] == client.get(f"/factors/{listed}").json()["betas"]
+
+
+def test_the_app_reads_the_configured_price_store(client: TestClient, store_backend: str) -> None:
+    """The module's other tests ran against this store: SQLite, or the PostgreSQL of record."""
+    store = client.app.state.container.store  # type: ignore[attr-defined]
+    expected = {"sqlite": SqlitePriceStore, "postgres": PostgresPriceStore}[store_backend]
+    assert type(store) is expected
+    body = client.get("/factors/RELIANCE", params={"window": 252}).json()
+    assert body["data"]["data_version"] == store.data_version() >= 1

@@ -11,6 +11,10 @@ from fastapi.testclient import TestClient
 
 from app.core.settings import SNAPSHOT_DIR
 from app.market.factors import FACTOR_NAMES, FACTOR_PROXIES
+from tests.conftest import BOTH_STORES
+
+# The API over both price stores: embedded SQLite and the PostgreSQL store of record.
+pytestmark = BOTH_STORES
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,11 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import BOTH_STORES
+
+# The API over both price stores: embedded SQLite and the PostgreSQL store of record.
+pytestmark = BOTH_STORES
+
 
 def _symbols(body: dict[str, object]) -> set[str]:
     return {str(r["symbol"]) for r in body["rows"]}  # type: ignore[attr-defined]

@@ -11,6 +11,11 @@ import datetime as dt
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import BOTH_STORES
+
+# The API over both price stores: embedded SQLite and the PostgreSQL store of record.
+pytestmark = BOTH_STORES
+
 
 def _step(client: TestClient, symbol: str, ex: str) -> float:
     """(A_p / T_p) / (A_q / T_q) from the store, on the last common day before ``ex`` and the

@@ -7,6 +7,9 @@
 * ``redis_url``: ``redis://127.0.0.1:PORT/0`` of a throwaway redis-server.
 * ``market_pg``: the libpq URI of the stack's PostgreSQL with the market tables
   (``supabase/migrations/0008_market_store.sql``) empty, for one test.
+* ``seeded_market_pg``: the URI of a database of its own (every migration applied) holding
+  the bundled snapshot, for the whole session; read-only by convention (the API tests that run
+  on both store back ends use it).
 
 When a binary is missing the tests that need it skip with the reason; when ``CI=true`` they
 fail instead, so a missing install step cannot hide behind a green run.
@@ -19,7 +22,10 @@ from typing import NoReturn
 
 import pytest
 
+from app.market.pg_store import PostgresPriceStore
+from app.market.snapshot import Snapshot
 from tests.services.local import (
+    MIGRATIONS_DIR,
     ServiceStartError,
     SupabaseStack,
     missing_binaries,
@@ -85,3 +91,21 @@ def market_pg(supabase_stack: SupabaseStack) -> Iterator[str]:
     empty_market_tables(supabase_stack)
     yield supabase_stack.cluster.dsn("postgres", "postgres")
     empty_market_tables(supabase_stack)
+
+
+@pytest.fixture(scope="session")
+def seeded_market_pg(supabase_stack: SupabaseStack, snapshot: Snapshot) -> str:
+    """A PostgreSQL database of its own with the migrations applied and the snapshot seeded."""
+    import psycopg
+
+    supabase_stack.psql("drop database if exists market_seeded; create database market_seeded;")
+    dsn = supabase_stack.cluster.dsn("postgres", "postgres").rsplit("/", 1)[0] + "/market_seeded"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+            conn.execute(path.read_text().encode())
+    store = PostgresPriceStore(dsn)
+    try:
+        snapshot.seed(store)
+    finally:
+        store.close()
+    return dsn
