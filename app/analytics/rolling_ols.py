@@ -28,9 +28,10 @@ Layout
 This module holds the public results and the two public functions; the algorithm's parts
 are in :mod:`app.analytics.ols`: argument checks and the centred design
 (:mod:`~app.analytics.ols.prepare`), which window ends to produce and the drift-free sums at
-them (:mod:`~app.analytics.ols.windows`), the batched Cholesky solver with the classical
-statistics (:mod:`~app.analytics.ols.solver`) and the batched Student t p-values
-(:mod:`~app.analytics.ols.pvalues`).
+them (:mod:`~app.analytics.ols.windows`), the batched LDL' solver with the classical
+statistics (:mod:`~app.analytics.ols.solver`), the batched Student t p-values
+(:mod:`~app.analytics.ols.pvalues`) and the page advice of the large arrays
+(:mod:`~app.analytics.ols.pages`).
 """
 
 from __future__ import annotations
@@ -219,7 +220,7 @@ def rolling_ols(
     params_only : bool, default False
         Compute only ``params`` and ``nobs`` (the other statistics are NaN); faster.
     rank_tol : float, default 1e-10
-        Threshold on the pivots of the unit-diagonal Cholesky factorisation at or below
+        Threshold on the relative pivots ``d_j / A_jj`` of the LDL' factorisation at or below
         which a window's design counts as rank-deficient (its statistics are NaN). A pivot
         is ``1 - R^2`` of a column on the preceding ones, so this caps the VIF at
         ``1 / rank_tol``.
@@ -230,8 +231,8 @@ def rolling_ols(
         memory follow ``n_stocks x len(ends)``; the values at an end do not depend on which
         other ends are asked.
     chunk_bytes : int, optional
-        Bound in bytes of the per-chunk work arrays (default 24 MiB); peak memory is the
-        input, the outputs and about three times this.
+        Bound in bytes of the per-chunk work array (default 24 MiB); peak memory is the
+        input, the outputs, this and a few MiB for the blocks being solved.
     condition_number : bool, default False
         Also report each window's condition number (as :func:`latest_ols`, from the
         eigenvalues of the uncentred ``X'X`` rebuilt from the window sums); costs one batched
@@ -268,8 +269,9 @@ def rolling_ols(
     p-values from Student t with :math:`n - k - 1` degrees of freedom
     (:func:`app.analytics.ols.pvalues.t_pvalues_integer_df`, block by block with the fits).
 
-    Window sums use block-restarted prefix sums (see :func:`app.analytics.ols.windows.sums_at`),
-    so nothing drifts over long histories, and centring keeps ``SSR`` from sums free of
+    Window sums use block-restarted prefix sums (:func:`app.analytics.ols.windows.block_prefix`,
+    taken a block of ends at a time by :func:`~app.analytics.ols.windows.window_sums`), so
+    nothing drifts over long histories, and centring keeps ``SSR`` from sums free of
     cancellation. Stocks without missing rows of their own share one Gram matrix (and its
     factorisation) per window; the others get their own. Stocks are processed in chunks to
     bound memory, and only the rows the requested windows cover are read.

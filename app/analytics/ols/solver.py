@@ -1,4 +1,4 @@
-"""The batched small-system solver of the rolling OLS: a Cholesky factorisation vectorised
+"""The batched small-system solver of the rolling OLS: an LDL' factorisation vectorised
 across (window end, stock) systems, the parameters and the classical statistics (pure NumPy)."""
 
 from __future__ import annotations
