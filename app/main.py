@@ -23,6 +23,8 @@ from app.core.http_cache import HttpCacheMiddleware
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.core.openapi import install_openapi
+from app.core.provenance import HEADERS as PROVENANCE_HEADERS
+from app.core.provenance import ProvenanceMiddleware
 from app.core.ratelimit import (
     EXEMPT_PATHS,
     build_rate_limit_storage,
@@ -114,9 +116,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "X-RateLimit-Limit",
                 "X-RateLimit-Remaining",
                 "X-RateLimit-Reset",
+                *PROVENANCE_HEADERS,
             ],
         )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ProvenanceMiddleware)
     app.add_middleware(RequestContextMiddleware)
     return app
 

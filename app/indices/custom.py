@@ -319,7 +319,7 @@ class CustomIndexService:
         return c, lo, hi
 
     def _compute(self, definition: s.CustomIndexCreate) -> IndexComputation:
-        key = (definition.model_dump_json(), self.store.data_version())
+        key = (definition.model_dump_json(), self.store.serving_version())
         with self._lock:
             hit = self._cache.get(definition.name)
             if hit is not None and hit[0] == key:
@@ -330,7 +330,7 @@ class CustomIndexService:
         return computed
 
     def _remember(self, definition: s.CustomIndexCreate, computed: IndexComputation) -> None:
-        key = (definition.model_dump_json(), self.store.data_version())
+        key = (definition.model_dump_json(), self.store.serving_version())
         with self._lock:
             self._cache[definition.name] = (key, computed)
             self._cache.move_to_end(definition.name)

@@ -134,7 +134,7 @@ class ExchangeRates:
         self._lock = threading.Lock()
 
     def _fresh(self) -> None:
-        version = self.store.data_version()
+        version = self.store.serving_version()
         if version != self._version:
             self._version = version
             self._inputs = {}

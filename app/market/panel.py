@@ -18,6 +18,7 @@ import pandas as pd
 
 from app.analytics.quality import excluded_returns
 from app.core.errors import DataUnavailable, InvalidInput
+from app.core.provenance import DataStamp, note
 from app.market.factors import FACTOR_PROXIES
 from app.market.store import PriceStore
 
@@ -203,10 +204,17 @@ class PanelCache:
         self._panel: ReturnsPanel | None = None
         self._history: ReturnsPanel | None = None
         self._checked_at = 0.0
+        self._source = "unrecorded"
         self._lock = threading.Lock()
 
     def get(self) -> ReturnsPanel:
-        """The panel for the store's current data (rebuilt at most once per change)."""
+        """The panel for the store's current data (rebuilt at most once per change), noted as
+        what the request being served reads (:mod:`app.core.provenance`)."""
+        panel = self._current()
+        note(DataStamp(panel.version, panel.as_of, self._source))
+        return panel
+
+    def _current(self) -> ReturnsPanel:
         import time
 
         panel = self._panel
@@ -226,6 +234,7 @@ class PanelCache:
                 raise DataUnavailable(
                     "The price store is empty and no snapshot could be loaded.",
                 )
+            self._source = self.store.stamp().source
             self._panel = build_panel(wide, self.stock_tickers, version=version)
             return self._panel
 

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from app.core.errors import InsufficientData
 from app.core.money import round_money
+from app.core.provenance import note
 from app.core.settings import DEFAULT_STALE_AFTER_DAYS
 from app.market.store import PriceStore
 from app.market.universe import Universe
@@ -93,6 +94,7 @@ class PriceReader:
         A stored close below half a paisa (no price NSE can print) counts as no price.
         """
         out: dict[str, LatestPrice] = {}
+        note(self.store.stamp())
         for symbol, quote in self.store.latest_quotes(symbols).items():
             latest = LatestPrice(
                 symbol=symbol, date=quote.date, close=quote.close, source=quote.source
@@ -103,6 +105,7 @@ class PriceReader:
 
     def history(self, symbol: str, *, max_closes: int) -> list[float]:
         """The last ``max_closes`` ADJUSTED closes of a symbol in date order (for returns)."""
+        note(self.store.stamp())
         return self.store.recent_closes(symbol, limit=max_closes)
 
 

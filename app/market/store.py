@@ -31,6 +31,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from app.core.db import Database, closes_table, register_migration
+from app.core.provenance import DataStamp, note
 from app.core.settings import Settings
 from app.market.ingest import Bar, Committed, Ingest, IngestRecord, Rescale, Row, latest_day
 
@@ -112,6 +113,30 @@ class PriceStore(abc.ABC):
         """The ingest whose data readers serve now, or None before the first logged one."""
         records = self.ingests(limit=1)
         return records[0] if records else None
+
+    _stamp: DataStamp | None = None
+
+    def stamp(self) -> DataStamp:
+        """The current data version with its as-of date and the source of the ingest that
+        wrote it (``unrecorded`` for data written before the store kept an ingest log)."""
+        version = self.data_version()
+        cached = self._stamp
+        if cached is not None and cached.data_version == version:
+            return cached
+        record = self.current_ingest()
+        if record is not None and record.data_version == version:
+            stamp = DataStamp(version, record.as_of, record.source)
+        else:
+            stamp = DataStamp(version, None, "unrecorded")
+        self._stamp = stamp
+        return stamp
+
+    def serving_version(self) -> int:
+        """The current data version, noted as what the request being served reads
+        (:mod:`app.core.provenance`: the ``X-Data-*`` response headers)."""
+        stamp = self.stamp()
+        note(stamp)
+        return stamp.data_version
 
     def close(self) -> None:  # noqa: B027 - a back end without resources has nothing to close
         """Release the back end's connections."""

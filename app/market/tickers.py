@@ -21,7 +21,7 @@ class TickerService:
         self._lock = threading.Lock()
 
     def _coverage_now(self) -> dict[str, tuple[dt.date, dt.date, int]]:
-        version = self.store.data_version()
+        version = self.store.serving_version()
         with self._lock:
             if self._coverage is None or self._coverage[0] != version:
                 self._coverage = (version, self.store.coverage())

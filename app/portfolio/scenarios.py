@@ -140,7 +140,7 @@ class ScenarioBook:
         return [*STATIC_PRESETS, self._worst_day()]
 
     def _worst_day(self) -> Scenario:
-        version = self.store.data_version()
+        version = self.store.serving_version()
         with self._lock:
             if self._worst is None or self._worst[0] != version:
                 self._worst = (version, worst_nifty_day(self.store))
