@@ -38,11 +38,18 @@ ADDED_SINCE = {
 }
 
 
+#: Query parameters added by features after the redesign ((path, method) -> names).
+PARAMETERS_ADDED_SINCE = {("/indices/{name}/history", "get"): ("as_of",)}
+
+
 def _without_additions(document: dict[str, Any]) -> dict[str, Any]:
     schemas = document["components"]["schemas"]
     for name, fields in ADDED_SINCE.items():
         for field in fields:
             del schemas[name]["properties"][field]
+    for (path, method), names in PARAMETERS_ADDED_SINCE.items():
+        operation = document["paths"][path][method]
+        operation["parameters"] = [p for p in operation["parameters"] if p["name"] not in names]
     return document
 
 

@@ -70,7 +70,10 @@ class CustomIndexService:
         self.universe = universe
         self.book = book
         self.quota_per_user = quota_per_user
-        self._cache: OrderedDict[str, tuple[tuple[str, int], IndexComputation]] = OrderedDict()
+        # (name, as_of) -> ((definition, data version, as_of), computation)
+        self._cache: OrderedDict[
+            tuple[str, dt.date | None], tuple[tuple[str, int, dt.date | None], IndexComputation]
+        ] = OrderedDict()
         self._lock = threading.Lock()
 
     # --- definitions -----------------------------------------------------------------------
@@ -140,7 +143,8 @@ class CustomIndexService:
         if not self.repo.delete(name):
             raise _not_found(name)
         with self._lock:
-            self._cache.pop(name, None)
+            for key in [k for k in self._cache if k[0] == name]:
+                del self._cache[key]
 
     # --- views -------------------------------------------------------------------------------
     def history(
@@ -150,9 +154,11 @@ class CustomIndexService:
         end: dt.date | None,
         user: Principal | None = None,
         variant: s.Variant = "price",
+        as_of: dt.date | None = None,
     ) -> s.IndexHistoryResponse:
-        """Levels, returns, divisor and events between two dates (of ``variant``)."""
-        c, lo, hi = self._between(name, start, end, user)
+        """Levels, returns, divisor and events between two dates (of ``variant``); with
+        ``as_of``, computed from the closes up to that date only (``end`` defaults to it)."""
+        c, lo, hi = self._between(name, start, end, user, as_of=as_of)
         h = c.variant(variant)
         divisors = c.history.divisors
         counts = [int(seg.members.sum()) for seg in c.segments]
@@ -310,30 +316,56 @@ class CustomIndexService:
         return stored
 
     def _between(
-        self, name: str, start: dt.date | None, end: dt.date | None, user: Principal | None
+        self,
+        name: str,
+        start: dt.date | None,
+        end: dt.date | None,
+        user: Principal | None,
+        *,
+        as_of: dt.date | None = None,
     ) -> tuple[IndexComputation, int, int]:
-        """The computed index ``name`` (as ``user`` may see it) and its first and last rows
-        between ``start`` and ``end``."""
-        c = self._compute(self._stored(name, user).definition)
+        """The computed index ``name`` (as ``user`` may see it, from the data up to ``as_of``)
+        and its first and last rows between ``start`` and ``end``."""
+        definition = self._stored(name, user).definition
+        if as_of is not None:
+            if end is not None and end > as_of:
+                raise InvalidInput(
+                    f"end ({end}) is after as_of ({as_of}): the data of {as_of} ends there.",
+                    details={"end": end.isoformat(), "as_of": as_of.isoformat()},
+                )
+            if as_of < definition.base_date:
+                raise InvalidInput(
+                    f"as_of ({as_of}) is before the index's base date ({definition.base_date}).",
+                    details={"as_of": as_of.isoformat()},
+                )
+        c = self._compute(definition, as_of=as_of)
         lo, hi = _window(c, start, end)
         return c, lo, hi
 
-    def _compute(self, definition: s.CustomIndexCreate) -> IndexComputation:
-        key = (definition.model_dump_json(), self.store.serving_version())
+    def _compute(
+        self, definition: s.CustomIndexCreate, *, as_of: dt.date | None = None
+    ) -> IndexComputation:
+        key = (definition.model_dump_json(), self.store.serving_version(), as_of)
         with self._lock:
-            hit = self._cache.get(definition.name)
+            hit = self._cache.get((definition.name, as_of))
             if hit is not None and hit[0] == key:
-                self._cache.move_to_end(definition.name)
+                self._cache.move_to_end((definition.name, as_of))
                 return hit[1]
-        computed = compute_index(definition, self.store, self.book)
-        self._remember(definition, computed)
+        computed = compute_index(definition, self.store, self.book, end=as_of)
+        self._remember(definition, computed, as_of=as_of)
         return computed
 
-    def _remember(self, definition: s.CustomIndexCreate, computed: IndexComputation) -> None:
-        key = (definition.model_dump_json(), self.store.serving_version())
+    def _remember(
+        self,
+        definition: s.CustomIndexCreate,
+        computed: IndexComputation,
+        *,
+        as_of: dt.date | None = None,
+    ) -> None:
+        key = (definition.model_dump_json(), self.store.serving_version(), as_of)
         with self._lock:
-            self._cache[definition.name] = (key, computed)
-            self._cache.move_to_end(definition.name)
+            self._cache[(definition.name, as_of)] = (key, computed)
+            self._cache.move_to_end((definition.name, as_of))
             while len(self._cache) > MAX_CACHED:
                 self._cache.popitem(last=False)
 

@@ -65,6 +65,15 @@ NamePath = Annotated[
 StartQuery = Annotated[dt.date | None, Query(description="First date (default: base date).")]
 EndQuery = Annotated[dt.date | None, Query(description="Last date (default: last close).")]
 VariantQuery = Annotated[s.Variant, Query(description=s.VARIANT_DOC)]
+AsOfQuery = Annotated[
+    dt.date | None,
+    Query(
+        description="Answer from the data available at this date: the index is computed from "
+        "the closes up to it (a later close or correction never changes the answer); `end` "
+        "defaults to it and may not be later. Default: all stored data.",
+        examples=["2023-06-30"],
+    ),
+]
 
 
 def _examples(examples: dict[str, ex.Example]) -> dict[str, Any]:
@@ -239,10 +248,11 @@ async def custom_index_history(
     start: StartQuery = None,
     end: EndQuery = None,
     variant: VariantQuery = "price",
+    as_of: AsOfQuery = None,
 ) -> s.IndexHistoryResponse:
     """Level, daily and compounded cumulative return, divisor and events between two dates
-    (price or total-return variant)."""
-    return await reads(CustomIndexService.history, name, start, end, variant=variant)
+    (price or total-return variant), optionally from the data available at ``as_of``."""
+    return await reads(CustomIndexService.history, name, start, end, variant=variant, as_of=as_of)
 
 
 @custom.get(
