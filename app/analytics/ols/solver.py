@@ -183,20 +183,22 @@ def solve(
         rsquared = np.where(centered_tss > 0, 1.0 - ssr / centered_tss, np.nan)
         rsquared_adj = 1.0 - (nobs - 1.0) / df_resid * (1.0 - rsquared)
         resid_vol = np.sqrt(s2 * periods_per_year)
-    np.copyto(bse, np.nan, where=bad)
-    np.copyto(tvalues, np.nan, where=bad)
+    # tvalues are NaN where params are; the rest is masked only when a system is not ok.
+    any_bad = bool(bad.any())
+    for arr in (bse, rsquared, rsquared_adj, resid_vol) if any_bad else ():
+        np.copyto(arr, np.nan, where=bad)
     # NaN t: NaN p. Along the last axis first (a stock's consecutive window ends in the
     # rolling fits), neighbouring statistics are close and share table cells.
-    df_p = np.where(ok, df_resid, -1)
+    df_p = np.where(ok, df_resid, -1) if any_bad else df_resid
     pvalues = t_pvalues_integer_df(np.moveaxis(tvalues, -1, 1), np.moveaxis(df_p, -1, 0))
     pvalues = np.moveaxis(pvalues, 1, -1)
     stats = Stats(
         bse=bse,
         tvalues=tvalues,
         pvalues=pvalues,
-        rsquared=np.where(ok, rsquared, np.nan),
-        rsquared_adj=np.where(ok, rsquared_adj, np.nan),
-        resid_vol=np.where(ok, resid_vol, np.nan),
+        rsquared=rsquared,
+        rsquared_adj=rsquared_adj,
+        resid_vol=resid_vol,
     )
     factor = None
     if keep_factor:
