@@ -44,6 +44,7 @@ import logging
 from app.core.resilience import BackendUnavailable
 from app.heatmap.compute import compute_window, fit_window, load_panel
 from app.heatmap.models import (
+    Basis,
     Checkpoint,
     HeatmapRow,
     StoredHeatmap,
@@ -127,14 +128,9 @@ class HeatmapJob(ShardRuns):
         served: dict[tuple[int, str], StoredHeatmap | None] = {}
         if not options.dry_run:
             pairs = [(window, mode) for mode in options.modes for window in options.windows]
+            basis = Basis(panel.as_of, panel.version)
             checked = self._check_publishing(
-                pairs,
-                panel.as_of,
-                symbols,
-                data_version=panel.version,
-                partial=partial,
-                result=result,
-                what="heatmap job",
+                pairs, basis, symbols, partial=partial, result=result, what="heatmap job"
             )
             if checked is None:
                 return
@@ -189,8 +185,8 @@ class HeatmapJob(ShardRuns):
         served: StoredHeatmap | None,
     ) -> WindowOutcome:
         store = self.heatmaps
-        as_of, version = panel.as_of, panel.version
-        basis = (as_of, version)  # what a checkpoint or served heatmap must be of, to be reused
+        basis = Basis(panel.as_of, panel.version)  # what reused rows must be computed from
+        as_of, version = basis
         outcome = WindowOutcome(
             window=window, mode=mode, state="complete", as_of=as_of, data_version=version
         )
@@ -202,7 +198,7 @@ class HeatmapJob(ShardRuns):
             pass
         elif options.resume:
             checkpoint = store.load_checkpoint(window, mode)
-            if checkpoint is not None and (checkpoint.as_of, checkpoint.data_version) == basis:
+            if checkpoint is not None and checkpoint.basis == basis:
                 rows = [r for r in checkpoint.rows if r["symbol"] in wanted]
                 failures = [f for f in checkpoint.failures if f.symbol in wanted]
                 logger.info(
@@ -219,7 +215,7 @@ class HeatmapJob(ShardRuns):
                 # for every requested ticker (a row, or a failure recorded by a run of that date).
                 covered = (
                     self._covered(served, symbols, window, mode)
-                    if served is not None and (served.as_of, served.data_version) == basis
+                    if served is not None and served.basis == basis
                     else None
                 )
                 if covered is not None:
@@ -256,7 +252,7 @@ class HeatmapJob(ShardRuns):
                     else:
                         rows.append(item)
                 if not options.dry_run:
-                    self._checkpoint(run_id, window, mode, panel, rows, failures)
+                    self._checkpoint(run_id, window, mode, basis, rows, failures)
                 reporter.advance(len(chunk))
             rows.sort(key=lambda r: str(r["symbol"]))
             failures.sort(key=lambda f: f.symbol)
@@ -273,7 +269,7 @@ class HeatmapJob(ShardRuns):
                     "the previous heatmap stays served"
                 )
             self._renew_lease()
-            published = self._published(rows, symbols, window, mode, panel, partial=partial)
+            published = self._published(rows, symbols, window, mode, basis, partial=partial)
             if partial:
                 outcome.merged_into = len(published)
             store.replace_window(window, mode, run_id, as_of, published, data_version=version)
@@ -306,7 +302,7 @@ class HeatmapJob(ShardRuns):
         symbols: list[str],
         window: int,
         mode: str,
-        panel: ReturnsPanel,
+        basis: Basis,
         *,
         partial: bool,
     ) -> list[HeatmapRow]:
@@ -315,9 +311,7 @@ class HeatmapJob(ShardRuns):
         The publishing rules are checked again on what is served now (the lease makes a
         change since the start unlikely, not impossible: a lease can lapse).
         """
-        served, refusal = self._publish_check(
-            window, mode, panel.as_of, symbols, data_version=panel.version, partial=partial
-        )
+        served, refusal = self._publish_check(window, mode, basis, symbols, partial=partial)
         if refusal is not None:
             raise RuntimeError(f"not published: {refusal}")
         if not partial or served is None:
@@ -331,7 +325,7 @@ class HeatmapJob(ShardRuns):
         run_id: str,
         window: int,
         mode: str,
-        panel: ReturnsPanel,
+        basis: Basis,
         rows: list[HeatmapRow],
         failures: list[TickerFailure],
     ) -> None:
@@ -342,11 +336,11 @@ class HeatmapJob(ShardRuns):
                 window=window,
                 mode=mode,
                 run_id=run_id,
-                as_of=panel.as_of,
+                as_of=basis.as_of,
                 rows=rows,
                 failures=failures,
                 updated_at=dt.datetime.now(dt.UTC),
-                data_version=panel.version,
+                data_version=basis.data_version,
             )
         )
         store.progress_run(run_id, window, mode, completed=len(rows), failures=failures)

@@ -16,10 +16,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 RunState = Literal["running", "complete", "failed"]
 HeatmapRow = dict[str, Any]
+#: The rows of a heatmap, as the store methods take them.
+Rows = Sequence[HeatmapRow]
 
 #: Run records kept per (window, mode); older ones are pruned when a run starts.
 RUNS_KEPT = 20
@@ -66,6 +68,14 @@ class TickerFailure:
 Failures = Sequence[TickerFailure]
 
 
+class Basis(NamedTuple):
+    """What a heatmap is computed from: the prices up to ``as_of`` at the price store's
+    ``data_version`` (None: not recorded). Rows are reused or merged only on the same basis."""
+
+    as_of: dt.date
+    data_version: int | None
+
+
 @dataclass(frozen=True)
 class ServedWindow:
     """Which run, date and price data the served heatmap of one window and mode comes from.
@@ -80,6 +90,11 @@ class ServedWindow:
     as_of: dt.date
     computed_at: dt.datetime
     data_version: int | None = field(default=None, kw_only=True)
+
+    @property
+    def basis(self) -> Basis:
+        """The date and price data version the rows were computed from."""
+        return Basis(self.as_of, self.data_version)
 
 
 @dataclass(frozen=True)
@@ -101,6 +116,11 @@ class Checkpoint:
     failures: list[TickerFailure]
     updated_at: dt.datetime
     data_version: int | None = None  # of the panel the rows were computed from
+
+    @property
+    def basis(self) -> Basis:
+        """The date and price data version the rows were computed from."""
+        return Basis(self.as_of, self.data_version)
 
     def done(self) -> set[str]:
         """Symbols already processed (computed or failed)."""

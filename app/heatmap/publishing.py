@@ -18,7 +18,7 @@ import numpy as np
 from app.core.errors import DataUnavailable
 from app.core.resilience import BackendUnavailable
 from app.heatmap.compute import load_panel
-from app.heatmap.models import Lease, StoredHeatmap
+from app.heatmap.models import Basis, Lease, StoredHeatmap
 from app.heatmap.runs import JobOptions, JobResult, default_owner
 from app.heatmap.store import HeatmapStore
 from app.market.panel import MODES, ReturnsPanel
@@ -81,16 +81,17 @@ def as_of_problem(panel: ReturnsPanel, as_of: dt.date, windows: Sequence[int]) -
 
 def publish_refusal(
     served: StoredHeatmap | None,
-    as_of: dt.date,
+    basis: Basis,
     *,
-    data_version: int | None,
     window: int,
     mode: str,
     partial: bool,
     n_symbols: int,
     n_universe: int,
 ) -> str | None:
-    """Why a run as of ``as_of`` may not publish over ``served`` (see the module docstring)."""
+    """Why a run computed from ``basis`` may not publish over ``served`` (see
+    :mod:`app.heatmap.job`'s docstring)."""
+    as_of, data_version = basis
     where = f"window {window} ({mode})"
     if served is not None and served.as_of > as_of:
         return (
@@ -253,23 +254,14 @@ class JobBase:
         return stored
 
     def _publish_check(
-        self,
-        window: int,
-        mode: str,
-        as_of: dt.date,
-        symbols: list[str],
-        *,
-        data_version: int | None,
-        partial: bool,
+        self, window: int, mode: str, basis: Basis, symbols: list[str], *, partial: bool
     ) -> tuple[StoredHeatmap | None, str | None]:
-        """What (window, mode) serves now, and why a run over ``symbols`` as of ``as_of``,
-        from the price data ``data_version``, may not publish over it
-        (:func:`publish_refusal`; None when it may)."""
+        """What (window, mode) serves now, and why a run over ``symbols`` computed from
+        ``basis`` may not publish over it (:func:`publish_refusal`; None when it may)."""
         served = self._served(window, mode)
         refusal = publish_refusal(
             served,
-            as_of,
-            data_version=data_version,
+            basis,
             window=window,
             mode=mode,
             partial=partial,
@@ -281,10 +273,9 @@ class JobBase:
     def _check_publishing(
         self,
         pairs: Iterable[tuple[int, str]],
-        as_of: dt.date,
+        basis: Basis,
         symbols: list[str],
         *,
-        data_version: int | None,
         partial: bool,
         result: JobResult,
         what: str,
@@ -293,9 +284,7 @@ class JobBase:
         refuse any of them (every refusal recorded in ``result`` and logged for ``what``)."""
         served: dict[tuple[int, str], StoredHeatmap | None] = {}
         for window, mode in pairs:
-            stored, refusal = self._publish_check(
-                window, mode, as_of, symbols, data_version=data_version, partial=partial
-            )
+            stored, refusal = self._publish_check(window, mode, basis, symbols, partial=partial)
             served[(window, mode)] = stored
             if refusal is not None:
                 result.refused.append(refusal)

@@ -93,29 +93,39 @@ def failures_from(value: Any, d: Dialect) -> list[TickerFailure]:
     return [TickerFailure.from_dict(item) for item in (d.load_json(value) if value else [])]
 
 
+def _origin_columns(item: ServedWindow | Checkpoint, d: Dialect) -> dict[str, Any]:
+    """The columns a served window and a checkpoint share: their (window, mode), and the run,
+    date and price data version their rows come from."""
+    return {
+        d.window: item.window,
+        "mode": item.mode,
+        "run_id": item.run_id,
+        "as_of": item.as_of.isoformat(),
+        "data_version": item.data_version,
+    }
+
+
+def _origin(window: int, mode: str, row: Row) -> dict[str, Any]:
+    """Inverse of :func:`_origin_columns`, as the record's keyword arguments."""
+    return {
+        "window": window,
+        "mode": mode,
+        "run_id": str(row["run_id"]),
+        "as_of": dt.date.fromisoformat(row["as_of"]),
+        "data_version": _opt(int, row["data_version"]),
+    }
+
+
 # --- served heatmap ------------------------------------------------------------------------
 def window_row(served: ServedWindow, d: Dialect) -> dict[str, Any]:
     """The row naming the run, date and price data a served (window, mode) comes from."""
-    return {
-        d.window: served.window,
-        "mode": served.mode,
-        "run_id": served.run_id,
-        "as_of": served.as_of.isoformat(),
-        "computed_at": d.timestamp(served.computed_at),
-        "data_version": served.data_version,
-    }
+    return {**_origin_columns(served, d), "computed_at": d.timestamp(served.computed_at)}
 
 
 def served_window(window: int, mode: str, meta: Row, d: Dialect) -> ServedWindow:
     """Inverse of :func:`window_row`."""
-    return ServedWindow(
-        window=window,
-        mode=mode,
-        run_id=str(meta["run_id"]),
-        as_of=dt.date.fromisoformat(meta["as_of"]),
-        computed_at=d.parse_timestamp(meta["computed_at"]),
-        data_version=_opt(int, meta["data_version"]),
-    )
+    computed_at = d.parse_timestamp(meta["computed_at"])
+    return ServedWindow(**_origin(window, mode, meta), computed_at=computed_at)
 
 
 def stored_heatmap(
@@ -201,28 +211,20 @@ def run_update(
 def checkpoint_row(checkpoint: Checkpoint, d: Dialect) -> dict[str, Any]:
     """The stored row of a checkpoint."""
     return {
-        d.window: checkpoint.window,
-        "mode": checkpoint.mode,
-        "run_id": checkpoint.run_id,
-        "as_of": checkpoint.as_of.isoformat(),
+        **_origin_columns(checkpoint, d),
         d.checkpoint_rows: d.dump_json(list(checkpoint.rows)),
         "failures": failures_value(checkpoint.failures, d),
         "updated_at": d.timestamp(checkpoint.updated_at),
-        "data_version": checkpoint.data_version,
     }
 
 
 def checkpoint_from(window: int, mode: str, row: Row, d: Dialect) -> Checkpoint:
     """Inverse of :func:`checkpoint_row`."""
     return Checkpoint(
-        window=window,
-        mode=mode,
-        run_id=str(row["run_id"]),
-        as_of=dt.date.fromisoformat(row["as_of"]),
+        **_origin(window, mode, row),
         rows=list(d.load_json(row[d.checkpoint_rows])),
         failures=failures_from(row["failures"], d),
         updated_at=d.parse_timestamp(row["updated_at"]),
-        data_version=_opt(int, row["data_version"]),
     )
 
 

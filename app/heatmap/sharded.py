@@ -107,9 +107,8 @@ class ShardRuns(JobBase):
         refused = (
             self._check_publishing(
                 merged.results,
-                merged.as_of,
+                merged.basis,
                 symbols,
-                data_version=merged.data_version,
                 partial=False,
                 result=result,
                 what="heatmap merge",

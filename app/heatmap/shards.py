@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from app.heatmap.models import HeatmapRow, TickerFailure
+from app.heatmap.models import Basis, HeatmapRow, TickerFailure
 from app.market.panel import ReturnsPanel
 
 __all__ = [
@@ -154,6 +154,11 @@ class MergedShards:
     universe: str
     symbols: tuple[str, ...]
     results: dict[tuple[int, str], tuple[list[HeatmapRow], list[TickerFailure]]]
+
+    @property
+    def basis(self) -> Basis:
+        """The date and price data version every shard computed from."""
+        return Basis(self.as_of, self.data_version)
 
 
 _SAME_KEYS = (

@@ -35,7 +35,7 @@ import datetime as dt
 import sqlite3
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, NotRequired, Protocol, TypedDict, Unpack, runtime_checkable
 
@@ -47,6 +47,7 @@ from app.heatmap.models import (
     Failures,
     HeatmapRow,
     Lease,
+    Rows,
     RunRecord,
     ServedWindow,
     StoredHeatmap,
@@ -76,6 +77,8 @@ __all__ = [
     "HeatmapRow",
     "HeatmapStore",
     "Lease",
+    "Origin",
+    "Rows",
     "RunRecord",
     "RunStart",
     "SQLiteHeatmapStore",
@@ -87,7 +90,14 @@ __all__ = [
 ]
 
 
-class RunStart(TypedDict):
+class Origin(TypedDict, total=False):
+    """What a run or a served window computes from beyond its date: the price data version
+    (``PriceStore.data_version()`` of its panel; absent or None: not recorded)."""
+
+    data_version: int | None
+
+
+class RunStart(Origin):
     """What a run starts with (:meth:`HeatmapStore.start_run`): the day it computes, how many
     tickers, who runs it, the price data version it computes from, and on resume the
     ``completed`` count and ``failures`` so far."""
@@ -95,7 +105,6 @@ class RunStart(TypedDict):
     as_of: dt.date
     total: int
     owner: str
-    data_version: NotRequired[int | None]
     completed: NotRequired[int]
     failures: NotRequired[Failures]
 
@@ -113,17 +122,10 @@ class HeatmapStore(Protocol):
 
     # --- served heatmap ------------------------------------------------------------------
     def replace_window(
-        self,
-        window: int,
-        mode: str,
-        run_id: str,
-        as_of: dt.date,
-        rows: Sequence[HeatmapRow],
-        *,
-        data_version: int | None = None,
+        self, window: int, mode: str, run_id: str, as_of: dt.date, rows: Rows, **of: Unpack[Origin]
     ) -> dt.datetime:
-        """Atomically replace the served rows of (window, mode), computed from the price data
-        ``data_version``; return computed_at (UTC)."""
+        """Atomically replace the served rows of (window, mode), computed from the prices as of
+        ``as_of`` at ``data_version``; return computed_at (UTC)."""
         ...
 
     def read_window(self, window: int, mode: str) -> StoredHeatmap | None:
@@ -271,7 +273,7 @@ class StoreBase(ABC):
         return utc(self._clock())
 
     @abstractmethod
-    def _write_window(self, meta: dict[str, Any], rows: Sequence[HeatmapRow]) -> None:
+    def _write_window(self, meta: dict[str, Any], rows: Rows) -> None:
         """Replace a served window by ``meta`` (:func:`~app.heatmap.rows.window_row`) and
         ``rows``, atomically."""
 
@@ -293,18 +295,10 @@ class StoreBase(ABC):
 
     # --- served heatmap ------------------------------------------------------------------
     def replace_window(
-        self,
-        window: int,
-        mode: str,
-        run_id: str,
-        as_of: dt.date,
-        rows: Sequence[HeatmapRow],
-        *,
-        data_version: int | None = None,
+        self, window: int, mode: str, run_id: str, as_of: dt.date, rows: Rows, **of: Unpack[Origin]
     ) -> dt.datetime:
-        """Atomically replace the served rows of (window, mode), computed from the price data
-        ``data_version``; return computed_at (UTC)."""
-        served = ServedWindow(window, mode, run_id, as_of, self._now(), data_version=data_version)
+        """Atomically replace the served rows of (window, mode); return computed_at (UTC)."""
+        served = ServedWindow(window, mode, run_id, as_of, self._now(), **of)
         self._write_window(window_row(served, self.dialect), rows)
         return served.computed_at
 
@@ -387,7 +381,7 @@ class SQLiteHeatmapStore(StoreBase):
         return self.db.connection().execute(sql, params).fetchone()
 
     # --- served heatmap ------------------------------------------------------------------
-    def _write_window(self, meta: dict[str, Any], rows: Sequence[HeatmapRow]) -> None:
+    def _write_window(self, meta: dict[str, Any], rows: Rows) -> None:
         with self.db.transaction() as conn:
             _upsert(conn, "heatmap_windows", {**meta, "payload": SQLITE.dump_json(list(rows))})
 

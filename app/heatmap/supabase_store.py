@@ -24,8 +24,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
 from postgrest import CountMethod, ReturnMethod
 
@@ -45,9 +45,10 @@ from app.heatmap.rows import (
 from app.heatmap.store import (
     RUNS_KEPT,
     Checkpoint,
-    HeatmapRow,
     HeatmapStore,
     Lease,
+    Origin,
+    Rows,
     RunRecord,
     ServedWindow,
     SQLiteHeatmapStore,
@@ -99,7 +100,7 @@ class SupabaseHeatmapStore(StoreBase):
         return {"window": str(window), "mode": mode}
 
     # --- served heatmap ------------------------------------------------------------------
-    def _write_window(self, meta: dict[str, Any], rows: Sequence[HeatmapRow]) -> None:
+    def _write_window(self, meta: dict[str, Any], rows: Rows) -> None:
         params: dict[str, Any] = {f"p_{column}": value for column, value in meta.items()}
         params["p_rows"] = [{"ticker": str(row["symbol"]), "row": row} for row in rows]
         call("heatmap replace", lambda: self.client.rpc("replace_heatmap_window", params).execute())
@@ -332,23 +333,14 @@ class ResilientHeatmapStore(Resilient[HeatmapStore, SQLiteHeatmapStore]):
 
     # --- served heatmap (degrades to the mirror) -------------------------------------------
     def replace_window(
-        self,
-        window: int,
-        mode: str,
-        run_id: str,
-        as_of: dt.date,
-        rows: Sequence[HeatmapRow],
-        *,
-        data_version: int | None = None,
+        self, window: int, mode: str, run_id: str, as_of: dt.date, rows: Rows, **of: Unpack[Origin]
     ) -> dt.datetime:
         """Replace on the primary (required), then in the mirror."""
         computed_at = self._required(
             "replacing the heatmap",
-            lambda: self.primary.replace_window(
-                window, mode, run_id, as_of, rows, data_version=data_version
-            ),
+            lambda: self.primary.replace_window(window, mode, run_id, as_of, rows, **of),
         )
-        self.fallback.replace_window(window, mode, run_id, as_of, rows, data_version=data_version)
+        self.fallback.replace_window(window, mode, run_id, as_of, rows, **of)
         return computed_at
 
     def read_window(self, window: int, mode: str) -> StoredHeatmap | None:
