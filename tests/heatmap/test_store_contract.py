@@ -97,6 +97,41 @@ def test_replace_swaps_the_whole_window_and_nothing_else(store: HeatmapStore) ->
     assert other_mode.rows == [make_row("ABB", 0.7)]
 
 
+def test_the_price_data_version_is_kept_with_the_window_its_run_and_checkpoint(
+    store: HeatmapStore,
+) -> None:
+    rows = [make_row("TCS"), make_row("INFY")]
+    store.replace_window(252, "excess", "legacy", AS_OF, rows)  # stored before versions
+    legacy = store.read_window(252, "excess")
+    assert legacy is not None
+    assert legacy.data_version is None
+    store.start_run("run-7", 252, "excess", as_of=AS_OF, total=2, owner="a", data_version=7)
+    store.replace_window(252, "excess", "run-7", AS_OF, rows, data_version=7)
+    store.finish_run("run-7", 252, "excess", completed=2, failures=[])
+    served = store.read_window(252, "excess")
+    assert served is not None
+    assert (served.run_id, served.data_version, served.rows) == ("run-7", 7, rows)
+    meta = store.served_window(252, "excess")
+    assert meta is not None
+    assert (meta.run_id, meta.as_of, meta.data_version) == ("run-7", AS_OF, 7)
+    assert meta.computed_at == served.computed_at
+    assert store.served_window(126, "excess") is None
+    run = store.latest_run(252, "excess")
+    assert run is not None
+    assert (run.state, run.data_version) == ("complete", 7)
+    updated = dt.datetime(2024, 6, 22, 10, 30, tzinfo=dt.UTC)
+    store.save_checkpoint(Checkpoint(252, "excess", "run-8", AS_OF, rows, [], updated, 8))
+    checkpoint = store.load_checkpoint(252, "excess")
+    assert checkpoint is not None
+    assert checkpoint.data_version == 8
+    if isinstance(store, ResilientHeatmapStore):  # the mirror keeps the versions too
+        mirrored = store.fallback.read_window(252, "excess")
+        assert mirrored is not None
+        assert mirrored.data_version == 7
+        store.recent_runs(252, "excess")  # mirrors the run records it reads
+        assert [r.data_version for r in store.fallback.recent_runs(252, "excess")] == [7]
+
+
 def test_an_empty_window_is_served_as_empty(store: HeatmapStore) -> None:
     store.replace_window(252, "excess", "run-1", AS_OF, [make_row("TCS")])
     store.replace_window(252, "excess", "run-2", AS_OF, [])
