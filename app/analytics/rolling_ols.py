@@ -483,7 +483,6 @@ def _bartlett_hac_meat(scores: FloatArray, lags: int) -> FloatArray:
     return meat
 
 
-@plain_pages()
 def latest_ols(
     y: ArrayLike,
     x: ArrayLike,
