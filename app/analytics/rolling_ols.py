@@ -483,6 +483,7 @@ def _bartlett_hac_meat(scores: FloatArray, lags: int) -> FloatArray:
     return meat
 
 
+@plain_pages()
 def latest_ols(
     y: ArrayLike,
     x: ArrayLike,
@@ -554,12 +555,16 @@ def latest_ols(
     y_mean = stock_means(y2, np.isfinite(y2) & prep.x_ok[:, None])
     yc = np.where(mask, yw - y_mean, 0.0)
     rows_gram = gram_rows(zw)
-    gram = [row_sum(rows_gram[:, f, None] * mask) for f in range(rows_gram.shape[1])]
-    xty = [row_sum(zw[:, i, None] * yc) for i in range(p)]
+    buf = np.empty(yc.shape)  # one work array for every product (no fresh pages each time)
+    gram = [
+        row_sum(np.multiply(rows_gram[:, f, None], mask, out=buf))
+        for f in range(rows_gram.shape[1])
+    ]
+    xty = [row_sum(np.multiply(zw[:, i, None], yc, out=buf)) for i in range(p)]
     fit = solve(
         gram,
         xty,
-        row_sum(yc * yc),
+        row_sum(np.multiply(yc, yc, out=buf)),
         prep.x_mean,
         y_mean,
         min_nobs=prep.min_nobs if full else n_obs + 1,

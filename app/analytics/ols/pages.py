@@ -7,10 +7,9 @@ fresh memory costs several times more than with 4 KB pages: on the benchmark mac
 against 0.05 s for 120 MB, and a full rolling fit writes about 0.6 GB of fresh output.
 :func:`plain_pages` turns the advice off for the duration of a call and restores it after.
 
-It suits :func:`~app.analytics.rolling_ols.rolling_ols`, which writes its outputs once. Not
-:func:`~app.analytics.rolling_ols.latest_ols`: it allocates and frees temporaries of tens of
-MB again and again (each a fresh mapping), and there 4 KB pages fault anew each time while
-huge pages come back cheaply (10,000 stocks: 0.5 s slower without the advice).
+Code under it should reuse its large work arrays: a temporary of tens of MB allocated and
+freed again and again is a fresh mapping each time, faulted anew page by page (huge pages
+come back cheaply there).
 """
 
 from __future__ import annotations
