@@ -187,10 +187,7 @@ class HeatmapJob(ShardRuns):
         store = self.heatmaps
         basis = Basis(panel.as_of, panel.version)  # what reused rows must be computed from
         as_of, version = basis
-        outcome = WindowOutcome(
-            window=window, mode=mode, state="complete", as_of=as_of, data_version=version
-        )
-        outcome.total = len(symbols)
+        outcome = WindowOutcome.of(window, mode, "complete", basis, total=len(symbols))
         rows: list[HeatmapRow] = []
         failures: list[TickerFailure] = []
         wanted = set(symbols)

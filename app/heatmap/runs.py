@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from app.factors.service import PRESET_WINDOWS
-from app.heatmap.models import HeatmapRow, Lease, TickerFailure
+from app.heatmap.models import Basis, HeatmapRow, Lease, TickerFailure
 
 OutcomeState = Literal["complete", "failed", "skipped", "dry_run"]
 ExitStatus = Literal["ok", "partial", "failed", "locked", "refused"]
@@ -44,6 +44,23 @@ class WindowOutcome:
     rows: list[HeatmapRow] = field(default_factory=list)  # filled by dry runs only
     lease_lost: bool = False  # another runner took over: the run stops here
     merged_into: int | None = None  # rows served after merging a partial run, else None
+
+    @classmethod
+    def of(
+        cls,
+        window: int,
+        mode: str,
+        state: OutcomeState,
+        basis: Basis,
+        *,
+        total: int = 0,
+        completed: int = 0,
+        failures: list[TickerFailure] | None = None,
+    ) -> WindowOutcome:
+        """The outcome of rows computed on ``basis`` (as-of date, price data version)."""
+        return cls(
+            window, mode, state, basis.as_of, basis.data_version, total, completed, failures or []
+        )
 
     @property
     def expected_failures(self) -> list[TickerFailure]:

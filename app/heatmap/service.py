@@ -33,6 +33,7 @@ import orjson
 
 from app.core.db import Database
 from app.core.errors import InsufficientData, InvalidInput, ServiceError
+from app.core.provenance import DataStamp, note
 from app.factors.service import PRESET_WINDOWS, validate_mode, validate_window
 from app.heatmap.compute import compute_window
 from app.heatmap.job import DEFAULT_LEASE_TTL_S
@@ -255,7 +256,14 @@ class HeatmapService:
 
     # --- heatmap -------------------------------------------------------------------------
     def prepared(self, window: int, mode: str) -> _Prepared:
-        """The memoised heatmap of (window, mode), refreshed when the store changed."""
+        """The memoised heatmap of (window, mode), refreshed when the store changed; its price
+        data version is noted as what the request reads (the ``X-Data-*`` headers)."""
+        entry = self._prepared(window, mode)
+        if entry.data_version is not None:
+            note(DataStamp(entry.data_version, entry.as_of, entry.source))
+        return entry
+
+    def _prepared(self, window: int, mode: str) -> _Prepared:
         key = (window, mode)
         entry = self._memo.get(key)
         if entry is not None and time.monotonic() - entry.checked_at < self.check_interval_s:

@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from app.heatmap.compute import compute_window
-from app.heatmap.models import HeatmapRow, TickerFailure
+from app.heatmap.models import Basis, HeatmapRow, TickerFailure
 from app.heatmap.progress import NullProgress, ProgressReporter
 from app.heatmap.publishing import JobBase, check_modes
 from app.heatmap.runs import JobOptions, JobResult, WindowOutcome, new_run_id
@@ -53,12 +53,11 @@ class ShardRuns(JobBase):
                 reporter.start(window, mode, total=len(symbols), done=0)
                 rows, failures = compute_window(panel, self.universe, symbols, window, mode)
                 reporter.advance(len(symbols))
-                outcome = WindowOutcome(
-                    window=window,
-                    mode=mode,
-                    state="dry_run",
-                    as_of=panel.as_of,
-                    data_version=panel.version,
+                outcome = WindowOutcome.of(
+                    window,
+                    mode,
+                    "dry_run",
+                    Basis(panel.as_of, panel.version),
                     total=len(symbols),
                     completed=len(rows),
                     failures=failures,
@@ -133,12 +132,11 @@ class ShardRuns(JobBase):
     ) -> WindowOutcome:
         store = self.heatmaps
         total = len(merged.symbols)
-        outcome = WindowOutcome(
-            window=window,
-            mode=mode,
-            state="complete",
-            as_of=merged.as_of,
-            data_version=merged.data_version,
+        outcome = WindowOutcome.of(
+            window,
+            mode,
+            "complete",
+            Basis(merged.as_of, merged.data_version),
             total=total,
             completed=len(rows),
             failures=failures,

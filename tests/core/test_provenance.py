@@ -46,6 +46,16 @@ def test_market_answers_carry_the_data_version_they_read(client: TestClient) -> 
         assert _stamp(response) == expected, path
 
 
+def test_a_heatmap_names_the_data_version_it_was_computed_from(client: TestClient) -> None:
+    version = client.app.state.container.store.data_version()  # type: ignore[attr-defined]
+    for path in ("/heatmap", "/heatmap/export"):
+        response = client.get(path, params={"window": 252})
+        assert response.status_code == 200, response.text
+        assert _stamp(response)["x-data-version"] == str(version), path
+        assert _stamp(response)["x-data-as-of"] == SNAPSHOT_DAY
+    assert client.get("/heatmap", params={"window": 252}).json()["data_version"] == version
+
+
 def test_answers_without_market_data_carry_no_stamp(client: TestClient) -> None:
     for path in ("/health/live", "/corporate-actions/RELIANCE", "/openapi.json"):
         response = client.get(path)
