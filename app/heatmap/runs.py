@@ -7,7 +7,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, Self
 
 from app.factors.service import PRESET_WINDOWS
 from app.heatmap.models import Basis, HeatmapRow, Lease, TickerFailure
@@ -46,21 +46,10 @@ class WindowOutcome:
     merged_into: int | None = None  # rows served after merging a partial run, else None
 
     @classmethod
-    def of(
-        cls,
-        window: int,
-        mode: str,
-        state: OutcomeState,
-        basis: Basis,
-        *,
-        total: int = 0,
-        completed: int = 0,
-        failures: list[TickerFailure] | None = None,
-    ) -> WindowOutcome:
-        """The outcome of rows computed on ``basis`` (as-of date, price data version)."""
-        return cls(
-            window, mode, state, basis.as_of, basis.data_version, total, completed, failures or []
-        )
+    def of(cls, window: int, mode: str, state: OutcomeState, basis: Basis, **fields: Any) -> Self:
+        """The outcome of rows computed on ``basis`` (as-of date, price data version); ``fields``
+        are the other attributes (total, completed, failures, ...)."""
+        return cls(window, mode, state, basis.as_of, basis.data_version, **fields)
 
     @property
     def expected_failures(self) -> list[TickerFailure]:
