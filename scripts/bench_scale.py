@@ -29,7 +29,10 @@ wall time (the timed work only, data generation excluded). Cases:
   of every ticker and the five factor proxies) through ``HeatmapJob`` (chunked load, align,
   3 windows x 2 modes at the last date, rows written to a heatmap store), and one shard of
   four of the sharded precompute (``--shard 1/4``: its slice loaded, computed, shard file
-  written; the four run in parallel on four runners); the store build is not timed.
+  written; the four run in parallel on four runners); the store build is not timed;
+* ``precompute (store of record)``: the same job reading the PostgreSQL price store of
+  record (``PostgresPriceStore``; a throwaway PostgreSQL 15 cluster, or ``--pg-dsn``) loaded
+  with the same generated closes (binary ``COPY``, not timed).
 
 Usage::
 
@@ -279,6 +282,68 @@ def build_store(path: Path, n_tickers: int, n_days: int) -> None:
         db.close()
 
 
+# Binary COPY rows of market_bars (ticker_id, date, close, source): field count, then each
+# field's length and value; dates are days since 2000-01-01; the source is "generated".
+_COPY_ROW = np.dtype(
+    [
+        ("fields", ">i2"),
+        ("id_len", ">i4"),
+        ("id", ">i4"),
+        ("date_len", ">i4"),
+        ("date", ">i4"),
+        ("close_len", ">i4"),
+        ("close", ">f8"),
+        ("source_len", ">i4"),
+        ("source", "S9"),
+    ]
+)
+
+
+def build_pg_store(dsn: str, n_tickers: int, n_days: int) -> None:
+    """The generated closes of :func:`build_store` in the PostgreSQL store of record, written
+    with one binary COPY built by NumPy (a bulk load; the service's ingests go through
+    ``commit_ingest``), and one ingest-log row."""
+    import psycopg
+
+    from app.market.factors import FACTOR_PROXIES
+
+    y, xs = generate(n_tickers, n_days)
+    days = np.busday_offset("2006-01-02", np.arange(n_days + 1), roll="forward")
+    pg_days = (days.astype("datetime64[D]").astype(np.int64) - 10_957).astype(np.int32)
+    names = [*FACTOR_PROXIES, *(f"S{i:05d}" for i in range(n_tickers))]
+
+    def series() -> Any:
+        for j, proxy in enumerate(FACTOR_PROXIES):
+            closes = 100.0 * np.concatenate([[1.0], np.cumprod(1.0 + xs["raw"][:, j])])
+            yield proxy, closes, np.ones(n_days + 1, dtype=bool)
+        for i in range(n_tickers):
+            r = np.nan_to_num(y[:, i], nan=0.0)
+            closes = 100.0 * np.concatenate([[1.0], np.cumprod(1.0 + r)])
+            yield f"S{i:05d}", closes, np.concatenate([[True], np.isfinite(y[:, i])])
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO market_tickers (ticker) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+            (names,),
+        )
+        ids: dict[str, int] = dict(conn.execute("SELECT ticker, id FROM market_tickers").fetchall())
+        sql = "COPY market_bars (ticker_id, date, close, source) FROM STDIN (FORMAT BINARY)"
+        with conn.cursor() as cur, cur.copy(sql) as copy:
+            copy.write(b"PGCOPY\n\xff\r\n\x00" + bytes(8))
+            for ticker, closes, keep in series():
+                rows = np.zeros(int(keep.sum()), dtype=_COPY_ROW)
+                rows["fields"], rows["id_len"], rows["date_len"] = 4, 4, 4
+                rows["close_len"], rows["source_len"], rows["source"] = 8, 9, b"generated"
+                rows["id"], rows["date"], rows["close"] = ids[ticker], pg_days[keep], closes[keep]
+                copy.write(rows.tobytes())
+            copy.write(b"\xff\xff")
+        conn.execute(
+            "INSERT INTO market_ingests (data_version, as_of, source) VALUES (1, %s, 'generated')",
+            (dt.date.fromisoformat(str(days[-1])),),
+        )
+        conn.execute("ANALYZE market_bars")
+
+
 def case_precompute(store_path: Path, n_tickers: int) -> dict[str, Any]:
     from app.core.db import Database
     from app.heatmap.job import HeatmapJob, JobOptions
@@ -305,6 +370,42 @@ def case_precompute(store_path: Path, n_tickers: int) -> dict[str, Any]:
         wall = time.perf_counter() - t0
     finally:
         prices_db.close()
+        out_db.close()
+    return {
+        "wall_s": wall,
+        "status": result.status,
+        "rows": sum(o.completed for o in result.outcomes),
+    }
+
+
+def case_precompute_pg(dsn: str, n_tickers: int) -> dict[str, Any]:
+    """The whole precompute reading the PostgreSQL store of record."""
+    from app.core.db import Database
+    from app.heatmap.job import HeatmapJob, JobOptions
+    from app.heatmap.store import SQLiteHeatmapStore
+    from app.market.panel import MODES
+    from app.market.pg_store import PostgresPriceStore
+    from app.market.universe import Company, Universe
+
+    universe = Universe(
+        [Company(f"S{i:05d}", f"Company {i}", "Generated", f"GEN{i:09d}") for i in range(n_tickers)]
+    )
+    out_dir = Path(tempfile.mkdtemp(prefix="bench_scale_heatmap_"))
+    prices = PostgresPriceStore(dsn)
+    out_db = Database(out_dir / "heatmap.sqlite3")
+    try:
+        job = HeatmapJob(
+            prices=prices,
+            heatmaps=SQLiteHeatmapStore(out_db),
+            universe=universe,
+            load_chunk=1000,
+            chunk_size=2000,
+        )
+        t0 = time.perf_counter()
+        result = job.run(JobOptions(windows=WINDOWS, modes=MODES))
+        wall = time.perf_counter() - t0
+    finally:
+        prices.close()
         out_db.close()
     return {
         "wall_s": wall,
@@ -370,6 +471,14 @@ def child(case: str, n_tickers: int, n_days: int, store: str | None) -> None:
     elif case == "precompute shard 1/4":
         assert store is not None
         out = case_precompute_shard(Path(store), n_tickers)
+    elif case == "build store of record":
+        assert store is not None
+        t0 = time.perf_counter()
+        build_pg_store(store, n_tickers, n_days)
+        out = {"wall_s": time.perf_counter() - t0}
+    elif case == "precompute (store of record)":
+        assert store is not None
+        out = case_precompute_pg(store, n_tickers)
     else:
         y, xs = generate(n_tickers, n_days)
         out = CASES[case](y, xs)
@@ -380,7 +489,9 @@ def child(case: str, n_tickers: int, n_days: int, store: str | None) -> None:
 # parent
 
 
-def run_child(case: str, n_tickers: int, n_days: int, store: Path | None = None) -> dict[str, Any]:
+def run_child(
+    case: str, n_tickers: int, n_days: int, store: Path | str | None = None
+) -> dict[str, Any]:
     cmd = [
         sys.executable,
         __file__,
@@ -412,6 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-precompute", action="store_true", help="Skip the store cases.")
     parser.add_argument(
         "--precompute-only", action="store_true", help="Only the store cases (largest size)."
+    )
+    parser.add_argument(
+        "--pg-dsn", help="PostgreSQL for the store-of-record case (default: a throwaway cluster)"
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--tickers", type=int, help=argparse.SUPPRESS)
@@ -453,8 +567,28 @@ def main(argv: list[str] | None = None) -> int:
                     out = run_child(case, n_tickers, n_days, store)
                     results[(n_tickers, n_days, case)] = out
                     _line(n_tickers, n_days, case, out)
+            _precompute_store_of_record(n_tickers, n_days, args.pg_dsn, results)
     _targets(results)
     return 0
+
+
+def _precompute_store_of_record(
+    n_tickers: int, n_days: int, dsn: str | None, results: dict[tuple[int, int, str], Any]
+) -> None:
+    """The precompute from the PostgreSQL store of record (a throwaway cluster by default)."""
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    from bench_store import postgres
+
+    try:
+        with postgres(dsn) as url:
+            built = run_child("build store of record", n_tickers, n_days, url)
+            _line(n_tickers, n_days, "(store of record, untimed)", built)
+            case = "precompute (store of record)"
+            out = run_child(case, n_tickers, n_days, url)
+            results[(n_tickers, n_days, case)] = out
+            _line(n_tickers, n_days, case, out)
+    except SystemExit as exc:  # no PostgreSQL here
+        _line(n_tickers, n_days, "precompute (store of record)", {"note": f"not run: {exc}"})
 
 
 def _line(n_tickers: int, n_days: int, case: str, out: dict[str, Any]) -> None:
@@ -484,6 +618,13 @@ def _targets(results: dict[tuple[int, int, str], dict[str, Any]]) -> None:
         checks.append(
             f"precompute 10,000 x 5,000: {wall:.1f} s (target < 60), "
             f"peak {rss:.0f} MB (target < 2048)"
+        )
+    wall = get(10000, 5000, "precompute (store of record)", "wall_s")
+    rss = get(10000, 5000, "precompute (store of record)", "peak_rss_mb")
+    if wall is not None and rss is not None:
+        checks.append(
+            f"precompute 10,000 x 5,000 from the PostgreSQL store of record: {wall:.1f} s "
+            f"(target < 60), peak {rss:.0f} MB (target < 2048)"
         )
     wall = get(10000, 5000, "precompute shard 1/4", "wall_s")
     rss = get(10000, 5000, "precompute shard 1/4", "peak_rss_mb")

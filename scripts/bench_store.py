@@ -53,8 +53,9 @@ from app.market.store import PriceStore, SqlitePriceStore  # noqa: E402
 
 
 @contextlib.contextmanager
-def _postgres(dsn: str | None) -> Iterator[str]:
-    """``dsn``, or a throwaway cluster with the migrations applied."""
+def postgres(dsn: str | None) -> Iterator[str]:
+    """``dsn``, or a throwaway cluster with the migrations applied (also used by
+    ``bench_scale.py``)."""
     if dsn is not None:
         yield dsn
         return
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = sum(n for *_, n in sqlite.coverage().values())
     print(f"snapshot: {rows:,} adjusted closes of {len(sqlite.tickers())} tickers")
     print(f"snapshot_seed_s={seed_sqlite:.2f} (into an empty SQLite store)")
-    with _postgres(args.dsn) as dsn:
+    with postgres(args.dsn) as dsn:
         pg = PostgresPriceStore(dsn)
         seed_pg = _timed(lambda: snapshot.seed(pg))
         print(f"postgres_seed_s={seed_pg:.2f} (one-off, into the store of record)")
