@@ -486,10 +486,14 @@ def test_definitions_are_capped_and_computations_bounded_in_memory(
     assert refused.status_code == 409
     assert refused.json()["error"]["details"]["max_definitions"] == 3
     service = client.app.state.container.indices  # type: ignore[attr-defined]
-    assert list(service._cache) == ["cap-b", "cap-c"]  # least recently used dropped
+
+    def cached() -> list[str]:
+        return [name for name, _as_of in service._cache]  # keys: (name, as_of)
+
+    assert cached() == ["cap-b", "cap-c"]  # least recently used dropped
     before = client.get("/indices/cap-c/history").json()  # cached
     again = client.get("/indices/cap-a/history").json()  # evicted: recomputed on demand
-    assert list(service._cache) == ["cap-c", "cap-a"]
+    assert cached() == ["cap-c", "cap-a"]
     assert again["rows"] == before["rows"]  # same definition, same store: same levels
     assert client.delete("/indices/cap-b").status_code == 204
     assert client.post("/indices", json=bank_index("cap-d", rebalance="none")).status_code == 201
