@@ -52,6 +52,7 @@ bench: setup-dev                 ## the benchmark scripts quoted in the README
 	$(BIN)/python scripts/bench_heatmap.py
 	$(BIN)/python scripts/bench_api.py
 	$(BIN)/python scripts/bench_risk.py
+	$(BIN)/python scripts/bench_store.py
 	$(BIN)/python scripts/load_test.py
 
 snapshot: setup-dev              ## rebuild app/market/data from ../shared/data
