@@ -26,7 +26,7 @@ import numpy as np
 from app.analytics.rolling_ols import latest_ols, rolling_ols
 from app.cache.base import BetaCache, BetaKey, CachedValue
 from app.cache.memory import MemoryBetaCache
-from app.core.errors import InsufficientData, InvalidInput
+from app.core.errors import InsufficientData, InvalidInput, ServiceError
 from app.market.factors import FACTOR_NAMES, FACTORS
 from app.market.panel import MODES, PanelCache, ReturnsPanel, point_in_time
 from app.market.universe import Universe, normalise_ticker
@@ -361,7 +361,10 @@ class FactorService:
 
     def _data_label(self, panel: ReturnsPanel, symbol: str) -> dict[str, Any]:
         last = panel.last_price_date.get(symbol)
-        source = self.panels.store.last_source(symbol)
+        try:
+            source = self.panels.store.last_source(symbol)
+        except ServiceError:  # the store is down: the panel's own label stands
+            source = self.panels.source
         return {
             "as_of": panel.as_of.isoformat(),
             "last_price_date": last.isoformat() if last else None,

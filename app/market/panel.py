@@ -10,6 +10,7 @@ exist; stock returns flagged as bad prints are set to NaN there and counted.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from dataclasses import dataclass, replace
 
@@ -17,10 +18,12 @@ import numpy as np
 import pandas as pd
 
 from app.analytics.quality import excluded_returns
-from app.core.errors import DataUnavailable, InvalidInput
+from app.core.errors import DataUnavailable, InvalidInput, ServiceError
 from app.core.provenance import DataStamp, note
 from app.market.factors import FACTOR_PROXIES
 from app.market.store import PriceStore
+
+logger = logging.getLogger(__name__)
 
 MODES = ("excess", "raw")
 DEFAULT_MODE = "excess"
@@ -204,14 +207,14 @@ class PanelCache:
         self._panel: ReturnsPanel | None = None
         self._history: ReturnsPanel | None = None
         self._checked_at = 0.0
-        self._source = "unrecorded"
+        self.source = "unrecorded"  # of the ingest that wrote the panel's data version
         self._lock = threading.Lock()
 
     def get(self) -> ReturnsPanel:
         """The panel for the store's current data (rebuilt at most once per change), noted as
         what the request being served reads (:mod:`app.core.provenance`)."""
         panel = self._current()
-        note(DataStamp(panel.version, panel.as_of, self._source))
+        note(DataStamp(panel.version, panel.as_of, self.source))
         return panel
 
     def _current(self) -> ReturnsPanel:
@@ -222,7 +225,20 @@ class PanelCache:
         if panel is not None and now - self._checked_at < self.check_interval_s:
             return panel
         with self._lock:
-            version = self.store.data_version()
+            try:
+                version = self.store.data_version()
+            except ServiceError as exc:
+                if self._panel is None:
+                    raise
+                # The store is down: keep serving the last panel, labelled with its version
+                # and as-of date, and ask again after the check interval.
+                logger.warning(
+                    "price store unavailable, serving data version %d: %s",
+                    self._panel.version,
+                    exc.message,
+                )
+                self._checked_at = time.monotonic()
+                return self._panel
             self._checked_at = time.monotonic()
             if self._panel is not None and self._panel.version == version:
                 return self._panel
@@ -234,7 +250,7 @@ class PanelCache:
                 raise DataUnavailable(
                     "The price store is empty and no snapshot could be loaded.",
                 )
-            self._source = self.store.stamp().source
+            self.source = self.store.stamp().source
             self._panel = build_panel(wide, self.stock_tickers, version=version)
             return self._panel
 

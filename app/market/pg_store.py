@@ -17,13 +17,16 @@ what readers serve; a writer killed half-way leaves the previous version as it w
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from app.core.errors import DatabaseUnavailable
 from app.market.ingest import Bar, Committed, Ingest, IngestRecord, Rescale, Row, latest_day
 from app.market.store import Bound, PanelRows, PriceStore, Quote, Table, check_table
 
@@ -31,6 +34,8 @@ _PG_EPOCH_DAYS = 10_957  # 2000-01-01 in days since 1970-01-01
 _NO_DAYS, _NO_CLOSES = np.empty(0, ">i4"), np.empty(0, ">f8")
 _WRITE_LOCK = 7_291_004  # pg_advisory_xact_lock key of the one writer
 _TABLES = {"bars": "market_bars", "quotes": "market_quotes"}
+_RETRY_AFTER_S = 5
+logger = logging.getLogger(__name__)
 _FIRST, _LAST = dt.date(1, 1, 1), dt.date(9999, 12, 31)
 
 
@@ -48,7 +53,8 @@ class PostgresPriceStore(PriceStore):
     min_size, max_size
         Bounds of the connection pool.
     timeout_s
-        How long a call waits for a pooled connection before failing.
+        How long a call waits for a pooled connection before failing (a database that is down
+        or unreachable: 503 ``database_unavailable`` after this long).
     version_ttl_s
         How long :meth:`data_version` answers from memory before asking the database again
         (request paths ask for it on every call; another replica's ingest shows within it).
@@ -60,7 +66,7 @@ class PostgresPriceStore(PriceStore):
         *,
         min_size: int = 1,
         max_size: int = 4,
-        timeout_s: float = 10.0,
+        timeout_s: float = 5.0,
         version_ttl_s: float = 1.0,
     ) -> None:
         from psycopg_pool import ConnectionPool
@@ -87,6 +93,24 @@ class PostgresPriceStore(PriceStore):
     def close(self) -> None:
         self.pool.close()
 
+    @contextlib.contextmanager
+    def _connection(self, what: str) -> Iterator[Any]:
+        """A pooled connection; a database that fails, is down or does not answer in time is a
+        503 ``database_unavailable`` in plain words (the driver's message goes to the log)."""
+        from psycopg import Error
+        from psycopg_pool import PoolTimeout
+
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except (Error, PoolTimeout) as exc:
+            logger.warning("price store of record: %s failed: %s", what, exc)
+            raise DatabaseUnavailable(
+                f"The price store did not answer ({what}); retry in {_RETRY_AFTER_S} s.",
+                details={"operation": what, "retry_after_s": _RETRY_AFTER_S},
+                headers={"Retry-After": str(_RETRY_AFTER_S)},
+            ) from None
+
     def _check_schema(self) -> None:
         if self._one("SELECT to_regclass('public.market_ingests')") is None:
             raise StoreSchemaMissing(
@@ -94,8 +118,8 @@ class PostgresPriceStore(PriceStore):
             )
 
     def _all(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        with self.pool.connection() as conn:
-            return conn.execute(sql, params).fetchall()
+        with self._connection("read prices") as conn:
+            return list(conn.execute(sql, params).fetchall())
 
     def _one(self, sql: str, params: Sequence[object] = ()) -> Any:
         """The first column of the first row, or None."""
@@ -137,7 +161,7 @@ class PostgresPriceStore(PriceStore):
     # --- writes --------------------------------------------------------------------------
     def commit_ingest(self, ingest: Ingest) -> Committed:
         bars, quotes = ingest.bar_rows(), ingest.quote_rows()
-        with self.pool.connection() as conn, conn.transaction():
+        with self._connection("commit an ingest") as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
             names = [r.ticker for r in ingest.rescales] + [r[0] for r in bars + quotes]
             ids = _ticker_ids(conn, names)
@@ -244,7 +268,7 @@ class PostgresPriceStore(PriceStore):
         if tickers is not None:
             sql += " AND ticker_id IN (SELECT id FROM market_tickers WHERE ticker = ANY(%s))"
             params.append(list(tickers))
-        with self.pool.connection() as conn:
+        with self._connection("read a price panel") as conn:
             with conn.cursor(binary=True) as cur:
                 cur.execute(sql + " GROUP BY ticker_id", params)
                 by_id = {int(i): (bytes(d), bytes(c)) for i, d, c in cur}
