@@ -221,8 +221,7 @@ class PriceStore(abc.ABC):
         float64 matrix, NaN where a ticker has no close (``table``: adjusted ``bars`` or traded
         ``quotes``); every ticker when ``tickers`` is None, in name order. One consistent
         snapshot (a concurrent writer cannot tear it), memory linear in the cells returned."""
-        if table not in ("bars", "quotes"):
-            raise ValueError(f"table must be bars or quotes, got {table!r}")
+        check_table(table)
         return panel_from_rows(*self._panel_rows(tickers, start, end, table))
 
     @abc.abstractmethod
