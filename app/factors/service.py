@@ -218,13 +218,13 @@ class FactorService:
         if hac_lags is not None or cache is None:
             value = self._compute(panel, company.symbol, key, hac_lags)
             return self._attach_cache(value, None, tier=TIER_NONE, cache=None, asked=asked)
-        cached = self._cached(cache, key)
+        cached = self._cached(cache, key, panel.version)
         if cached is not None:
             return self._attach_cache(
                 cached.value, cached, tier=tier, cache=cache, hit=True, asked=asked
             )
         with self._flight.hold(key.as_string()):
-            cached = self._cached(cache, key)
+            cached = self._cached(cache, key, panel.version)
             if cached is not None:
                 return self._attach_cache(
                     cached.value, cached, tier=tier, cache=cache, hit=True, asked=asked
@@ -242,10 +242,17 @@ class FactorService:
             return TIER_MEMORY, self.memory
         return TIER_NONE, None
 
-    def _cached(self, cache: BetaCache, key: BetaKey) -> CachedValue | None:
-        """A live cache entry written by this version of the service, else None (a miss)."""
+    def _cached(self, cache: BetaCache, key: BetaKey, data_version: int) -> CachedValue | None:
+        """A live cache entry written by this version of the service from the price data
+        version being served, else None (a miss).
+
+        An ingest can restate prices without moving the as-of date (a correction, a split
+        rescale), so an entry computed from another data version is stale even before its TTL.
+        """
         entry = cache.get(key)
         if entry is None or entry.value.get("schema_version") != CACHE_SCHEMA_VERSION:
+            return None
+        if entry.value.get("data", {}).get("data_version") != data_version:
             return None
         return entry
 
