@@ -177,6 +177,12 @@ def build_container(settings: Settings, *, rate_limit_storage: Storage | None = 
     login throttle counts in ``rate_limit_storage`` (the rate limit's; default: a new one)."""
     db = Database(settings.store_path)
     store = open_price_store(settings, db)
+    if settings.supabase_url is not None and settings.market_store_url is None:
+        logger.warning(
+            "prices are in this process's embedded store while the heatmap and user data are "
+            "shared through Supabase: set MARKET_STORE_URL so that every replica serves one "
+            "price data version (the heatmap's version check compares against this process's)"
+        )
     snapshot = Snapshot.load(settings.snapshot_dir)
     snapshot.seed(store)  # once per snapshot version: a current store of record is not re-seeded
     universe = snapshot.universe

@@ -33,6 +33,7 @@ READY_EXAMPLE: dict[str, Any] = {
         "stale_after_days": 4,
         "snapshot_date": "2024-06-21",
         "tickers": 499,
+        "store": "postgres",
     },
     "cache": {"backend": "embedded", "state": "ok", "entries": 12},
     "provider": {"name": "yfinance", "reachable": False},
@@ -138,6 +139,7 @@ def _readiness(container: Container, rate_limit_storage: RateLimitStorage) -> di
             "stale_after_days": container.prices.stale_after_days,
             "snapshot_date": container.snapshot.snapshot_date.isoformat(),
             "tickers": len(panel.tickers),
+            "store": container.store.backend,
         },
         "cache": cache_status,
         "provider": {

@@ -60,6 +60,8 @@ class PostgresPriceStore(PriceStore):
         (request paths ask for it on every call; another replica's ingest shows within it).
     """
 
+    backend = "postgres"
+
     def __init__(
         self,
         dsn: str,

@@ -24,7 +24,7 @@ import abc
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -91,6 +91,9 @@ class PriceStore(abc.ABC):
     A back end implements the primitives (metadata, the ingest log and commit, the reads);
     the conveniences below are written once on top of them.
     """
+
+    #: Which back end this is (``sqlite`` or ``postgres``), as /health reports it.
+    backend: ClassVar[str]
 
     # --- metadata and the ingest log -----------------------------------------------------
     @abc.abstractmethod
@@ -296,6 +299,8 @@ def panel_from_rows(
 
 class SqlitePriceStore(PriceStore):
     """The price store in the embedded SQLite database (WAL: readers run beside the writer)."""
+
+    backend = "sqlite"
 
     def __init__(self, db: Database) -> None:
         self.db = db

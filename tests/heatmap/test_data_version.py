@@ -248,3 +248,15 @@ def test_shards_computed_from_different_price_versions_are_refused(
     ):
         read_shards(tmp_path)
     assert heatmaps.read_window(252, "excess") is None  # nothing published
+
+
+def test_health_names_the_price_store_and_warns_of_prices_kept_apart_from_supabase(
+    served_by: tuple[TestClient, HeatmapStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    """With Supabase holding the heatmap and user data but prices in each process's embedded
+    store, replicas can serve different data versions: the start says so, naming the fix."""
+    client, heatmaps = served_by
+    assert client.get("/health").json()["data"]["store"] == "sqlite"
+    warned = [r for r in caplog.get_records("setup") if "MARKET_STORE_URL" in r.getMessage()]
+    shared = not isinstance(heatmaps, SQLiteHeatmapStore)
+    assert [r.levelname for r in warned] == (["WARNING"] if shared else [])

@@ -100,6 +100,7 @@ def test_the_api_answers_503_or_the_last_data_never_500(
         first = api.get("/factors/RELIANCE", params={"window": 126})
         assert first.status_code == 200
         version = first.json()["data"]["data_version"]
+        assert api.get("/health").json()["data"]["store"] == "postgres"
         _drop(supabase_stack, doomed_pg)
         time.sleep(1.1)  # past the store's version memo
 
