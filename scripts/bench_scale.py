@@ -53,9 +53,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from app.market.store import PriceStore
+    from app.market.universe import Universe
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
@@ -344,107 +348,78 @@ def build_pg_store(dsn: str, n_tickers: int, n_days: int) -> None:
         conn.execute("ANALYZE market_bars")
 
 
-def case_precompute(store_path: Path, n_tickers: int) -> dict[str, Any]:
-    from app.core.db import Database
-    from app.heatmap.job import HeatmapJob, JobOptions
-    from app.heatmap.store import SQLiteHeatmapStore
-    from app.market.panel import MODES
-    from app.market.store import SqlitePriceStore
+def _generated_universe(n_tickers: int) -> Universe:
     from app.market.universe import Company, Universe
 
-    universe = Universe(
+    return Universe(
         [Company(f"S{i:05d}", f"Company {i}", "Generated", f"GEN{i:09d}") for i in range(n_tickers)]
     )
-    prices_db = Database(store_path)
-    out_db = Database(store_path.with_name("heatmap.sqlite3"))
-    try:
-        job = HeatmapJob(
-            prices=SqlitePriceStore(prices_db),
-            heatmaps=SQLiteHeatmapStore(out_db),
-            universe=universe,
-            load_chunk=1000,
-            chunk_size=2000,
-        )
-        t0 = time.perf_counter()
-        result = job.run(JobOptions(windows=WINDOWS, modes=MODES))
-        wall = time.perf_counter() - t0
-    finally:
-        prices_db.close()
-        out_db.close()
-    return {
-        "wall_s": wall,
-        "status": result.status,
-        "rows": sum(o.completed for o in result.outcomes),
-    }
 
 
-def case_precompute_pg(dsn: str, n_tickers: int) -> dict[str, Any]:
-    """The whole precompute reading the PostgreSQL store of record."""
-    from app.core.db import Database
-    from app.heatmap.job import HeatmapJob, JobOptions
-    from app.heatmap.store import SQLiteHeatmapStore
-    from app.market.panel import MODES
-    from app.market.pg_store import PostgresPriceStore
-    from app.market.universe import Company, Universe
-
-    universe = Universe(
-        [Company(f"S{i:05d}", f"Company {i}", "Generated", f"GEN{i:09d}") for i in range(n_tickers)]
-    )
-    out_dir = Path(tempfile.mkdtemp(prefix="bench_scale_heatmap_"))
-    prices = PostgresPriceStore(dsn)
-    out_db = Database(out_dir / "heatmap.sqlite3")
-    try:
-        job = HeatmapJob(
-            prices=prices,
-            heatmaps=SQLiteHeatmapStore(out_db),
-            universe=universe,
-            load_chunk=1000,
-            chunk_size=2000,
-        )
-        t0 = time.perf_counter()
-        result = job.run(JobOptions(windows=WINDOWS, modes=MODES))
-        wall = time.perf_counter() - t0
-    finally:
-        prices.close()
-        out_db.close()
-    return {
-        "wall_s": wall,
-        "status": result.status,
-        "rows": sum(o.completed for o in result.outcomes),
-    }
-
-
-def case_precompute_shard(store_path: Path, n_tickers: int, shards: int = 4) -> dict[str, Any]:
-    """One shard (1 of ``shards``) of the sharded precompute: load, compute, shard file."""
+def _precompute(
+    prices: PriceStore, heatmap_path: Path, n_tickers: int, shards: int
+) -> dict[str, Any]:
+    """The whole precompute from ``prices`` into a SQLite heatmap store at ``heatmap_path``:
+    every (window, mode) when ``shards`` is 1, else shard 1 of ``shards`` with its file
+    written beside the heatmap store."""
     from app.core.db import Database
     from app.heatmap.job import HeatmapJob, JobOptions
     from app.heatmap.shards import Shard, write_shard
     from app.heatmap.store import SQLiteHeatmapStore
     from app.market.panel import MODES
-    from app.market.store import SqlitePriceStore
-    from app.market.universe import Company, Universe
 
-    universe = Universe(
-        [Company(f"S{i:05d}", f"Company {i}", "Generated", f"GEN{i:09d}") for i in range(n_tickers)]
-    )
-    prices_db = Database(store_path)
-    out_db = Database(store_path.with_name("heatmap.sqlite3"))
+    out_db = Database(heatmap_path)
+    options = JobOptions(windows=WINDOWS, modes=MODES)
     try:
         job = HeatmapJob(
-            prices=SqlitePriceStore(prices_db),
+            prices=prices,
             heatmaps=SQLiteHeatmapStore(out_db),
-            universe=universe,
+            universe=_generated_universe(n_tickers),
             load_chunk=1000,
+            chunk_size=2000,
         )
         t0 = time.perf_counter()
-        result, payload = job.run_shard(JobOptions(windows=WINDOWS, modes=MODES), Shard(1, shards))
-        assert payload is not None
-        write_shard(store_path.parent / "shards", payload)
+        if shards == 1:
+            result = job.run(options)
+        else:
+            result, payload = job.run_shard(options, Shard(1, shards))
+            assert payload is not None
+            write_shard(heatmap_path.parent / "shards", payload)
         wall = time.perf_counter() - t0
     finally:
-        prices_db.close()
         out_db.close()
-    return {"wall_s": wall, "status": result.status, "shard": f"1/{shards}"}
+    out: dict[str, Any] = {"wall_s": wall, "status": result.status}
+    if shards == 1:
+        out["rows"] = sum(o.completed for o in result.outcomes)
+    else:
+        out["shard"] = f"1/{shards}"
+    return out
+
+
+def case_precompute(store_path: Path, n_tickers: int, shards: int = 1) -> dict[str, Any]:
+    """The whole precompute (or one of ``shards``) reading the embedded SQLite store."""
+    from app.core.db import Database
+    from app.market.store import SqlitePriceStore
+
+    db = Database(store_path)
+    try:
+        return _precompute(
+            SqlitePriceStore(db), store_path.with_name("heatmap.sqlite3"), n_tickers, shards
+        )
+    finally:
+        db.close()
+
+
+def case_precompute_pg(dsn: str, n_tickers: int) -> dict[str, Any]:
+    """The whole precompute reading the PostgreSQL store of record."""
+    from app.market.pg_store import PostgresPriceStore
+
+    prices = PostgresPriceStore(dsn)
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench_scale_heatmap_") as out_dir:
+            return _precompute(prices, Path(out_dir) / "heatmap.sqlite3", n_tickers, shards=1)
+    finally:
+        prices.close()
 
 
 CASES = {
@@ -470,7 +445,7 @@ def child(case: str, n_tickers: int, n_days: int, store: str | None) -> None:
         out = case_precompute(Path(store), n_tickers)
     elif case == "precompute shard 1/4":
         assert store is not None
-        out = case_precompute_shard(Path(store), n_tickers)
+        out = case_precompute(Path(store), n_tickers, shards=4)
     elif case == "build store of record":
         assert store is not None
         t0 = time.perf_counter()
