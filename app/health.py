@@ -1,8 +1,9 @@
 """Liveness and readiness.
 
 Readiness is ``degraded`` (with a reason in plain words) when the data is stale, a backend
-runs on its fallback, or the served heatmap was computed from other prices than the store
-holds now (its ``data_version`` differs from the price store's).
+runs on its fallback, the price store of record does not answer (the last panel is served),
+or the served heatmap was computed from other prices than the store holds now (its
+``data_version`` differs from the price store's).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from app import __version__
 from app.container import Container
 from app.core.deps import provide
+from app.core.errors import ServiceError
 from app.core.ratelimit import RateLimitStorage, rate_limit_status
 from app.core.schemas import ErrorResponse
 
@@ -124,7 +126,15 @@ def _readiness(container: Container, rate_limit_storage: RateLimitStorage) -> di
             f"rate-limit storage {rate_limit['backend']} is unreachable; rate limit and login "
             "throttle count per process in memory"
         )
-    heatmap = _heatmap(container, container.store.data_version())
+    try:
+        price_version = container.store.data_version()
+    except ServiceError as exc:  # the store of record is down: the last panel is served
+        price_version = panel.version
+        reasons.append(
+            f"price store unavailable ({exc.message}); serving data version {panel.version} "
+            f"as of {as_of.isoformat()} from memory"
+        )
+    heatmap = _heatmap(container, price_version)
     behind = _heatmap_behind(heatmap)
     if behind is not None:
         reasons.append(behind)

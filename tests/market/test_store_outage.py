@@ -117,3 +117,11 @@ def test_the_api_answers_503_or_the_last_data_never_500(
         assert betas.status_code == 200
         assert betas.json()["data"]["data_version"] == version
         assert betas.headers["X-Data-Version"] == str(version)
+
+        health = api.get("/health")  # an outage is a reason, not a failed probe
+        assert health.status_code == 200
+        assert health.json()["status"] == "degraded"
+        assert any(
+            r.startswith("price store unavailable") and f"serving data version {version}" in r
+            for r in health.json()["reasons"]
+        ), health.json()["reasons"]
