@@ -24,7 +24,7 @@ from app.cache.base import CACHE_PURGE_INTERVAL_S, BetaCache, purge_job
 from app.cache.sqlite import SQLiteBetaCache
 from app.core.db import Database
 from app.core.errors import ServiceError
-from app.core.lease import JobLease, Lease, PostgresLease, SupabaseLease, process_owner
+from app.core.lease import JobLease, Lease, SupabaseLease, process_owner
 from app.core.ratelimit import build_rate_limit_storage
 from app.core.resilience import CircuitBreaker, StoreGuard
 from app.core.settings import Settings
@@ -43,15 +43,9 @@ from app.margin.sweep import LEASE_INTERVALS, LEASE_NAME, margin_sweep_job
 from app.market.actions import CorporateActionBook
 from app.market.history import MarketHistoryService
 from app.market.panel import MODES, PanelCache
-from app.market.pg_store import PostgresPriceStore
 from app.market.provider import MarketDataProvider
 from app.market.quotes import PriceReader, StockService
-from app.market.refresh import (
-    PRICE_REFRESH_LEASE,
-    PRICE_REFRESH_LEASE_S,
-    RefreshService,
-    price_refresh_job,
-)
+from app.market.refresh import RefreshService, price_refresh_job, refresh_lease
 from app.market.snapshot import Snapshot
 from app.market.store import PriceStore, open_price_store
 from app.market.tickers import TickerService
@@ -161,17 +155,6 @@ def _lease(
     return Lease(db, name, owner=process_owner(), ttl_seconds=ttl_seconds)
 
 
-def _refresh_lease(
-    store: PriceStore, db: Database, supabase: SupabaseConnection | None
-) -> JobLease:
-    """One price refresh at a time wherever the price store is shared: in the store of record
-    itself, else on Supabase, else per host (the embedded store is per host too)."""
-    owner, ttl = process_owner(), PRICE_REFRESH_LEASE_S
-    if isinstance(store, PostgresPriceStore):
-        return PostgresLease(store.pool, PRICE_REFRESH_LEASE, owner=owner, ttl_seconds=ttl)
-    return _lease(db, supabase, PRICE_REFRESH_LEASE, ttl)
-
-
 def build_container(settings: Settings, *, rate_limit_storage: Storage | None = None) -> Container:
     """Open the stores, seed the price store from the snapshot, and wire every domain; the
     login throttle counts in ``rate_limit_storage`` (the rate limit's; default: a new one)."""
@@ -241,14 +224,13 @@ def build_container(settings: Settings, *, rate_limit_storage: Storage | None = 
             settings, store=store, universe=universe, provider=provider
         )
 
-    refresh_lease = _refresh_lease(store, db, supabase)
     sweep_minutes = settings.margin_sweep_minutes or 0
     sweep_lease = _lease(db, supabase, LEASE_NAME, max(sweep_minutes, 1) * 60 * LEASE_INTERVALS)
     jobs = Jobs(
         heatmap=precompute_job(
             heatmap, make_heatmap_job, JobOptions(windows=PRESET_WINDOWS, modes=MODES)
         ),
-        price_refresh=price_refresh_job(make_refresh, refresh_lease),
+        price_refresh=price_refresh_job(make_refresh, refresh_lease(store)),
         cache_purge=purge_job(cache, current_as_of=lambda: panels.get().as_of),
         margin_sweep=margin_sweep_job(margin, margin_repo, sweep_lease),
         margin_sweep_lease=sweep_lease,

@@ -274,10 +274,13 @@ def refresh_prices(
             "--refresh-data needs app.market.refresh.RefreshService, which this build does "
             "not have; run without --refresh-data to use the stored prices"
         ) from exc
+    from app.core.lease import holding
+
     tickers = list(dict.fromkeys([*symbols, *FACTOR_PROXIES]))
     stored = set(store.last_dates(tickers))
     service = refresh.RefreshService.from_settings(settings, store=store, universe=universe)
-    report = service.refresh(tickers)
+    with holding(refresh.refresh_lease(store), "price refresh"):
+        report = service.refresh(tickers)
     print(report.summary())
     for ticker, reason in sorted(report.failed.items())[:MAX_LISTED_FAILURES]:
         known = "" if ticker in stored else " (no stored prices either: expected)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Delta-fetch daily closes from the live provider (yfinance) into the embedded price store.
+"""Delta-fetch daily closes from the live provider (yfinance) into the price store.
 
 Usage::
 
@@ -17,7 +17,9 @@ Exit codes:
     0  every ticker is up to date or was fetched
     1  partial: some tickers failed (listed with reasons); the others were stored
     2  usage error
-    3  total failure: every ticker that needed data failed (e.g. the provider is unreachable)
+    3  total failure: every ticker that needed data failed (e.g. the provider is unreachable),
+       or another process is refreshing the same store (it holds the price-refresh lease:
+       the in-app job, another run of this script, compute_heatmap.py --refresh-data)
 """
 
 from __future__ import annotations
@@ -104,9 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from app.core.db import Database
     from app.core.errors import ServiceError
+    from app.core.lease import holding
     from app.core.logging import configure_logging
     from app.core.settings import Settings
-    from app.market.refresh import RefreshService
+    from app.market.refresh import RefreshService, refresh_lease
     from app.market.snapshot import Snapshot
     from app.market.store import PriceStore, open_price_store
 
@@ -128,7 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             service = RefreshService.from_settings(
                 settings, store=store, universe=universe, **options
             )
-            report = service.refresh(tickers, end=args.end)
+            with holding(refresh_lease(store), "price refresh"):
+                report = service.refresh(tickers, end=args.end)
         except ServiceError as exc:
             print(f"error: {exc.message}", file=sys.stderr)
             return EXIT_FAILED

@@ -9,15 +9,17 @@ expires by itself when its holder dies; its holder renews it by acquiring it aga
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import KW_ONLY, dataclass
 from typing import Any, Protocol
 
 from app.core.db import Database
+from app.core.errors import Conflict
 from app.core.supabase import SupabaseConnection, call
 
 
@@ -58,6 +60,8 @@ class Lease:
 
 class JobLease(Protocol):
     """A single-runner lease."""
+
+    name: str
 
     def acquire(self) -> bool:
         """Take or renew the lease; False while another owner holds it."""
@@ -119,3 +123,22 @@ class PostgresLease:
         """Give the lease up if this owner holds it."""
         with self.pool.connection() as conn:
             conn.execute("SELECT public.release_lease(%s, %s)", (self.name, self.owner))
+
+
+class LeaseHeld(Conflict, code="lease_held"):
+    """Another process holds the lease of the job asked for."""
+
+
+@contextlib.contextmanager
+def holding(lease: JobLease, what: str) -> Iterator[None]:
+    """Run the block holding ``lease``; :class:`LeaseHeld` (naming ``what``) at once when
+    another owner holds it. The lease is given up at the end, also on an error."""
+    if not lease.acquire():
+        raise LeaseHeld(
+            f"Another process is running the {what} (it holds the {lease.name!r} lease); "
+            "try again when it has finished."
+        )
+    try:
+        yield
+    finally:
+        lease.release()

@@ -24,7 +24,7 @@ from app.core.errors import DataUnavailable
 from app.factors.service import PARAM_NAMES, PERIODS_PER_YEAR, default_min_nobs
 from app.heatmap.models import HeatmapRow, TickerFailure
 from app.market.factors import FACTOR_NAMES, FACTOR_PROXIES
-from app.market.panel import MODES, ReturnsPanel, build_panel
+from app.market.panel import MODES, ReturnsPanel, build_panel, read_versioned
 from app.market.store import PriceStore
 from app.market.universe import Universe
 
@@ -163,14 +163,14 @@ def load_panel(
     symbols = list(universe.symbols if symbols is None else symbols)
     if chunk_size is None or len(symbols) <= chunk_size:
         wanted = list(dict.fromkeys([*FACTOR_PROXIES, *symbols])) if subset else None
-        wide = store.read_wide(wanted, end=as_of)
+        wide, version = read_versioned(store, lambda: store.read_wide(wanted, end=as_of))
         if wide.empty:
             when = f" on or before {as_of}" if as_of else ""
             raise DataUnavailable(f"The price store holds no closes{when}.")
-        return build_panel(wide, symbols, version=store.data_version())
+        return build_panel(wide, symbols, version=version)
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
-    version = store.data_version()
+    version = store.data_version(fresh=True)
     stored = set(store.tickers())
     wanted = [s for s in dict.fromkeys(symbols) if s in stored]
     if not wanted:
@@ -203,7 +203,7 @@ def load_panel(
         last_dates.update(part.last_price_date)
     if panel is None:  # pragma: no cover - wanted is not empty
         raise DataUnavailable("The price store holds no closes.")
-    if store.data_version() != version:
+    if store.data_version(fresh=True) != version:
         raise DataUnavailable("The price store changed while it was read; run again.")
     n = len(tickers)
     return replace(

@@ -12,7 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -24,6 +26,7 @@ from app.market.factors import FACTOR_PROXIES
 from app.market.store import PriceStore
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MODES = ("excess", "raw")
 DEFAULT_MODE = "excess"
@@ -191,6 +194,21 @@ def point_in_time(panel: ReturnsPanel, as_of: dt.date, window: int) -> ReturnsPa
     return panel.until(as_of)
 
 
+def read_versioned(store: PriceStore, read: Callable[[], T], *, attempts: int = 3) -> tuple[T, int]:
+    """``read()`` and the data version of what it read.
+
+    The version is asked of the database (past any memo) before and after the read; commits
+    are atomic and versions only grow, so when both agree the read saw exactly that version.
+    A commit in between reads again; a store that keeps changing is a 503 to retry.
+    """
+    for _ in range(attempts):
+        before = store.data_version(fresh=True)
+        value = read()
+        if store.data_version(fresh=True) == before:
+            return value, before
+    raise DataUnavailable("The price store changed while it was read; retry.")
+
+
 class PanelCache:
     """Holds the current :class:`ReturnsPanel`, rebuilding it when the store's version moves."""
 
@@ -244,7 +262,9 @@ class PanelCache:
                 return self._panel
             # Only the universe and the proxies: the other index members of the bundled
             # history are read by :meth:`history` alone. Tickers without a close are absent.
-            wide = self.store.read_wide([*FACTOR_PROXIES, *self.stock_tickers])
+            wide, version = read_versioned(
+                self.store, lambda: self.store.read_wide([*FACTOR_PROXIES, *self.stock_tickers])
+            )
             wide = wide.dropna(axis=1, how="all")
             if wide.empty:
                 raise DataUnavailable(
@@ -270,8 +290,6 @@ class PanelCache:
             if not others:
                 self._history = current
                 return current
-            wide = self.store.read_wide()
-            self._history = build_panel(
-                wide, [*self.stock_tickers, *others], version=current.version
-            )
+            wide, version = read_versioned(self.store, self.store.read_wide)
+            self._history = build_panel(wide, [*self.stock_tickers, *others], version=version)
             return self._history

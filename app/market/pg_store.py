@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from app.core.errors import DatabaseUnavailable
+from app.core.lease import JobLease, PostgresLease
 from app.market.ingest import Bar, Committed, Ingest, IngestRecord, Rescale, Row, latest_day
 from app.market.store import Bound, PanelRows, PriceStore, Quote, Table, check_table
 
@@ -95,6 +96,9 @@ class PostgresPriceStore(PriceStore):
     def close(self) -> None:
         self.pool.close()
 
+    def lease(self, name: str, *, owner: str, ttl_seconds: float) -> JobLease:
+        return PostgresLease(self.pool, name, owner=owner, ttl_seconds=ttl_seconds)
+
     @contextlib.contextmanager
     def _connection(self, what: str) -> Iterator[Any]:
         """A pooled connection; a database that fails, is down or does not answer in time is a
@@ -140,9 +144,9 @@ class PostgresPriceStore(PriceStore):
             (key, value),
         )
 
-    def data_version(self) -> int:
+    def data_version(self, *, fresh: bool = False) -> int:
         memo, now = self._version, time.monotonic()
-        if memo is not None and now - memo[0] < self.version_ttl_s:
+        if memo is not None and not fresh and now - memo[0] < self.version_ttl_s:
             return memo[1]
         value = self._one("SELECT max(data_version) FROM market_ingests")
         version = 0 if value is None else int(value)

@@ -37,7 +37,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from app.core.errors import InvalidInput
-from app.core.lease import JobLease
+from app.core.lease import JobLease, LeaseHeld, holding, process_owner
 from app.core.settings import Settings
 from app.market.factors import FACTOR_PROXIES
 from app.market.ingest import Ingest, Rescale
@@ -382,15 +382,22 @@ def price_refresh_job(
     """
 
     def refresh() -> None:
-        if not lease.acquire():
-            logger.info("price refresh: another worker holds the lease")
-            return
         try:
-            report = make_service().refresh()
+            with holding(lease, "price refresh"):
+                report = make_service().refresh()
             logger.info("price refresh: %s", report.summary())
+        except LeaseHeld:
+            logger.info("price refresh: another worker holds the lease")
         except Exception:  # the scheduler thread must survive a bad run
             logger.exception("price refresh failed")
-        finally:
-            lease.release()
 
     return refresh
+
+
+def refresh_lease(store: PriceStore) -> JobLease:
+    """The lease every price refresh of ``store`` holds (the in-app job, refresh_prices.py,
+    compute_heatmap.py --refresh-data): kept where the prices are, so one refresh writes them
+    at a time on a host (embedded store) or across every replica and job (store of record)."""
+    return store.lease(
+        PRICE_REFRESH_LEASE, owner=process_owner(), ttl_seconds=PRICE_REFRESH_LEASE_S
+    )

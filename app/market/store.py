@@ -31,6 +31,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from app.core.db import Database, closes_table, register_migration
+from app.core.lease import JobLease, Lease
 from app.core.provenance import DataStamp, note
 from app.core.settings import Settings
 from app.market.ingest import Bar, Committed, Ingest, IngestRecord, Rescale, Row, latest_day
@@ -105,8 +106,9 @@ class PriceStore(abc.ABC):
         """Set a store metadata key."""
 
     @abc.abstractmethod
-    def data_version(self) -> int:
-        """A counter that increases with every committed write of adjusted closes."""
+    def data_version(self, *, fresh: bool = False) -> int:
+        """A counter that increases with every committed write of adjusted closes (``fresh``:
+        asked of the database now, past any memo a back end keeps for request paths)."""
 
     @abc.abstractmethod
     def ingests(self, *, limit: int = 20) -> list[IngestRecord]:
@@ -143,6 +145,12 @@ class PriceStore(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - a back end without resources has nothing to close
         """Release the back end's connections."""
+
+    @abc.abstractmethod
+    def lease(self, name: str, *, owner: str, ttl_seconds: float) -> JobLease:
+        """A single-runner lease kept where the prices are, so that it is shared by exactly
+        the processes that write this store (the embedded store's on its host, the store of
+        record's by every replica and job)."""
 
     # --- writes --------------------------------------------------------------------------
     @abc.abstractmethod
@@ -305,6 +313,9 @@ class SqlitePriceStore(PriceStore):
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    def lease(self, name: str, *, owner: str, ttl_seconds: float) -> JobLease:
+        return Lease(self.db, name, owner=owner, ttl_seconds=ttl_seconds)
+
     # --- metadata and the ingest log -----------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         row = (
@@ -322,7 +333,7 @@ class SqlitePriceStore(PriceStore):
                 (key, value),
             )
 
-    def data_version(self) -> int:
+    def data_version(self, *, fresh: bool = False) -> int:
         value = self.get_meta("data_version")
         return int(value) if value is not None else 0
 

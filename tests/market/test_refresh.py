@@ -355,3 +355,40 @@ def test_cli_offline_fails_every_ticker_and_writes_nothing(
     assert cli.main(["--tickers", " , "]) == cli.EXIT_USAGE
     assert cli.exit_code(failed=2, fetched=3, skipped=0) == cli.EXIT_PARTIAL
     assert cli.exit_code(failed=0, fetched=0, skipped=5) == cli.EXIT_OK
+
+
+def test_cli_waits_for_no_one_while_another_process_refreshes_the_store(
+    data_dir: Path,
+    frames: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The script takes the same lease as the in-app job: while another process holds it, the
+    run stops at once with exit 3 and writes nothing; once it is free, the run fetches."""
+    import app.market.yfinance_provider as provider_module
+    from app.market.refresh import refresh_lease
+
+    cli = _load_cli()
+    monkeypatch.chdir(data_dir)
+    monkeypatch.setenv("DATA_DIR", str(data_dir))
+    monkeypatch.setenv("MARKET_DATA_PROVIDER", "yfinance")
+    monkeypatch.setenv("LOG_LEVEL", "WARNING")
+    monkeypatch.setattr(
+        provider_module, "default_session", lambda: session_with(OfflineYahoo(frames))
+    )
+    db = Database(data_dir / "store.sqlite3")
+    store = SqlitePriceStore(db)
+    version = store.data_version()
+    app_job = refresh_lease(store)
+    assert app_job.acquire()
+
+    args = ["--tickers", "RELIANCE", "--end", "2024-07-31"]
+    assert cli.main(args) == cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "Another process is running the price refresh" in err
+    assert store.data_version() == version
+
+    app_job.release()
+    assert cli.main(args) == cli.EXIT_OK
+    assert store.data_version() == version + 1
+    db.close()

@@ -270,6 +270,19 @@ def test_a_refused_ingest_writes_nothing(store: PriceStore) -> None:
     assert len(store.ingests()) == 1
 
 
+def test_a_lease_is_kept_where_the_prices_are(store: PriceStore) -> None:
+    """The price refresh lease lives in the store it guards: one holder at a time among every
+    process that writes these prices (on PostgreSQL, every replica and job)."""
+    app = store.lease("price-refresh", owner="app-replica", ttl_seconds=60)
+    job = store.lease("price-refresh", owner="actions-job", ttl_seconds=60)
+    assert app.acquire() is True
+    assert app.acquire() is True  # its holder renews it
+    assert job.acquire() is False
+    app.release()
+    assert job.acquire() is True
+    job.release()
+
+
 def test_metadata_round_trip(store: PriceStore) -> None:
     assert store.get_meta("snapshot_fingerprint") is None
     store.set_meta("snapshot_fingerprint", "abc")
