@@ -364,6 +364,7 @@ def _precompute(
     written beside the heatmap store."""
     from app.core.db import Database
     from app.heatmap.job import HeatmapJob, JobOptions
+    from app.heatmap.publishing import DEFAULT_CHUNK_SIZE
     from app.heatmap.shards import Shard, write_shard
     from app.heatmap.store import SQLiteHeatmapStore
     from app.market.panel import MODES
@@ -376,7 +377,8 @@ def _precompute(
             heatmaps=SQLiteHeatmapStore(out_db),
             universe=_generated_universe(n_tickers),
             load_chunk=1000,
-            chunk_size=2000,
+            # Whole runs write checkpoints every 2,000 rows; a shard keeps the job's default.
+            chunk_size=2000 if shards == 1 else DEFAULT_CHUNK_SIZE,
         )
         t0 = time.perf_counter()
         if shards == 1:
