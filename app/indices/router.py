@@ -68,9 +68,10 @@ VariantQuery = Annotated[s.Variant, Query(description=s.VARIANT_DOC)]
 AsOfQuery = Annotated[
     dt.date | None,
     Query(
-        description="Answer from the data available at this date: the index is computed from "
-        "the closes up to it (a later close or correction never changes the answer); `end` "
-        "defaults to it and may not be later. Default: all stored data.",
+        description="Answer as of this date: the index is computed from the stored closes up "
+        "to it only, so a later close never changes the answer (a restatement of an earlier "
+        "close does; X-Data-Version names the data read). `end` defaults to it and may not be "
+        "later. Default: all stored data.",
         examples=["2023-06-30"],
     ),
 ]
