@@ -589,27 +589,23 @@ def _targets(results: dict[tuple[int, int, str], dict[str, Any]]) -> None:
             f"full statistics 2,000 x 1,250 all ends: {ours:.2f} s = {ours / pol:.2f} of "
             f"polars-ols params ({pol:.2f} s; target <= 0.5), peak {rss:.0f} MB (target < 1024)"
         )
-    wall = get(10000, 5000, "precompute", "wall_s")
-    rss = get(10000, 5000, "precompute", "peak_rss_mb")
-    if wall is not None and rss is not None:
-        checks.append(
-            f"precompute 10,000 x 5,000: {wall:.1f} s (target < 60), "
-            f"peak {rss:.0f} MB (target < 2048)"
-        )
-    wall = get(10000, 5000, "precompute (store of record)", "wall_s")
-    rss = get(10000, 5000, "precompute (store of record)", "peak_rss_mb")
-    if wall is not None and rss is not None:
-        checks.append(
-            f"precompute 10,000 x 5,000 from the PostgreSQL store of record: {wall:.1f} s "
-            f"(target < 60), peak {rss:.0f} MB (target < 2048)"
-        )
-    wall = get(10000, 5000, "precompute shard 1/4", "wall_s")
-    rss = get(10000, 5000, "precompute shard 1/4", "peak_rss_mb")
-    if wall is not None and rss is not None:
-        checks.append(
-            f"sharded precompute 10,000 x 5,000, one of 4 parallel shards: {wall:.1f} s, "
-            f"peak {rss:.0f} MB"
-        )
+    targets = " (target < 60), peak {rss:.0f} MB (target < 2048)"
+    for case, label in (
+        ("precompute", "precompute 10,000 x 5,000: {wall:.1f} s" + targets),
+        (
+            "precompute (store of record)",
+            "precompute 10,000 x 5,000 from the PostgreSQL store of record: {wall:.1f} s" + targets,
+        ),
+        (
+            "precompute shard 1/4",
+            "sharded precompute 10,000 x 5,000, one of 4 parallel shards: {wall:.1f} s, "
+            "peak {rss:.0f} MB",
+        ),
+    ):
+        wall = get(10000, 5000, case, "wall_s")
+        rss = get(10000, 5000, case, "peak_rss_mb")
+        if wall is not None and rss is not None:
+            checks.append(label.format(wall=wall, rss=rss))
     rss = get(10000, 5000, "ours rolling/21", "peak_rss_mb")
     if rss is not None:
         checks.append(
