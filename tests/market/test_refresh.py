@@ -14,7 +14,7 @@ import pytest
 
 from app.core.db import Database
 from app.core.errors import InvalidInput
-from app.market.refresh import MARKET_TZ, RefreshService, last_completed_session
+from app.market.refresh import MARKET_TZ, RefreshService, last_completed_session, refresh_lease
 from app.market.store import Bar, PriceStore, SqlitePriceStore
 from app.market.yfinance_provider import YFinanceProvider
 from tests.market.yahoo_fixtures import (
@@ -305,21 +305,30 @@ def _load_cli() -> Any:
     return module
 
 
+def _cli_environment(
+    monkeypatch: pytest.MonkeyPatch, data_dir: Path, provider: str, frames: Any = None
+) -> None:
+    """The script's environment: this data dir (and no stray .env), ``provider``, quiet logs;
+    with ``frames`` the live provider answers from them through the offline HTTP transport."""
+    import app.market.yfinance_provider as provider_module
+
+    monkeypatch.chdir(data_dir)
+    monkeypatch.setenv("DATA_DIR", str(data_dir))
+    monkeypatch.setenv("MARKET_DATA_PROVIDER", provider)
+    monkeypatch.setenv("LOG_LEVEL", "WARNING")
+    if frames is not None:
+        yahoo = OfflineYahoo(frames)
+        monkeypatch.setattr(provider_module, "default_session", lambda: session_with(yahoo))
+
+
 def test_cli_fetches_through_yfinance_and_prints_the_report(
     data_dir: Path,
     frames: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import app.market.yfinance_provider as provider_module
-
     cli = _load_cli()
-    yahoo = OfflineYahoo(frames)
-    monkeypatch.chdir(data_dir)  # no stray .env
-    monkeypatch.setenv("DATA_DIR", str(data_dir))
-    monkeypatch.setenv("MARKET_DATA_PROVIDER", "yfinance")
-    monkeypatch.setenv("LOG_LEVEL", "WARNING")
-    monkeypatch.setattr(provider_module, "default_session", lambda: session_with(yahoo))
+    _cli_environment(monkeypatch, data_dir, "yfinance", frames)
 
     code = cli.main(["--tickers", "RELIANCE,TCS,^NSEI", "--end", "2024-07-31", "--json"])
 
@@ -338,10 +347,7 @@ def test_cli_offline_fails_every_ticker_and_writes_nothing(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cli = _load_cli()
-    monkeypatch.chdir(data_dir)
-    monkeypatch.setenv("DATA_DIR", str(data_dir))
-    monkeypatch.setenv("MARKET_DATA_PROVIDER", "offline")
-    monkeypatch.setenv("LOG_LEVEL", "WARNING")
+    _cli_environment(monkeypatch, data_dir, "offline")
     db = Database(data_dir / "store.sqlite3")
     version = SqlitePriceStore(db).data_version()
     db.close()
@@ -357,7 +363,7 @@ def test_cli_offline_fails_every_ticker_and_writes_nothing(
     assert cli.exit_code(failed=0, fetched=0, skipped=5) == cli.EXIT_OK
 
 
-def test_cli_waits_for_no_one_while_another_process_refreshes_the_store(
+def test_cli_stops_at_once_while_another_process_refreshes_the_store(
     data_dir: Path,
     frames: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
@@ -365,17 +371,8 @@ def test_cli_waits_for_no_one_while_another_process_refreshes_the_store(
 ) -> None:
     """The script takes the same lease as the in-app job: while another process holds it, the
     run stops at once with exit 3 and writes nothing; once it is free, the run fetches."""
-    import app.market.yfinance_provider as provider_module
-    from app.market.refresh import refresh_lease
-
     cli = _load_cli()
-    monkeypatch.chdir(data_dir)
-    monkeypatch.setenv("DATA_DIR", str(data_dir))
-    monkeypatch.setenv("MARKET_DATA_PROVIDER", "yfinance")
-    monkeypatch.setenv("LOG_LEVEL", "WARNING")
-    monkeypatch.setattr(
-        provider_module, "default_session", lambda: session_with(OfflineYahoo(frames))
-    )
+    _cli_environment(monkeypatch, data_dir, "yfinance", frames)
     db = Database(data_dir / "store.sqlite3")
     store = SqlitePriceStore(db)
     version = store.data_version()
